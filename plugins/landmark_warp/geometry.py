@@ -1,0 +1,187 @@
+"""Where each expression parameter moves the face: target positions for groups of landmarks.
+
+Everything is computed in a face frame: the unit is the inter-ocular distance (IOD), x runs from the image-left
+eye to the image-right eye, y runs down the face. Features move as coherent groups with weights that vary
+smoothly along each group (a whole brow, the whole lip contour, the jaw with the chin), never point by point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# MediaPipe face-mesh indices. "a" is the eye on the image's left (the subject's right), "b" the other.
+LIPS_UPPER_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)
+LIPS_LOWER_OUTER = (146, 91, 181, 84, 17, 314, 405, 321, 375)
+LIPS_UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
+LIPS_LOWER_INNER = (95, 88, 178, 87, 14, 317, 402, 318, 324)
+MOUTH_CORNERS = (61, 291)
+BROW_A = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55)
+BROW_B = (300, 293, 334, 296, 336, 276, 283, 282, 295, 285)
+EYE_A_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
+EYE_A_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
+EYE_B_UPPER = (263, 466, 388, 387, 386, 385, 384, 398, 362)
+EYE_B_LOWER = (263, 249, 390, 373, 374, 380, 381, 382, 362)
+IRIS_A = (468, 469, 470, 471, 472)
+IRIS_B = (473, 474, 475, 476, 477)
+NOSE = (1, 4, 6, 168, 197, 2, 98, 327, 129, 358)
+CHEEK_A = (50, 205, 187, 123, 101, 36)
+CHEEK_B = (280, 425, 411, 352, 330, 266)
+CHIN = (18, 200, 199, 175, 152, 148, 176, 377, 400, 83, 313, 201, 421)
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
+             148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+
+
+@dataclass(frozen=True)
+class FaceFrame:
+    """The face's own axes: origin between the eyes, unit vectors `ex` (across) and `ey` (down), `iod` px."""
+
+    origin: np.ndarray
+    ex: np.ndarray
+    ey: np.ndarray
+    iod: float
+
+    def local(self, points: np.ndarray) -> np.ndarray:
+        """Image points (N, 2) in face units."""
+        rel = points[:, :2] - self.origin
+        return np.stack([rel @ self.ex, rel @ self.ey], axis=1) / self.iod
+
+    def to_image(self, offsets: np.ndarray) -> np.ndarray:
+        """Offsets (N, 2) in face units as image-pixel offsets."""
+        return (offsets[:, :1] * self.ex + offsets[:, 1:2] * self.ey) * self.iod
+
+
+def face_frame(landmarks: np.ndarray) -> FaceFrame:
+    """The face frame of a 478-point landmark set."""
+    eye_a = landmarks[[33, 133], :2].mean(axis=0)
+    eye_b = landmarks[[362, 263], :2].mean(axis=0)
+    across = eye_b - eye_a
+    iod = float(np.linalg.norm(across)) or 1.0
+    ex = across / iod
+    ey = np.array([-ex[1], ex[0]])
+    return FaceFrame((eye_a + eye_b) / 2, ex, ey, iod)
+
+
+def _clip01(values: np.ndarray) -> np.ndarray:
+    return np.clip(values, 0.0, 1.0)
+
+
+def expression_offsets(landmarks: np.ndarray, params: dict[str, float], frame: FaceFrame,
+                       include_inner: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Control landmarks (indices) and their offsets in face units for everything but rotation and the eyes.
+
+    The eyes' lids and irises are not moved here: closing lids and moving irises are done by the eye stage.
+    """
+    local = frame.local(landmarks)
+    ids: list[int] = []
+    moves: list[np.ndarray] = []
+
+    def add(indices: tuple[int, ...], offsets: np.ndarray) -> None:
+        ids.extend(indices)
+        moves.append(offsets)
+
+    # Mouth frame: side position s in [-1, 1] from the centre line to each corner.
+    corner_a, corner_b = local[MOUTH_CORNERS[0]], local[MOUTH_CORNERS[1]]
+    centre_x = (corner_a[0] + corner_b[0]) / 2
+    half_width = max(0.15, abs(corner_b[0] - corner_a[0]) / 2)
+    mouth_y = (local[13, 1] + local[14, 1]) / 2
+    chin_y = max(local[152, 1], mouth_y + 0.3)
+
+    smile, eee, woo, aaa = params["smile"], params["eee"] / 15.0, params["woo"] / 15.0, params["aaa"]
+    jaw = 0.55 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
+    press = max(0.0, -aaa) / 30.0
+
+    def lip_offsets(indices: tuple[int, ...], upper: bool, inner: bool) -> np.ndarray:
+        pts = local[list(indices)]
+        side = np.clip((pts[:, 0] - centre_x) / half_width, -1.0, 1.0)
+        reach, sign, middle = np.abs(side), np.sign(side), 1.0 - np.abs(side) ** 2
+        dx = np.zeros(len(indices))
+        dy = np.zeros(len(indices))
+        # smile: corners up and out, the whole contour following them with the side position.
+        dx += sign * 0.13 * smile * reach
+        dy += -0.20 * smile * reach ** 1.6 + (0.0 if upper else 0.03 * max(smile, 0.0) * middle)
+        # eee: corners out, lips flatten.
+        dx += sign * 0.10 * eee * reach
+        dy += (0.025 if upper else -0.025) * eee * middle
+        # woo: corners in, lips round and push out; a small round opening between them.
+        dx += -sign * 0.14 * woo * reach
+        dy += (-0.04 if upper else 0.05) * woo * middle
+        if inner and woo > 0:
+            dy += (-0.025 if upper else 0.035) * woo * middle
+        # aaa > 0: the jaw carries the lower lip down, the corners follow half-way, the upper lip lifts a little.
+        if upper:
+            dy += -(0.10 if inner else 0.06) * jaw * middle + 0.40 * jaw * reach ** 3
+        else:
+            dy += jaw * (0.40 + 0.60 * middle)
+        dx += -sign * 0.10 * jaw * reach
+        # aaa < 0: lips pressed together and thinned.
+        if not inner:
+            dy += (0.05 if upper else -0.06) * press * middle
+        dx += -sign * 0.03 * press * reach
+        return np.stack([dx, dy], axis=1)
+
+    add(LIPS_UPPER_OUTER, lip_offsets(LIPS_UPPER_OUTER, True, False))
+    add(LIPS_LOWER_OUTER, lip_offsets(LIPS_LOWER_OUTER, False, False))
+    if include_inner:
+        add(LIPS_UPPER_INNER, lip_offsets(LIPS_UPPER_INNER, True, True))
+        add(LIPS_LOWER_INNER, lip_offsets(LIPS_LOWER_INNER, False, True))
+
+    # Chin and jaw: follow the jaw drop by how far below the mouth they are; the mentalis lifts a pressed chin.
+    chin_pts = local[list(CHIN)]
+    below = _clip01((chin_pts[:, 1] - mouth_y) / (chin_y - mouth_y))
+    add(CHIN, np.stack([np.zeros(len(CHIN)), jaw * (0.85 + 0.15 * below) - 0.03 * press * below
+                        + 0.02 * max(smile, 0) * below], axis=1))
+
+    # Face oval: the part below the mouth swings with the jaw (less towards the ears); the rest holds.
+    oval_ids = tuple(i for i in FACE_OVAL if i not in CHIN)
+    oval = local[list(oval_ids)]
+    low = _clip01((oval[:, 1] - mouth_y + 0.15) / (chin_y - mouth_y + 0.15))
+    sideways = _clip01(1.0 - np.abs(oval[:, 0] - centre_x) / 1.1)
+    add(oval_ids, np.stack([-(oval[:, 0] - centre_x) * 0.04 * jaw * low,
+                             jaw * low ** 1.5 * (0.35 + 0.65 * sideways)], axis=1))
+
+    # Cheeks lift with a smile (and with a wink on that side), drop a little with an open jaw.
+    for cheek, side in ((CHEEK_A, -1.0), (CHEEK_B, 1.0)):
+        lift = 0.09 * smile + (0.05 * params["wink"] / 25.0 if side > 0 else 0.0)
+        add(cheek, np.tile([side * 0.03 * smile, -lift + 0.12 * jaw], (len(cheek), 1)))
+
+    # Brows: raised as a whole; lowered, they also draw together and the inner ends drop most.
+    raise_by = max(0.0, params["eyebrow"]) / 15.0
+    lower_by = max(0.0, -params["eyebrow"]) / 10.0
+    for brow in (BROW_A, BROW_B):
+        pts = local[list(brow)]
+        inner = _clip01(1.3 - 1.4 * np.abs(pts[:, 0]))
+        dx = -np.sign(pts[:, 0]) * 0.07 * lower_by * inner
+        dy = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.10 + 0.08 * inner)
+        add(brow, np.stack([dx, dy], axis=1))
+
+    # Anchors: the nose and the eye corners hold the middle of the face still.
+    add(NOSE, np.zeros((len(NOSE), 2)))
+    add((33, 133, 362, 263, 159, 145, 386, 374), np.zeros((8, 2)))
+    return np.array(ids), np.concatenate(moves)
+
+
+def rotation_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:
+    """3D rotation in image axes (x right, y down, z into the picture), from the parameters in degrees.
+
+    Positive yaw turns the face towards the image's right, positive pitch nods the chin down, positive roll
+    tilts the head clockwise in the picture.
+    """
+    p, y, r = (math.radians(v) for v in (pitch, yaw, roll))
+    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
+    ry = np.array([[math.cos(y), 0, -math.sin(y)], [0, 1, 0], [math.sin(y), 0, math.cos(y)]])
+    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def rotate_points(points3d: np.ndarray, pivot: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Rotate (N, 3) points about `pivot`; returns the new (N, 2) image positions."""
+    return ((points3d - pivot) @ matrix.T + pivot)[:, :2]
+
+
+def head_pivot(landmarks: np.ndarray, iod: float) -> np.ndarray:
+    """The point the head turns about: behind the middle of the face, about where the neck meets the skull."""
+    centre = landmarks[:, :3].mean(axis=0)
+    return centre + np.array([0.0, 0.25 * iod, 1.2 * iod])

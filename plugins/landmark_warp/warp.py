@@ -1,0 +1,402 @@
+"""The landmark-warp renderer: one smooth backward displacement field per face, and what a warp cannot make.
+
+Per face, on a crop around it:
+1. irises are moved inside the eye opening (the white filled in behind them) in the source;
+2. a thin-plate spline through the moved landmark groups, held still by a ring of anchors around the face and
+   faded to zero before the crop's edge, gives a dense backward field on a coarse grid, upsampled;
+3. the eyelids' own field slides the lid skin over the eye (the eyeball is not squashed);
+4. one `cv2.remap` renders the crop; an opening mouth gets its cavity and teeth painted; the crop goes back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from plugins.landmark_warp import geometry as geo
+
+# The anchor ring and the fade, as ellipses around the face centre (lowered, so an opening jaw has room).
+RING_RADII = (1.45, 1.7)  # in face half-sizes (x, y)
+RING_DROP = 0.25  # the ellipses' centre sits this many half-heights below the face centre
+FADE_START, FADE_END = 1.1, 1.6  # in ring radii
+TPS_REGULARISATION = 1e-3
+
+
+@dataclass(frozen=True)
+class FaceRegion:
+    """The centre of the anchor ring, the face's half-size in pixels, and the crop [x0, y0, x1, y1) that bounds
+    all change."""
+
+    centre: np.ndarray
+    half: np.ndarray
+    crop: tuple[int, int, int, int]
+
+
+def face_region(landmarks: np.ndarray, width: int, height: int) -> FaceRegion:
+    """Where a face's edit may reach, clipped to the image."""
+    low, high = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
+    half = np.maximum((high - low) / 2, 4.0)
+    centre = (low + high) / 2 + np.array([0.0, RING_DROP * half[1]])
+    reach = FADE_END * np.array(RING_RADII) * half
+    x0, y0 = np.floor(centre - reach).astype(int)
+    x1, y1 = np.ceil(centre + reach).astype(int) + 1
+    return FaceRegion(centre, half, (max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1))))
+
+
+def tps_fit(points: np.ndarray, values: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Thin-plate spline weights through `points` (N, 2) with `values` (N, 2); coordinates divided by `scale`."""
+    pts = points / scale
+    n = len(pts)
+    d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kernel = np.where(d2 > 0, 0.5 * d2 * np.log(d2), 0.0)
+    system = np.zeros((n + 3, n + 3))
+    system[:n, :n] = kernel + TPS_REGULARISATION * np.eye(n)
+    system[:n, n] = 1.0
+    system[:n, n + 1:] = pts
+    system[n, :n] = 1.0
+    system[n + 1:, :n] = pts.T
+    rhs = np.zeros((n + 3, 2))
+    rhs[:n] = values
+    solution = np.linalg.lstsq(system, rhs, rcond=None)[0] if n < 4 else np.linalg.solve(system, rhs)
+    return pts, solution, scale
+
+
+def tps_eval(fit: tuple[np.ndarray, np.ndarray, float], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The spline at the grid xs (W,) x ys (H,): an (H, W, 2) array."""
+    pts, solution, scale = fit
+    gx, gy = np.meshgrid(xs / scale, ys / scale)
+    flat = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    d2 = ((flat[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kernel = np.where(d2 > 0, 0.5 * d2 * np.log(d2), 0.0)
+    n = len(pts)
+    out = kernel @ solution[:n] + solution[n] + flat @ solution[n + 1:]
+    return out.reshape(gx.shape + (2,))
+
+
+def _dedupe(targets: np.ndarray, sources: np.ndarray, min_distance: float) -> tuple[np.ndarray, np.ndarray]:
+    keep: list[int] = []
+    for index in range(len(targets)):
+        if all(np.hypot(*(targets[index] - targets[k])) >= min_distance for k in keep[-40:]):
+            keep.append(index)
+    return targets[keep], sources[keep]
+
+
+def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    """0 below edge0, 1 above edge1, a smooth S between."""
+    t = np.clip((x - edge0) / np.maximum(np.subtract(edge1, edge0), 1e-6), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+# ---------------------------------------------------------------------------------------------------- eyes
+
+@dataclass(frozen=True)
+class EyeShape:
+    """One eye in its own axes: corner `c0`, unit `axis` to the other corner, `normal` down, width in px,
+    and the upper and lower lid heights as functions of position along the axis (sampled)."""
+
+    c0: np.ndarray
+    axis: np.ndarray
+    normal: np.ndarray
+    width: float
+    u: np.ndarray
+    upper: np.ndarray
+    lower: np.ndarray
+
+
+def eye_shape(landmarks: np.ndarray, upper_ids: tuple[int, ...], lower_ids: tuple[int, ...],
+              down: np.ndarray) -> EyeShape:
+    """Describe one eye from its lid landmarks (each list from corner to corner)."""
+    c0, c1 = landmarks[upper_ids[0], :2], landmarks[upper_ids[-1], :2]
+    axis = c1 - c0
+    width = float(np.linalg.norm(axis)) or 1.0
+    axis = axis / width
+    normal = down - (down @ axis) * axis
+    normal = normal / (np.linalg.norm(normal) or 1.0)
+    u = np.linspace(0.0, width, 24)
+
+    def profile(ids: tuple[int, ...]) -> np.ndarray:
+        rel = landmarks[list(ids), :2] - c0
+        pu, pv = rel @ axis, rel @ normal
+        order = np.argsort(pu)
+        return np.interp(u, pu[order], pv[order])
+
+    upper, lower = profile(upper_ids), profile(lower_ids)
+    return EyeShape(c0, axis, normal, width, u, np.minimum(upper, lower), np.maximum(upper, lower))
+
+
+def eyelid_maps(eye: EyeShape, closure: float, widen: float, lower_lift: float,
+                xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where to read the lid and the eye for points (xs, ys), and how much of the lid covers each point.
+
+    Returns (lid_x, lid_y, eye_x, eye_y, lid_alpha). The skin above the upper lid slides down to the new lid
+    line (the lid layer); below that line the eye shows as it was, not squashed (the eye layer); the line
+    between them is anti-aliased.
+    """
+    rel_x, rel_y = xs - eye.c0[0], ys - eye.c0[1]
+    pu = rel_x * eye.axis[0] + rel_y * eye.axis[1]
+    pv = rel_x * eye.normal[0] + rel_y * eye.normal[1]
+    upper = np.interp(pu, eye.u, eye.upper)
+    lower = np.interp(pu, eye.u, eye.lower)
+    opening = lower - upper
+    meet = lower - 0.25 * opening  # where closed lids meet
+    new_upper = upper + closure * (meet - upper) - widen * 0.2 * opening
+    new_lower = lower + closure * (meet - lower) - lower_lift * (1 - closure) * opening
+    top, bottom = upper - 0.4 * eye.width, lower + 0.4 * eye.width
+    # Lid layer: the lash band just above the lid moves down whole; the skin above it stretches to follow.
+    band = 0.08 * eye.width
+    stretched = top + (pv - top) * (upper - band - top) / np.maximum(new_upper - band - top, 1e-3)
+    lid = np.where(pv < top, pv, np.where(pv < new_upper - band, stretched, upper - (new_upper - pv)))
+    lid = np.where(pv >= new_upper, upper - 1.0 + np.minimum(pv - new_upper, 1.0), lid)
+    # Eye layer: [new_upper, new_lower] reads the eye from where the lid now starts down to the lower lid.
+    start = np.maximum(new_upper, upper)
+    span = np.maximum(new_lower - new_upper, 1e-3)
+    seen = start + (pv - new_upper) * (lower - start) / span
+    below = lower + (pv - new_lower) * (bottom - lower) / np.maximum(bottom - new_lower, 1e-3)
+    eye_v = np.where(pv > bottom, pv, np.where(pv > new_lower, below, seen))
+    eye_v = np.where(pv < new_upper, np.minimum(pv, start), eye_v)
+    lid_alpha = 1.0 - smoothstep(new_upper - 0.6, new_upper + 0.6, pv)
+    lid_alpha = np.where(opening > 0.5, lid_alpha, 0.0)
+    lid_shift, eye_shift = lid - pv, eye_v - pv
+    return (xs + lid_shift * eye.normal[0], ys + lid_shift * eye.normal[1],
+            xs + eye_shift * eye.normal[0], ys + eye_shift * eye.normal[1], lid_alpha)
+
+
+def move_iris(image: np.ndarray, landmarks: np.ndarray, iris_ids: tuple[int, ...], upper_ids: tuple[int, ...],
+              lower_ids: tuple[int, ...], frame: geo.FaceFrame, gaze_x: float, gaze_y: float) -> None:
+    """Move one iris inside its eye opening, in place; the white of the eye is filled in where it was.
+
+    Positive `gaze_x` looks towards the image's right, positive `gaze_y` looks up (both in -1..1).
+    """
+    centre = landmarks[iris_ids[0], :2]
+    radius = float(np.mean(np.linalg.norm(landmarks[list(iris_ids[1:]), :2] - centre, axis=1)))
+    outline = np.concatenate([landmarks[list(upper_ids), :2], landmarks[list(lower_ids[::-1]), :2]])
+    eye_width = float(np.linalg.norm(landmarks[upper_ids[0], :2] - landmarks[upper_ids[-1], :2]))
+    if radius < 1.0 or eye_width < 4.0:
+        return
+    reach_x = 0.6 * max(0.0, eye_width / 2 - radius)
+    shift = frame.ex * gaze_x * reach_x - frame.ey * gaze_y * 0.4 * radius
+    x0, y0 = np.floor(outline.min(axis=0) - radius - 3).astype(int)
+    x1, y1 = np.ceil(outline.max(axis=0) + radius + 3).astype(int)
+    x0, y0 = max(0, int(x0)), max(0, int(y0))
+    x1, y1 = min(image.shape[1], int(x1)), min(image.shape[0], int(y1))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return
+    roi = image[y0:y1, x0:x1]
+    offset = np.array([x0, y0], dtype=np.float64)
+    opening = np.zeros(roi.shape[:2], np.uint8)
+    cv2.fillPoly(opening, [np.round((outline - offset) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+    ys, xs = np.mgrid[0:roi.shape[0], 0:roi.shape[1]].astype(np.float32)
+    distance = np.hypot(xs - (centre[0] - x0), ys - (centre[1] - y0))
+    inside = opening > 128
+    sclera = inside & (distance > radius * 1.15)
+    ring = inside & (distance > radius * 0.6) & (distance < radius * 0.95)
+    if sclera.sum() < 4 or ring.sum() < 4:
+        return
+    pixels = roi[sclera].astype(np.float32)
+    bright = pixels[pixels.sum(axis=1) >= np.median(pixels.sum(axis=1))]
+    sclera_colour = np.median(bright, axis=0)
+    iris_colour = np.median(roi[ring].astype(np.float32), axis=0)
+    # The eye without its iris: the iris disk filled with the white, shaded under the upper lid.
+    upper_edge = np.interp(xs, landmarks[list(upper_ids), 0] - x0, landmarks[list(upper_ids), 1] - y0) \
+        if landmarks[upper_ids[0], 0] < landmarks[upper_ids[-1], 0] else \
+        np.interp(xs, landmarks[list(upper_ids[::-1]), 0] - x0, landmarks[list(upper_ids[::-1]), 1] - y0)
+    shade = 0.75 + 0.25 * smoothstep(0.0, radius * 0.8, ys - upper_edge)
+    white = sclera_colour[None, None, :] * shade[..., None]
+    old_disk = (1.0 - smoothstep(radius * 1.05, radius * 1.3, distance))[..., None]
+    base = roi.astype(np.float32) * (1 - old_disk) + white * old_disk
+    # The iris: what was visible of it, the hidden part in its rim colour, moved by the gaze.
+    core = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # not the lashes at the rim
+    patch = np.where((core & (distance <= radius * 1.05))[..., None], roi.astype(np.float32), iris_colour)
+    move = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+    moved = cv2.warpAffine(patch.astype(np.float32), move, (roi.shape[1], roi.shape[0]), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+    # Only the part of the iris that was seen is pasted: no lashes or lid shadow travel with it.
+    seen = (core.astype(np.float32) * (1.0 - smoothstep(radius * 0.95, radius * 1.05, distance)))
+    iris_alpha = cv2.warpAffine(cv2.GaussianBlur(seen, (3, 3), 0), move, (roi.shape[1], roi.shape[0]),
+                                flags=cv2.INTER_LINEAR)[..., None]
+    eye = base * (1 - iris_alpha) + moved * iris_alpha
+    alpha = (cv2.GaussianBlur(opening, (3, 3), 0).astype(np.float32) / 255.0)[..., None]
+    roi[:] = np.clip(roi.astype(np.float32) * (1 - alpha) + eye * alpha, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------- mouth
+
+def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: geo.FaceFrame,
+                brightness: float, teeth: bool = True) -> None:
+    """Paint the inside of an open mouth (dark cavity, upper and lower teeth, tongue) between the inner lips.
+
+    `upper` and `lower` are the inner lip contours in image pixels, each from corner to corner.
+    """
+    polygon = np.concatenate([upper, lower[::-1]])
+    x0, y0 = np.floor(polygon.min(axis=0) - 2).astype(int)
+    x1, y1 = np.ceil(polygon.max(axis=0) + 2).astype(int)
+    x0, y0 = max(0, int(x0)), max(0, int(y0))
+    x1, y1 = min(image.shape[1], int(x1)), min(image.shape[0], int(y1))
+    if x1 - x0 < 3 or y1 - y0 < 2:
+        return
+    roi = image[y0:y1, x0:x1]
+    mask = np.zeros(roi.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round((polygon - [x0, y0]) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+    if not mask.any():
+        return
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    local = frame.local(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(roi.shape[:2] + (2,))
+    u, v = local[..., 0], local[..., 1]
+    up_local, low_local = frame.local(upper), frame.local(lower)
+    order_up, order_low = np.argsort(up_local[:, 0]), np.argsort(low_local[:, 0])
+    v_up = np.interp(u, up_local[order_up, 0], up_local[order_up, 1])
+    v_low = np.interp(u, low_local[order_low, 0], low_local[order_low, 1])
+    gap = np.maximum(v_low - v_up, 1e-3)
+    centre_u = (up_local[:, 0].min() + up_local[:, 0].max()) / 2
+    half = max(1e-3, (up_local[:, 0].max() - up_local[:, 0].min()) / 2)
+    side = np.clip(np.abs(u - centre_u) / half, 0, 1)
+    depth = 1.0 - 0.7 * side ** 2  # corners recede into shadow
+
+    cavity = np.empty(roi.shape, np.float32)
+    cavity[:] = np.array([22, 22, 52], np.float32)
+    cavity *= (0.6 + 0.4 * (1 - np.clip(np.abs((v - v_up) / gap - 0.5) * 2, 0, 1)))[..., None]
+    opening_iod = float(np.max(v_low - v_up)) if v_low.size else 0.0
+    # Tongue: a dark red mound at the bottom of a wide opening.
+    tongue = np.clip(1.0 - ((u - centre_u) / (0.55 * half)) ** 2 - ((v - v_low) / (0.35 * gap)) ** 2, 0, 1)
+    tongue *= smoothstep(0.12, 0.3, np.float32(opening_iod))
+    cavity = cavity * (1 - tongue[..., None]) + np.array([70, 72, 150], np.float32) * tongue[..., None] * 0.8
+    # Teeth: a band under the upper lip, a thinner one over the lower lip, with faint gaps between teeth.
+    upper_band = np.minimum(0.10, 0.4 * gap) * teeth
+    lower_band = np.minimum(0.07, 0.18 * gap) * smoothstep(0.15, 0.3, gap) * teeth
+    teeth_upper = (1.0 - smoothstep(upper_band * 0.75, upper_band, v - v_up)) * (upper_band > 0.005)
+    teeth_lower = (1.0 - smoothstep(lower_band * 0.7, lower_band, v_low - v)) * (lower_band > 0.005)
+    gaps = 1.0 - 0.12 * np.exp(-((((u - centre_u) / 0.09) % 1.0 - 0.5) / 0.06) ** 2)
+    shade = (1.0 - 0.3 * (v - v_up) / np.maximum(upper_band, 1e-3)).clip(0.6, 1.0) * (1.0 - 0.35 * side ** 2)
+    tooth = np.array([198, 214, 226], np.float32)
+    cavity = cavity * (1 - teeth_upper[..., None]) + (tooth * (gaps * shade)[..., None]) * teeth_upper[..., None]
+    cavity = cavity * (1 - teeth_lower[..., None]) + (tooth * 0.8 * gaps[..., None]) * teeth_lower[..., None]
+    cavity *= (depth * brightness)[..., None]
+    alpha = (cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32) / 255.0)[..., None]
+    roi[:] = np.clip(roi.astype(np.float32) * (1 - alpha) + cavity * alpha, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------- face
+
+def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]) -> None:
+    """Render `params` on one face of `image`, in place. `landmarks` is the face's (478, 3) array in pixels."""
+    height, width = image.shape[:2]
+    region = face_region(landmarks, width, height)
+    x0, y0, x1, y1 = region.crop
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return
+    source = image[y0:y1, x0:x1].copy()
+    offset = np.array([x0, y0], np.float64)
+    marks = landmarks.astype(np.float64).copy()
+    marks[:, :2] -= offset
+    frame = geo.face_frame(marks)  # in crop pixels
+
+    gaze_x, gaze_y = params["pupil_x"] / 15.0, params["pupil_y"] / 15.0
+    if gaze_x or gaze_y:
+        for iris, upper, lower in ((geo.IRIS_A, geo.EYE_A_UPPER, geo.EYE_A_LOWER),
+                                   (geo.IRIS_B, geo.EYE_B_UPPER, geo.EYE_B_LOWER)):
+            move_iris(source, marks, iris, upper, lower, frame, gaze_x, gaze_y)
+
+    # Targets of the landmark groups, then the head rotation of everything in 3D.
+    local = frame.local(marks)
+    inner_gap_src = float(local[14, 1] - local[13, 1])
+    ids_all, offsets_all = geo.expression_offsets(marks, params, frame, include_inner=True)
+    targets_all = marks[ids_all, :2] + frame.to_image(offsets_all)
+    rotation = geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], params["rotate_roll"])
+    rotating = bool(params["rotate_pitch"] or params["rotate_yaw"] or params["rotate_roll"])
+    pivot = geo.head_pivot(marks, frame.iod)
+    if rotating:
+        targets_all = geo.rotate_points(np.c_[targets_all, marks[ids_all, 2]], pivot, rotation)
+    mouth_13 = targets_all[list(ids_all).index(13)]
+    mouth_14 = targets_all[list(ids_all).index(14)]
+    inner_gap_dst = float(np.dot(mouth_14 - mouth_13, frame.ey)) / frame.iod
+    use_inner = max(inner_gap_src, inner_gap_dst) > 0.04
+    keep = [i for i, idx in enumerate(ids_all)
+            if use_inner or (idx not in geo.LIPS_UPPER_INNER and idx not in geo.LIPS_LOWER_INNER)]
+    # The eyes move only with the head here; their lids and irises have their own stages.
+    eye_ids = np.array(geo.EYE_A_UPPER + geo.EYE_A_LOWER[1:-1] + geo.EYE_B_UPPER + geo.EYE_B_LOWER[1:-1])
+    eye_targets = marks[eye_ids, :2]
+    if rotating:
+        eye_targets = geo.rotate_points(marks[eye_ids, :3], pivot, rotation)
+    angles = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    ring = region.centre - offset + np.array(RING_RADII) * region.half * np.stack([np.cos(angles), np.sin(angles)],
+                                                                                   axis=1)
+    position = {int(idx): i for i, idx in enumerate(ids_all)}
+    # A mouth that is already open keeps its teeth with the lips they belong to: the line midway between the
+    # inner lips goes up with the upper lip and down with the lower one, and the gap between is painted dark.
+    split = inner_gap_src > 0.04 and inner_gap_dst > inner_gap_src + 0.03
+    mid_targets, mid_sources = np.zeros((0, 2)), np.zeros((0, 2))
+    upper_mid = lower_mid = None
+    if split:
+        up_pos = [position[i] for i in geo.LIPS_UPPER_INNER[1:-1]]
+        low_pos = [position[i] for i in geo.LIPS_LOWER_INNER]
+        mid = (marks[ids_all[up_pos], :2] + marks[ids_all[low_pos], :2]) / 2
+        upper_mid = mid + (targets_all[up_pos] - marks[ids_all[up_pos], :2])
+        lower_mid = mid + (targets_all[low_pos] - marks[ids_all[low_pos], :2])
+        mid_targets = np.concatenate([upper_mid, lower_mid])
+        mid_sources = np.concatenate([mid, mid])
+    targets = np.concatenate([targets_all[keep], mid_targets, eye_targets, ring])
+    sources = np.concatenate([marks[ids_all[keep], :2], mid_sources, marks[eye_ids, :2], ring])
+    targets, sources = _dedupe(targets, sources, 0.012 * frame.iod)
+
+    crop_h, crop_w = source.shape[:2]
+    step = max(2.0, frame.iod / 9.0, max(crop_w, crop_h) / 72.0)
+    xs = np.linspace(0, crop_w - 1, max(2, int(math.ceil(crop_w / step)) + 1))
+    ys = np.linspace(0, crop_h - 1, max(2, int(math.ceil(crop_h / step)) + 1))
+    fit = tps_fit(targets, sources - targets, frame.iod)
+    coarse = tps_eval(fit, xs, ys).astype(np.float32)
+    field = cv2.resize(coarse, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)
+    grid_x, grid_y = np.meshgrid(np.arange(crop_w, dtype=np.float32), np.arange(crop_h, dtype=np.float32))
+    centre = region.centre - offset
+    radii = np.array(RING_RADII) * region.half
+    rho = np.sqrt(((grid_x - centre[0]) / radii[0]) ** 2 + ((grid_y - centre[1]) / radii[1]) ** 2)
+    fade = 1.0 - smoothstep(FADE_START, FADE_END, rho)
+    fade = fade.astype(np.float32)
+    map_x = grid_x + field[..., 0] * fade
+    map_y = grid_y + field[..., 1] * fade
+
+    warped = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    # Eyelids: composed after the head's field, in source space, over a small box around each eye.
+    closure_a = min(1.0, max(0.0, -params["blink"]) / 20.0)
+    closure_b = min(1.0, closure_a + params["wink"] / 25.0)
+    widen = max(0.0, params["blink"]) / 5.0
+    lift = 0.18 * max(0.0, params["smile"])
+    for upper, lower, closure in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER, closure_a),
+                                  (geo.EYE_B_UPPER, geo.EYE_B_LOWER, closure_b)):
+        if not (closure or widen or lift):
+            continue
+        eye = eye_shape(marks, upper, lower, frame.ey)
+        outline = marks[list(upper + lower), :2]
+        if rotating:
+            outline = np.concatenate([outline, geo.rotate_points(marks[list(upper + lower), :3], pivot, rotation)])
+        bx0, by0 = np.floor(outline.min(axis=0) - eye.width * 0.6).astype(int)
+        bx1, by1 = np.ceil(outline.max(axis=0) + eye.width * 0.6).astype(int)
+        bx0, by0, bx1, by1 = max(0, bx0), max(0, by0), min(crop_w, bx1), min(crop_h, by1)
+        if bx1 - bx0 < 2 or by1 - by0 < 2:
+            continue
+        sub_x, sub_y = map_x[by0:by1, bx0:bx1], map_y[by0:by1, bx0:bx1]
+        lid_x, lid_y, eye_x, eye_y, alpha = eyelid_maps(eye, closure, widen, lift, sub_x, sub_y)
+        lid_layer = cv2.remap(source, lid_x.astype(np.float32), lid_y.astype(np.float32), cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        eye_layer = cv2.remap(source, eye_x.astype(np.float32), eye_y.astype(np.float32), cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        alpha = alpha.astype(np.float32)[..., None]
+        warped[by0:by1, bx0:bx1] = np.clip(lid_layer * alpha + eye_layer * (1 - alpha), 0, 255).astype(np.uint8)
+
+    if inner_gap_dst > max(inner_gap_src + 0.03, 0.05):
+        upper_contour = targets_all[[position[i] for i in geo.LIPS_UPPER_INNER]]
+        lower_contour = targets_all[[position[i] for i in geo.LIPS_LOWER_INNER]]
+        if split:
+            upper_contour = np.concatenate([upper_contour[:1], upper_mid, upper_contour[-1:]])
+            lower_contour = lower_mid
+        lower_contour = np.concatenate([upper_contour[:1], lower_contour, upper_contour[-1:]])
+        lips = source[np.clip(np.round(marks[list(geo.LIPS_UPPER_OUTER), 1]).astype(int), 0, crop_h - 1),
+                      np.clip(np.round(marks[list(geo.LIPS_UPPER_OUTER), 0]).astype(int), 0, crop_w - 1)]
+        brightness = float(np.clip(lips.mean() / 140.0, 0.35, 1.1))
+        paint_mouth(warped, upper_contour, lower_contour, frame, brightness, teeth=not split)
+    image[y0:y1, x0:x1] = warped

@@ -1,0 +1,70 @@
+"""Shared test helpers: the CLI as a subprocess, the development photos, one landmarker per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "astronaut.png"
+CAT = ROOT / "tests" / "data" / "cat.png"
+PLUGIN_FIXTURES = ROOT / "tests" / "plugins_d"
+
+
+def faces_dir() -> Path | None:
+    """The development photos (../shared/faces beside the repo, or FACESYNTH_FACES_DIR)."""
+    folder = Path(os.environ.get("FACESYNTH_FACES_DIR", ROOT.parent / "shared" / "faces"))
+    return folder if folder.is_dir() else None
+
+
+@pytest.fixture
+def dev_faces() -> Path:
+    """The development photo folder; tests that need it are skipped where it is not laid out."""
+    folder = faces_dir()
+    if folder is None:
+        pytest.skip("the development photos (../shared/faces) are not here")
+    return folder
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a CLI run: no user settings, no key, no stray plugin folders."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("FACESYNTH_") and k not in ("SEGMIND_API_KEY",)}
+    env["XDG_CONFIG_HOME"] = str(ROOT / "tests" / "data" / "no-config")
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run `facesynth ARGS` as a subprocess, the way a user does."""
+    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env or clean_env(), cwd=cwd or ROOT, timeout=timeout)
+
+
+def json_lines(text: str) -> list[dict]:
+    """Parse JSON-lines output."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """stderr holds a one-line reason (no traceback) containing each fragment."""
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("facesynth:")]
+    assert lines, result.stderr
+    for fragment in fragments:
+        assert any(fragment in line for line in lines), (fragment, result.stderr)
+
+
+@pytest.fixture(scope="session")
+def landmarker():
+    """One still-image landmarker for the whole session (it takes a moment to start)."""
+    from engine.faces import Landmarker
+
+    with Landmarker() as instance:
+        yield instance

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.metadata
+import io
 import math
 import os
 import sys
@@ -98,11 +99,71 @@ def model_path(setting: str = "") -> Path:
                      "(or set landmarker_model to a face_landmarker.task file)")
 
 
+def _proto_fields(data: bytes):
+    """Walk the fields of a protobuf message: yields (number, wire type, value)."""
+    position = 0
+
+    def varint() -> int:
+        nonlocal position
+        result = shift = 0
+        while True:
+            byte = data[position]
+            position += 1
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return result
+
+    while position < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value: object = varint()
+        elif wire == 2:
+            length = varint()
+            value, position = data[position:position + length], position + length
+        elif wire == 5:
+            value, position = data[position:position + 4], position + 4
+        elif wire == 1:
+            value, position = data[position:position + 8], position + 8
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield number, wire, value
+
+
+def mirror_indices(model: bytes) -> np.ndarray:
+    """For each of the 478 landmarks, the index of its mirror image across the face's midline.
+
+    Read from the canonical face mesh inside the model bundle (exactly symmetric); the iris points, which it
+    lacks, are paired by their fixed order (centre, right, top, left, bottom).
+    """
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(model)) as bundle:
+        metadata = bundle.read("geometry_pipeline_metadata_landmarks.binarypb")
+    mesh = max((value for _, wire, value in _proto_fields(metadata) if wire == 2), key=len)
+    floats = [struct.unpack("<f", value)[0] for number, wire, value in _proto_fields(mesh)
+              if number == 3 and wire == 5]
+    vertices = np.array(floats, np.float64).reshape(-1, 5)[:, :3]
+    mirrored = vertices * np.array([-1.0, 1.0, 1.0])
+    distances = np.linalg.norm(vertices[None, :, :] - mirrored[:, None, :], axis=2)
+    mapping = list(distances.argmin(axis=1))
+    mapping += [473, 476, 475, 474, 477, 468, 471, 470, 469, 472]
+    return np.array(mapping, dtype=np.int64)
+
+
+def _mirror_name(name: str) -> str:
+    if "Left" in name:
+        return name.replace("Left", "Right")
+    return name.replace("Right", "Left")
+
+
 def pose_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in degrees from MediaPipe's facial transformation matrix.
 
-    Signs: yaw > 0 when the face turns to the image's right, pitch > 0 when it looks up, roll > 0 when the
-    head tilts clockwise in the image.
+    Signs follow the expression parameters: yaw > 0 when the face turns towards the image's right, pitch > 0
+    when the chin drops (looking down), roll > 0 when the head tilts clockwise in the image.
     """
     rotation = np.asarray(matrix, dtype=np.float64)[:3, :3]
     scale = np.linalg.norm(rotation[:, 0])
@@ -110,7 +171,7 @@ def pose_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
     pitch = math.degrees(math.atan2(rotation[2, 1], rotation[2, 2]))
     yaw = math.degrees(math.asin(max(-1.0, min(1.0, -rotation[2, 0]))))
     roll = math.degrees(math.atan2(rotation[1, 0], rotation[0, 0]))
-    return -yaw, pitch, -roll
+    return yaw, pitch, -roll
 
 
 def inter_ocular(landmarks: np.ndarray) -> float:
@@ -151,6 +212,7 @@ class Landmarker:
     def __init__(self, model: str = "", video: bool = False, max_faces: int = 8,
                  use_detector: bool = True) -> None:
         self._buffer = model_path(model).read_bytes()
+        self.mirror = mirror_indices(self._buffer)
         with quiet_native_stderr():
             import mediapipe as mp  # heavy import: only when a landmarker is made
             from mediapipe.tasks.python import vision
@@ -189,17 +251,23 @@ class Landmarker:
         self.close()
 
     def _faces_from(self, result: object, scale_x: float, scale_y: float, offset: tuple[float, float],
-                    width: int, height: int) -> list[Face]:
+                    width: int, height: int, mirrored: bool = False) -> list[Face]:
         faces = []
         for index, marks in enumerate(result.face_landmarks):
             points = np.array([(p.x, p.y, p.z) for p in marks], dtype=np.float32)
-            points[:, 0] = points[:, 0] * scale_x + offset[0]
-            points[:, 1] = points[:, 1] * scale_y + offset[1]
-            points[:, 2] = points[:, 2] * scale_x
             shapes = {c.category_name: float(c.score) for c in result.face_blendshapes[index]} \
                 if result.face_blendshapes else {}
             matrix = np.array(result.facial_transformation_matrixes[index]) \
                 if result.facial_transformation_matrixes else np.eye(4)
+            if mirrored:  # found in a flipped picture: flip back, and swap each landmark with its mirror
+                points[:, 0] = 1.0 - points[:, 0]
+                points = points[self.mirror]
+                shapes = {_mirror_name(name): score for name, score in shapes.items()}
+                flip = np.diag([-1.0, 1.0, 1.0, 1.0])
+                matrix = flip @ matrix @ flip
+            points[:, 0] = points[:, 0] * scale_x + offset[0]
+            points[:, 1] = points[:, 1] * scale_y + offset[1]
+            points[:, 2] = points[:, 2] * scale_x
             yaw, pitch, roll = pose_from_matrix(matrix)
             faces.append(Face(box=box_of(points, width, height), landmarks=points, blendshapes=shapes,
                               yaw=yaw, pitch=pitch, roll=roll, matrix=matrix, inter_ocular_px=inter_ocular(points)))
@@ -251,22 +319,31 @@ class Landmarker:
         return extra
 
     def _landmark_crop(self, image: np.ndarray, box: Sequence[float]) -> Face | None:
+        """Landmarks of the face in `box` (from yuface), found on a crop around it.
+
+        MediaPipe's own detector runs on the crop; it misses some three-quarter views that it finds in the
+        mirror image, so a miss is retried flipped, at a few crop sizes.
+        """
         if self._crop is None:
             with quiet_native_stderr():
                 self._crop = self._vision.FaceLandmarker.create_from_options(
                     self._options(self._vision.RunningMode.IMAGE, 1))
                 self._run(self._crop, np.zeros((64, 64, 3), np.uint8), None)
         height, width = image.shape[:2]
-        side = 2.2 * max(box[2], box[3])
         cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-        size = int(round(side))
-        crop = self._padded_crop(image, x0, y0, size)
-        work = 256 if size < 256 else size
-        resized = cv2.resize(crop, (work, work), interpolation=cv2.INTER_CUBIC) if work != size else crop
-        result = self._run(self._crop, cv2.cvtColor(resized, cv2.COLOR_BGR2RGB), None)
-        faces = self._faces_from(result, size, size, (x0, y0), width, height)
-        return faces[0] if faces else None
+        for factor, mirrored in ((2.2, False), (2.2, True), (3.0, True), (1.7, True)):
+            size = int(round(factor * max(box[2], box[3])))
+            x0, y0 = int(round(cx - size / 2)), int(round(cy - size / 2))
+            crop = cv2.cvtColor(self._padded_crop(image, x0, y0, size), cv2.COLOR_BGR2RGB)
+            if size != 256:
+                crop = cv2.resize(crop, (256, 256), interpolation=cv2.INTER_AREA if size > 256 else cv2.INTER_CUBIC)
+            if mirrored:
+                crop = np.ascontiguousarray(crop[:, ::-1])
+            faces = self._faces_from(self._run(self._crop, crop, None), size, size, (x0, y0), width, height,
+                                     mirrored=mirrored)
+            if faces:
+                return faces[0]
+        return None
 
     @staticmethod
     def _padded_crop(image: np.ndarray, x0: int, y0: int, size: int) -> np.ndarray:

@@ -76,6 +76,13 @@ def build_parser() -> ArgumentParser:
     analyze.add_argument("--draw", metavar="OUT_DIR", help="write each picture with landmarks and boxes drawn")
     analyze.add_argument("--faces", help="faces to report: all (default), largest, or numbers like 1,3")
     _common(analyze)
+
+    bench = commands.add_parser("bench", help="measure and print the speed figures")
+    bench.add_argument("--source", help="a face video (default: samples/face.mp4)")
+    bench.add_argument("--frames", type=int, default=150, help="frames to measure (default 150)")
+    bench.add_argument("--only", action="append", choices=("preprocess", "warp", "still"),
+                       help="run only this section (repeatable)")
+    _common(bench)
     return parser
 
 
@@ -259,7 +266,22 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return analyze_inputs(_inputs(args.inputs), settings, registry, args.json, args.draw)
 
 
-COMMANDS = {"plugins": cmd_plugins, "apply": cmd_apply, "analyze": cmd_analyze}
+def cmd_bench(args: argparse.Namespace) -> int:
+    """`facesynth bench`: per-stage timings measured on this machine."""
+    from engine import bench
+
+    settings = _settings(args)
+    if args.frames < 10:
+        raise UsageError("--frames must be at least 10")
+    registry = load_plugins(settings, args.plugins_dir)
+    sections = args.only or list(bench.SECTIONS)
+    results = bench.run(settings, registry, args.source, args.frames, sections,
+                        lambda name: None if args.json else print(f"measuring {name} ...", file=sys.stderr))
+    _emit(args, results, lambda: print(bench.render_text(results)))
+    return 0
+
+
+COMMANDS = {"plugins": cmd_plugins, "apply": cmd_apply, "analyze": cmd_analyze, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

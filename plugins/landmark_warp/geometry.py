@@ -24,12 +24,14 @@ EYE_A_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
 EYE_A_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
 EYE_B_UPPER = (263, 466, 388, 387, 386, 385, 384, 398, 362)
 EYE_B_LOWER = (263, 249, 390, 373, 374, 380, 381, 382, 362)
+EYE_A_ANCHORS = (33, 160, 158, 133, 153, 144)
+EYE_B_ANCHORS = (263, 387, 385, 362, 380, 373)
 IRIS_A = (468, 469, 470, 471, 472)
 IRIS_B = (473, 474, 475, 476, 477)
-NOSE = (1, 4, 6, 168, 197, 2, 98, 327, 129, 358)
+NOSE = (1, 6, 168, 2, 98, 327)
 CHEEK_A = (50, 205, 187, 123, 101, 36)
 CHEEK_B = (280, 425, 411, 352, 330, 266)
-CHIN = (18, 200, 199, 175, 152, 148, 176, 377, 400, 83, 313, 201, 421)
+CHIN = (18, 200, 175, 152, 148, 377, 83, 313, 201, 421)
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
              148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 
@@ -135,7 +137,7 @@ def expression_offsets(landmarks: np.ndarray, params: dict[str, float], frame: F
                         + 0.02 * max(smile, 0) * below], axis=1))
 
     # Face oval: the part below the mouth swings with the jaw (less towards the ears); the rest holds.
-    oval_ids = tuple(i for i in FACE_OVAL if i not in CHIN)
+    oval_ids = tuple(i for i in FACE_OVAL[::2] if i not in CHIN)
     oval = local[list(oval_ids)]
     low = _clip01((oval[:, 1] - mouth_y + 0.15) / (chin_y - mouth_y + 0.15))
     sideways = _clip01(1.0 - np.abs(oval[:, 0] - centre_x) / 1.1)
@@ -157,9 +159,8 @@ def expression_offsets(landmarks: np.ndarray, params: dict[str, float], frame: F
         dy = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.10 + 0.08 * inner)
         add(brow, np.stack([dx, dy], axis=1))
 
-    # Anchors: the nose and the eye corners hold the middle of the face still.
+    # Anchors: the nose holds the middle of the face still (the eyes are anchored by the renderer).
     add(NOSE, np.zeros((len(NOSE), 2)))
-    add((33, 133, 362, 263, 159, 145, 386, 374), np.zeros((8, 2)))
     return np.array(ids), np.concatenate(moves)
 
 

@@ -10,6 +10,7 @@ Per face, on a crop around it:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -21,8 +22,18 @@ from plugins.landmark_warp import geometry as geo
 # The anchor ring and the fade, as ellipses around the face centre (lowered, so an opening jaw has room).
 RING_RADII = (1.45, 1.7)  # in face half-sizes (x, y)
 RING_DROP = 0.25  # the ellipses' centre sits this many half-heights below the face centre
-FADE_START, FADE_END = 1.1, 1.6  # in ring radii
+FADE_START, FADE_END = 1.05, 1.45  # in ring radii
 TPS_REGULARISATION = 1e-3
+GRID_PER_IOD = 5.0  # coarse-grid nodes per inter-ocular distance; the field is upsampled bilinearly
+
+
+@functools.lru_cache(maxsize=8)
+def pixel_grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The identity map of a width x height image (cached: live frames repeat their crop sizes)."""
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid_x.setflags(write=False)
+    grid_y.setflags(write=False)
+    return grid_x, grid_y
 
 
 @dataclass(frozen=True)
@@ -46,15 +57,20 @@ def face_region(landmarks: np.ndarray, width: int, height: int) -> FaceRegion:
     return FaceRegion(centre, half, (max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1))))
 
 
+def _kernel(d2: np.ndarray) -> np.ndarray:
+    """The thin-plate kernel r^2 log r, from squared distances (0 at r = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(d2 > 0, 0.5 * d2 * np.log(np.maximum(d2, 1e-12)), 0.0).astype(d2.dtype)
+
+
 def tps_fit(points: np.ndarray, values: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, float]:
     """Thin-plate spline weights through `points` (N, 2) with `values` (N, 2); coordinates divided by `scale`."""
     pts = points / scale
     n = len(pts)
-    d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kernel = np.where(d2 > 0, 0.5 * d2 * np.log(d2), 0.0)
     system = np.zeros((n + 3, n + 3))
-    system[:n, :n] = kernel + TPS_REGULARISATION * np.eye(n)
+    squared = (pts ** 2).sum(1)
+    d2 = np.maximum(squared[:, None] + squared[None, :] - 2.0 * pts @ pts.T, 0.0)
+    system[:n, :n] = _kernel(d2) + TPS_REGULARISATION * np.eye(n)
     system[:n, n] = 1.0
     system[:n, n + 1:] = pts
     system[n, :n] = 1.0
@@ -66,24 +82,31 @@ def tps_fit(points: np.ndarray, values: np.ndarray, scale: float) -> tuple[np.nd
 
 
 def tps_eval(fit: tuple[np.ndarray, np.ndarray, float], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """The spline at the grid xs (W,) x ys (H,): an (H, W, 2) array."""
+    """The spline at the grid xs (W,) x ys (H,): an (H, W, 2) float32 array."""
     pts, solution, scale = fit
     gx, gy = np.meshgrid(xs / scale, ys / scale)
-    flat = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    d2 = ((flat[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kernel = np.where(d2 > 0, 0.5 * d2 * np.log(d2), 0.0)
+    flat = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+    centres = pts.astype(np.float32)
+    # |g - p|^2 = |g|^2 + |p|^2 - 2 g.p, as one matrix product
+    d2 = (flat ** 2).sum(1)[:, None] + (centres ** 2).sum(1)[None, :] - 2.0 * flat @ centres.T
     n = len(pts)
-    out = kernel @ solution[:n] + solution[n] + flat @ solution[n + 1:]
+    out = _kernel(np.maximum(d2, 0.0)) @ solution[:n].astype(np.float32)
+    out += solution[n].astype(np.float32) + flat @ solution[n + 1:].astype(np.float32)
     return out.reshape(gx.shape + (2,))
 
 
 def _dedupe(targets: np.ndarray, sources: np.ndarray, min_distance: float) -> tuple[np.ndarray, np.ndarray]:
-    keep: list[int] = []
-    for index in range(len(targets)):
-        if all(np.hypot(*(targets[index] - targets[k])) >= min_distance for k in keep[-40:]):
-            keep.append(index)
+    """Drop control points that land on top of an earlier one (the spline cannot take both)."""
+    squared = (targets ** 2).sum(1)
+    d2 = squared[:, None] + squared[None, :] - 2.0 * targets @ targets.T
+    keep = ~np.triu(d2 < min_distance ** 2, 1).any(axis=0)
     return targets[keep], sources[keep]
+
+
+def coarse_nodes(length: int, step: float) -> np.ndarray:
+    """Grid positions whose bilinear upsampling by `cv2.resize` to `length` pixels is exact."""
+    count = max(2, int(math.ceil(length / step)))
+    return (np.arange(count) + 0.5) * (length / count) - 0.5
 
 
 def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
@@ -318,11 +341,11 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     keep = [i for i, idx in enumerate(ids_all)
             if use_inner or (idx not in geo.LIPS_UPPER_INNER and idx not in geo.LIPS_LOWER_INNER)]
     # The eyes move only with the head here; their lids and irises have their own stages.
-    eye_ids = np.array(geo.EYE_A_UPPER + geo.EYE_A_LOWER[1:-1] + geo.EYE_B_UPPER + geo.EYE_B_LOWER[1:-1])
+    eye_ids = np.array(geo.EYE_A_ANCHORS + geo.EYE_B_ANCHORS)
     eye_targets = marks[eye_ids, :2]
     if rotating:
         eye_targets = geo.rotate_points(marks[eye_ids, :3], pivot, rotation)
-    angles = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    angles = np.linspace(0, 2 * np.pi, 14, endpoint=False)
     ring = region.centre - offset + np.array(RING_RADII) * region.half * np.stack([np.cos(angles), np.sin(angles)],
                                                                                    axis=1)
     position = {int(idx): i for i, idx in enumerate(ids_all)}
@@ -344,22 +367,30 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     targets, sources = _dedupe(targets, sources, 0.012 * frame.iod)
 
     crop_h, crop_w = source.shape[:2]
-    step = max(2.0, frame.iod / 9.0, max(crop_w, crop_h) / 72.0)
-    xs = np.linspace(0, crop_w - 1, max(2, int(math.ceil(crop_w / step)) + 1))
-    ys = np.linspace(0, crop_h - 1, max(2, int(math.ceil(crop_h / step)) + 1))
+    step = max(2.0, frame.iod / GRID_PER_IOD)
+    xs, ys = coarse_nodes(crop_w, step), coarse_nodes(crop_h, step)
     fit = tps_fit(targets, sources - targets, frame.iod)
-    coarse = tps_eval(fit, xs, ys).astype(np.float32)
-    field = cv2.resize(coarse, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)
-    grid_x, grid_y = np.meshgrid(np.arange(crop_w, dtype=np.float32), np.arange(crop_h, dtype=np.float32))
+    coarse = tps_eval(fit, xs, ys)
     centre = region.centre - offset
     radii = np.array(RING_RADII) * region.half
-    rho = np.sqrt(((grid_x - centre[0]) / radii[0]) ** 2 + ((grid_y - centre[1]) / radii[1]) ** 2)
-    fade = 1.0 - smoothstep(FADE_START, FADE_END, rho)
-    fade = fade.astype(np.float32)
-    map_x = grid_x + field[..., 0] * fade
-    map_y = grid_y + field[..., 1] * fade
+    node_x, node_y = np.meshgrid(xs, ys)
+    rho = np.sqrt(((node_x - centre[0]) / radii[0]) ** 2 + ((node_y - centre[1]) / radii[1]) ** 2)
+    coarse *= (1.0 - smoothstep(FADE_START, FADE_END, rho)).astype(np.float32)[..., None]
+    field = cv2.resize(coarse, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)
+    grid_x, grid_y = pixel_grid(crop_w, crop_h)
+    map_x = grid_x + field[..., 0]
+    map_y = grid_y + field[..., 1]
+    # Only the part of the crop that moves is resampled (a smile leaves the forehead where it was).
+    moving = np.abs(coarse).max(axis=2) > 0.02
+    if not moving.any():
+        moving[len(ys) // 2, len(xs) // 2] = True
+    rows, cols = np.nonzero(moving)
+    ax0, ax1 = int(max(0, xs[max(0, cols.min() - 1)])), int(min(crop_w, xs[min(len(xs) - 1, cols.max() + 1)] + 2))
+    ay0, ay1 = int(max(0, ys[max(0, rows.min() - 1)])), int(min(crop_h, ys[min(len(ys) - 1, rows.max() + 1)] + 2))
 
-    warped = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped = source.copy()
+    warped[ay0:ay1, ax0:ax1] = cv2.remap(source, map_x[ay0:ay1, ax0:ax1], map_y[ay0:ay1, ax0:ax1], cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REPLICATE)
 
     # Eyelids: composed after the head's field, in source space, over a small box around each eye.
     closure_a = min(1.0, max(0.0, -params["blink"]) / 20.0)

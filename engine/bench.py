@@ -1,0 +1,181 @@
+"""`facesynth bench`: the speed figures, measured here and printed (never asserted in tests).
+
+Sections: the pre-process stage on a 640x480 face video (video-mode landmarker), the landmark-warp stage
+alone per face on one core, and a 12-megapixel photo through the whole still pipeline.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from engine.config import APP_DIR, Settings
+from engine.errors import UsageError
+from engine.registry import Registry
+
+DEFAULT_VIDEO = APP_DIR / "samples" / "face.mp4"
+DEFAULT_PHOTO = APP_DIR / "samples" / "astronaut.png"
+
+
+def _summary(samples_s: list[float]) -> dict[str, float]:
+    values = np.array(samples_s) * 1000.0
+    return {"median": round(float(np.median(values)), 2), "p95": round(float(np.percentile(values, 95)), 2),
+            "count": len(values)}
+
+
+def read_frames(source: str | Path, limit: int) -> list[np.ndarray]:
+    """Up to `limit` frames of a video file, looping it if it is shorter."""
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise UsageError(f"cannot open video {source}")
+    frames: list[np.ndarray] = []
+    while len(frames) < limit:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    if not frames:
+        raise UsageError(f"{source} has no readable frames")
+    while len(frames) < limit:
+        frames += frames[: limit - len(frames)]
+    return frames
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "opencv": cv2.__version__}
+
+
+def bench_preprocess(frames: list[np.ndarray], model: str) -> dict[str, Any]:
+    """The pre-process stage as live mode runs it: video-mode landmarker plus smoothing, per frame."""
+    from engine.faces import Landmarker
+    from engine.smoothing import FaceSmoother
+
+    smoother = FaceSmoother()
+    times, found = [], 0
+    with Landmarker(model, video=True, max_faces=1) as landmarker:
+        for index, frame in enumerate(frames):
+            started = time.perf_counter()
+            faces = landmarker.detect(frame, int(index * 1000 / 30))
+            faces = smoother(faces, index / 30, frame.shape[1], frame.shape[0])
+            times.append(time.perf_counter() - started)
+            found += bool(faces)
+    return {"frames": len(frames), "frames_with_face": found, "ms": _summary(times[5:])}
+
+
+def bench_warp(frames: list[np.ndarray], registry: Registry, model: str) -> dict[str, Any]:
+    """The landmark-warp stage alone, per face, on one core (OpenCV limited to one thread)."""
+    from engine.faces import Landmarker
+    from plugins.landmark_warp.warp import edit_face
+
+    with Landmarker(model, video=True, max_faces=1) as landmarker:
+        faces = [landmarker.detect(frame, int(i * 1000 / 30)) for i, frame in enumerate(frames)]
+    results: dict[str, Any] = {}
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        for name in ("happy", "surprised", "angry", "sleepy"):
+            params = registry.expression([(name, 1.0)]).as_dict()
+            times = []
+            for frame, found in zip(frames, faces):
+                if not found:
+                    continue
+                output = frame.copy()
+                started = time.perf_counter()
+                edit_face(output, found[0].landmarks, params)
+                times.append(time.perf_counter() - started)
+            results[name] = _summary(times[3:])
+    finally:
+        cv2.setNumThreads(threads)
+    return results
+
+
+def bench_still(photo: Path, registry: Registry, settings: Settings, megapixels: float = 12.0,
+                repeats: int = 5) -> dict[str, Any]:
+    """A photo scaled to `megapixels` through pre-process, synthesize and render (no file I/O)."""
+    from engine.capture import Frame
+    from engine.pipeline import Pipeline
+
+    image = cv2.imread(str(photo))
+    scale = (megapixels * 1e6 / (image.shape[0] * image.shape[1])) ** 0.5
+    big = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)), interpolation=cv2.INTER_CUBIC)
+    expression = registry.expression([("happy", 1.0)])
+    pipeline = Pipeline(registry, settings)
+    stages: dict[str, list[float]] = {"preprocess": [], "synthesize": [], "render": [], "total": []}
+    try:
+        pipeline.process(Frame(big), expression, "landmark-warp")  # warm-up
+        for _ in range(repeats):
+            started = time.perf_counter()
+            outcome = pipeline.process(Frame(big), expression, "landmark-warp")
+            stages["total"].append(time.perf_counter() - started)
+            if outcome.error:
+                raise UsageError(f"still pipeline failed: {outcome.error}")
+            for name in ("preprocess", "synthesize", "render"):
+                stages[name].append(outcome.timings_ms[name] / 1000.0)
+    finally:
+        pipeline.close()
+    return {"size": f"{big.shape[1]}x{big.shape[0]}", "megapixels": round(big.shape[0] * big.shape[1] / 1e6, 1),
+            "ms": {name: _summary(values) for name, values in stages.items()}}
+
+
+SECTIONS: dict[str, str] = {"preprocess": "pre-process stage, 640x480 video, one face",
+                            "warp": "landmark-warp stage alone, per face, one core",
+                            "still": "12-megapixel photo through the whole still pipeline"}
+
+
+def run(settings: Settings, registry: Registry, source: str | None, frames: int, only: list[str],
+        progress: Callable[[str], None]) -> dict[str, Any]:
+    """Run the chosen sections and return their figures."""
+    video = Path(source) if source else DEFAULT_VIDEO
+    results: dict[str, Any] = {"machine": machine(), "source": str(video)}
+    clip = read_frames(video, frames)
+    if "preprocess" in only:
+        progress("pre-process")
+        results["preprocess"] = bench_preprocess(clip, settings.landmarker_model)
+    if "warp" in only:
+        progress("warp")
+        results["warp"] = bench_warp(clip, registry, settings.landmarker_model)
+    if "still" in only:
+        progress("still")
+        results["still"] = bench_still(DEFAULT_PHOTO, registry, settings)
+    results["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return results
+
+
+def render_text(results: dict[str, Any]) -> str:
+    """The figures as a short table for a terminal."""
+    lines = [f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
+             f"Python {results['machine']['python']}, OpenCV {results['machine']['opencv']}"]
+    if "preprocess" in results:
+        ms = results["preprocess"]["ms"]
+        lines.append(f"pre-process (640x480, video mode + smoothing): median {ms['median']} ms, p95 {ms['p95']} ms "
+                     f"({results['preprocess']['frames_with_face']}/{results['preprocess']['frames']} frames "
+                     f"with a face)")
+    if "warp" in results:
+        for name, ms in results["warp"].items():
+            lines.append(f"warp {name:<10} (per face, one core): median {ms['median']} ms, p95 {ms['p95']} ms")
+    if "still" in results:
+        ms = results["still"]["ms"]
+        lines.append(f"still {results['still']['size']} ({results['still']['megapixels']} MP): total median "
+                     f"{ms['total']['median']} ms (pre-process {ms['preprocess']['median']}, synthesize "
+                     f"{ms['synthesize']['median']}, render {ms['render']['median']})")
+    lines.append(f"peak memory: {results['peak_memory_mb']} MB")
+    return "\n".join(lines)

@@ -1,0 +1,208 @@
+"""The pre-process stage on real photos: every face found, landmarks on the features, smoothing in streams."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.errors import UsageError
+from engine.faces import Landmarker, mirror_indices, model_path, select_faces
+from engine.smoothing import FaceSmoother
+from tests.conftest import CAT, SAMPLE, json_lines, run_cli
+
+
+def annotated_faces(folder):
+    """Face boxes and inter-ocular distances from dlib's 68-point annotation files."""
+    faces = {}
+    for name in ("dlib_training_with_face_landmarks.xml", "dlib_testing_with_face_landmarks.xml"):
+        for image in ET.parse(folder / name).getroot().iter("image"):
+            boxes = []
+            for box in image.iter("box"):
+                parts = {int(p.get("name")): (float(p.get("x")), float(p.get("y"))) for p in box.iter("part")}
+                eye_a = np.mean([parts[i] for i in range(36, 42)], axis=0)
+                eye_b = np.mean([parts[i] for i in range(42, 48)], axis=0)
+                boxes.append(([float(box.get(k)) for k in ("left", "top", "width", "height")],
+                              float(np.linalg.norm(eye_a - eye_b))))
+            faces[image.get("file").split("/")[-1]] = boxes
+    return faces
+
+
+def test_every_face_of_20px_or_more_is_found(dev_faces, landmarker):
+    annotations = annotated_faces(dev_faces)
+    missed, checked = [], 0
+    for path in sorted(dev_faces.glob("*.[jp][pn]g")):
+        image = cv2.imread(str(path))
+        faces = landmarker.detect(image)
+        if "cat" in path.name:
+            assert faces == [], "the cat photo has no human face"
+            continue
+        wanted = [box for box, iod in annotations.get(path.name, []) if iod >= 20]
+        if path.name not in annotations:
+            wanted = [None]  # portraits: one face, large
+        for box in wanted:
+            checked += 1
+            if box is None:
+                ok = len(faces) >= 1
+            else:
+                cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+                ok = any(f.box[0] <= cx <= f.box[0] + f.box[2] and f.box[1] <= cy <= f.box[1] + f.box[3]
+                         for f in faces)
+            if not ok:
+                missed.append((path.name, box))
+    assert checked >= 25 and not missed, missed
+
+
+def test_group_photo_small_faces_come_from_the_crop_pass(dev_faces, landmarker):
+    image = cv2.imread(str(dev_faces / "dlib_2007_007763.jpg"))
+    assert len(landmarker.detect(image)) >= 6  # MediaPipe's own detector alone finds none here
+
+
+def test_landmarks_lie_on_the_features(landmarker):
+    image = cv2.imread(str(SAMPLE))
+    (face,) = landmarker.detect(image)
+    assert face.landmarks.shape == (478, 3) and len(face.blendshapes) >= 52
+    x, y, w, h = face.box
+    eye_a, eye_b = face.landmarks[468, :2], face.landmarks[473, :2]  # iris centres
+    mouth = face.landmarks[[13, 14], :2].mean(axis=0)
+    assert eye_a[0] < eye_b[0] and abs(eye_a[1] - eye_b[1]) < 0.15 * h
+    assert eye_a[1] < mouth[1] and x < mouth[0] < x + w
+    # the irises are dark, the skin between the eyes is light: the points sit on real features
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(float)
+    iris = np.mean([gray[int(p[1]), int(p[0])] for p in (eye_a, eye_b)])
+    skin = gray[int(face.landmarks[168, 1]), int(face.landmarks[168, 0])]
+    assert iris < skin - 40
+    assert 35 < face.inter_ocular_px < 50
+
+
+def test_large_photo_keeps_full_resolution_landmarks(landmarker):
+    image = cv2.imread(str(SAMPLE))
+    (small,) = landmarker.detect(image)
+    big = cv2.resize(image, None, fx=6, fy=6, interpolation=cv2.INTER_CUBIC)  # 3072 x 3072
+    (large,) = landmarker.detect(big)
+    assert np.allclose(large.landmarks[:, :2] / 6, small.landmarks[:, :2], atol=2.5)
+
+
+def test_grayscale_photo(landmarker):
+    gray = cv2.cvtColor(cv2.cvtColor(cv2.imread(str(SAMPLE)), cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    assert len(landmarker.detect(gray)) == 1
+
+
+def test_face_cut_by_the_edge(dev_faces, landmarker):
+    image = cv2.imread(str(dev_faces / "facerec_obama_partial_face.jpg"))
+    (face,) = landmarker.detect(image)
+    assert face.box[0] == 0  # the box is clipped to the picture; landmarks may lie outside it
+
+
+def test_mirror_map_is_an_involution():
+    mirror = mirror_indices(model_path().read_bytes())
+    assert len(mirror) == 478 and all(mirror[mirror[i]] == i for i in range(478))
+    assert mirror[33] == 263 and mirror[61] == 291 and mirror[468] == 473 and mirror[1] == 1
+
+
+def test_pose_follows_parameter_signs(landmarker):
+    from engine.expression import Expression
+    from plugins.landmark_warp.warp import edit_face
+
+    image = cv2.imread(str(SAMPLE))
+    (face,) = landmarker.detect(image)
+    for name, key in (("rotate_yaw", "yaw"), ("rotate_pitch", "pitch"), ("rotate_roll", "roll")):
+        turned = image.copy()
+        edit_face(turned, face.landmarks, Expression({name: 15}).as_dict())
+        (after,) = landmarker.detect(turned)
+        assert getattr(after, key) - getattr(face, key) > 8, name
+
+
+def test_select_faces():
+    faces = ["a", "b", "c"]
+    assert select_faces(faces, "all") == faces
+    assert select_faces(faces, "1,3") == ["a", "c"]
+    with pytest.raises(UsageError):
+        select_faces(faces, "0")
+
+
+def test_model_setting_that_does_not_exist(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        model_path(str(tmp_path / "missing.task"))
+
+
+def _video(path, frames, fps=30):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+def _canvas():
+    photo = cv2.imread(str(SAMPLE))
+    return cv2.resize(photo[0:270, 45:405], (640, 480), interpolation=cv2.INTER_CUBIC)
+
+
+def _track(path):
+    capture = cv2.VideoCapture(str(path))
+    smoother, tracked = FaceSmoother(), []
+    with Landmarker(video=True, max_faces=1) as landmarker:
+        index = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            faces = smoother(landmarker.detect(frame, int(index * 1000 / 30)), index / 30, 640, 480)
+            tracked.append(faces[0].landmarks[:, :2] if faces else None)
+            index += 1
+    return tracked
+
+
+def test_still_face_does_not_jitter(tmp_path):
+    rng = np.random.default_rng(1)
+    canvas = _canvas()
+    frames = [np.clip(canvas + rng.normal(0, 2.0, canvas.shape), 0, 255).astype(np.uint8) for _ in range(75)]
+    _video(tmp_path / "still.mp4", frames)
+    tracked = _track(tmp_path / "still.mp4")
+    assert all(points is not None for points in tracked)
+    jitter = np.array(tracked[15:]).std(axis=0)  # per landmark and axis, in pixels
+    assert float(jitter.mean()) <= 0.3 and float(np.percentile(jitter, 95)) <= 0.3
+
+
+def test_moving_face_is_followed_without_lag(tmp_path):
+    canvas = _canvas()
+    speed = 200.0  # pixels per second, to the right
+    shifts = [-90 + speed * i / 30 for i in range(54)]
+    frames = [cv2.warpAffine(canvas, np.float32([[1, 0, s], [0, 1, 0]]), (640, 480), borderMode=cv2.BORDER_REFLECT)
+              for s in shifts]
+    _video(tmp_path / "moving.mp4", frames)
+    tracked = _track(tmp_path / "moving.mp4")
+    reference = tracked[0].mean(axis=0) - [shifts[0], 0]
+    errors = [abs(points.mean(axis=0)[0] - (reference[0] + shift))
+              for points, shift in zip(tracked[10:], shifts[10:]) if points is not None]
+    assert len(errors) >= 40 and max(errors) <= 2.0, max(errors)
+
+
+def test_analyze_cli(tmp_path):
+    result = run_cli("analyze", SAMPLE, CAT, "--json", "--draw", tmp_path)
+    assert result.returncode == 0, result.stderr
+    sample, cat = json_lines(result.stdout)
+    assert cat["faces"] == [] and cat["error"] is None
+    (face,) = sample["faces"]
+    assert set(face) >= {"box", "pose", "blendshapes", "expression"}
+    assert face["expression"]["label"] == "happy" and face["expression"]["score"] > 0.5
+    drawn = cv2.imread(sample["drawn"])
+    original = cv2.imread(str(SAMPLE))
+    x, y, w, h = face["box"]
+    changed = np.abs(drawn.astype(int) - original).sum(axis=2) > 60
+    assert changed[y:y + h, x:x + w].mean() > 0.05  # landmarks drawn on the face
+    outside = changed.copy()
+    outside[max(0, y - 20):y + h + 20, max(0, x - 20):x + w + 20] = False
+    assert outside.mean() < 0.001  # and nowhere else
+    text = run_cli("analyze", CAT)
+    assert text.returncode == 0 and "no face found" in text.stdout
+
+
+def test_analyze_unreadable_file(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff" + b"0" * 100)
+    result = run_cli("analyze", bad, "--json")
+    assert result.returncode == 1
+    (record,) = json_lines(result.stdout)
+    assert "truncated" in record["error"]

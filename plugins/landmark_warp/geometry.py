@@ -155,8 +155,8 @@ def expression_offsets(landmarks: np.ndarray, params: dict[str, float], frame: F
     for brow in (BROW_A, BROW_B):
         pts = local[list(brow)]
         inner = _clip01(1.3 - 1.4 * np.abs(pts[:, 0]))
-        dx = -np.sign(pts[:, 0]) * 0.07 * lower_by * inner
-        dy = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.10 + 0.08 * inner)
+        dx = -np.sign(pts[:, 0]) * 0.09 * lower_by * inner
+        dy = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.12 + 0.10 * inner)
         add(brow, np.stack([dx, dy], axis=1))
 
     # Anchors: the nose holds the middle of the face still (the eyes are anchored by the renderer).

@@ -393,8 +393,9 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
                                          borderMode=cv2.BORDER_REPLICATE)
 
     # Eyelids: composed after the head's field, in source space, over a small box around each eye.
-    closure_a = min(1.0, max(0.0, -params["blink"]) / 20.0)
-    closure_b = min(1.0, closure_a + params["wink"] / 25.0)
+    # Lids close faster at first, as a drowsy eye does; -20 is shut.
+    closure_a = min(1.0, (max(0.0, -params["blink"]) / 20.0) ** 0.6)
+    closure_b = min(1.0, closure_a + (params["wink"] / 25.0) ** 0.6)
     widen = max(0.0, params["blink"]) / 5.0
     lift = 0.18 * max(0.0, params["smile"])
     for upper, lower, closure in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER, closure_a),

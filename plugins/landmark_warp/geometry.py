@@ -92,7 +92,7 @@ def expression_offsets(landmarks: np.ndarray, params: dict[str, float], frame: F
     chin_y = max(local[152, 1], mouth_y + 0.3)
 
     smile, eee, woo, aaa = params["smile"], params["eee"] / 15.0, params["woo"] / 15.0, params["aaa"]
-    jaw = 0.55 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
+    jaw = 0.6 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
     press = max(0.0, -aaa) / 30.0
 
     def lip_offsets(indices: tuple[int, ...], upper: bool, inner: bool) -> np.ndarray:
@@ -185,4 +185,4 @@ def rotate_points(points3d: np.ndarray, pivot: np.ndarray, matrix: np.ndarray) -
 def head_pivot(landmarks: np.ndarray, iod: float) -> np.ndarray:
     """The point the head turns about: behind the middle of the face, about where the neck meets the skull."""
     centre = landmarks[:, :3].mean(axis=0)
-    return centre + np.array([0.0, 0.25 * iod, 1.2 * iod])
+    return centre + np.array([0.0, 0.0, 1.0 * iod])

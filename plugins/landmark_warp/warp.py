@@ -305,6 +305,34 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
 
 # ---------------------------------------------------------------------------------------------------- face
 
+class HeadTurn:
+    """Head rotation from the 3D landmarks: pitch and yaw turn the face in depth, roll tilts it in the picture.
+
+    The turn in depth moves the features (the nose swings, the far cheek narrows) while the face outline, which
+    in a photo is mostly the silhouette, follows only partly; the outline's mean shift is taken out so the head
+    turns in place instead of sliding. Roll is a plain rotation of everything about the face's centre.
+    """
+
+    OUTLINE_FOLLOW = 0.35
+
+    def __init__(self, marks: np.ndarray, frame: geo.FaceFrame, params: dict[str, float]) -> None:
+        self.depth_turn = geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], 0.0)
+        self.pivot = geo.head_pivot(marks, frame.iod)
+        oval = marks[list(geo.FACE_OVAL)]
+        self.drift = (geo.rotate_points(oval[:, :3], self.pivot, self.depth_turn) - oval[:, :2]).mean(axis=0)
+        angle = math.radians(params["rotate_roll"])
+        self.roll = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        self.centre = oval[:, :2].mean(axis=0)
+
+    def apply(self, points: np.ndarray, depth: np.ndarray, on_outline: np.ndarray) -> np.ndarray:
+        """Where `points` (N, 2) with `depth` (N,) go; `on_outline` marks face-outline points."""
+        turned = geo.rotate_points(np.c_[points, depth], self.pivot, self.depth_turn) - self.drift
+        follow = np.where(on_outline, self.OUTLINE_FOLLOW, 1.0)[:, None]
+        moved = points + (turned - points) * follow
+        return (moved - self.centre) @ self.roll.T + self.centre
+
+
+
 def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]) -> None:
     """Render `params` on one face of `image`, in place. `landmarks` is the face's (478, 3) array in pixels."""
     height, width = image.shape[:2]
@@ -329,11 +357,10 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     inner_gap_src = float(local[14, 1] - local[13, 1])
     ids_all, offsets_all = geo.expression_offsets(marks, params, frame, include_inner=True)
     targets_all = marks[ids_all, :2] + frame.to_image(offsets_all)
-    rotation = geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], params["rotate_roll"])
     rotating = bool(params["rotate_pitch"] or params["rotate_yaw"] or params["rotate_roll"])
-    pivot = geo.head_pivot(marks, frame.iod)
+    turn = HeadTurn(marks, frame, params)
     if rotating:
-        targets_all = geo.rotate_points(np.c_[targets_all, marks[ids_all, 2]], pivot, rotation)
+        targets_all = turn.apply(targets_all, marks[ids_all, 2], np.isin(ids_all, geo.FACE_OVAL))
     mouth_13 = targets_all[list(ids_all).index(13)]
     mouth_14 = targets_all[list(ids_all).index(14)]
     inner_gap_dst = float(np.dot(mouth_14 - mouth_13, frame.ey)) / frame.iod
@@ -344,7 +371,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     eye_ids = np.array(geo.EYE_A_ANCHORS + geo.EYE_B_ANCHORS)
     eye_targets = marks[eye_ids, :2]
     if rotating:
-        eye_targets = geo.rotate_points(marks[eye_ids, :3], pivot, rotation)
+        eye_targets = turn.apply(marks[eye_ids, :2], marks[eye_ids, 2], np.zeros(len(eye_ids), bool))
     angles = np.linspace(0, 2 * np.pi, 14, endpoint=False)
     ring = region.centre - offset + np.array(RING_RADII) * region.half * np.stack([np.cos(angles), np.sin(angles)],
                                                                                    axis=1)
@@ -381,7 +408,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     map_x = grid_x + field[..., 0]
     map_y = grid_y + field[..., 1]
     # Only the part of the crop that moves is resampled (a smile leaves the forehead where it was).
-    moving = np.abs(coarse).max(axis=2) > 0.02
+    moving = np.abs(coarse).max(axis=2) > 0.2  # a fifth of a pixel: below what anyone can see
     if not moving.any():
         moving[len(ys) // 2, len(xs) // 2] = True
     rows, cols = np.nonzero(moving)
@@ -405,7 +432,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         eye = eye_shape(marks, upper, lower, frame.ey)
         outline = marks[list(upper + lower), :2]
         if rotating:
-            outline = np.concatenate([outline, geo.rotate_points(marks[list(upper + lower), :3], pivot, rotation)])
+            outline = np.concatenate([outline, turn.apply(outline, marks[list(upper + lower), 2],
+                                                          np.zeros(len(outline), bool))])
         bx0, by0 = np.floor(outline.min(axis=0) - eye.width * 0.6).astype(int)
         bx1, by1 = np.ceil(outline.max(axis=0) + eye.width * 0.6).astype(int)
         bx0, by0, bx1, by1 = max(0, bx0), max(0, by0), min(crop_w, bx1), min(crop_h, by1)

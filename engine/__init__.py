@@ -3,7 +3,13 @@
 Plugins mark their hook implementations with `engine.hookimpl`.
 """
 
-import pluggy
+import os
+
+# Our matrices are small; BLAS thread pools would only fight the pipeline's own two workers for two cores.
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import pluggy  # noqa: E402
 
 PROJECT_NAME = "facesynth"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

@@ -20,6 +20,7 @@ from engine.errors import FaceSynthError, UsageError
 from engine.expression import PARAMETERS, check_intensity, parse_assignment, parse_weighted_name
 from engine.faces import check_faces_option
 from engine.imageio import list_images
+from engine.live import is_video
 from engine.plugins import load_plugins
 from engine.registry import Registry
 
@@ -78,6 +79,21 @@ def build_parser() -> ArgumentParser:
     analyze.add_argument("--draw", metavar="OUT_DIR", help="write each picture with landmarks and boxes drawn")
     analyze.add_argument("--faces", help="faces to report: all (default), largest, or numbers like 1,3")
     _common(analyze)
+
+    live = commands.add_parser("live", help="edit a camera, stream or video in real time")
+    live.add_argument("--source", required=True, help="camera number (0), video file, stream URL or image file")
+    _expression_options(live)
+    view = live.add_mutually_exclusive_group()
+    view.add_argument("--window", action="store_true", help="show input and output in a window (default with a "
+                                                            "display); keys 1-4 emotion, +/- intensity, space "
+                                                            "snapshot, q quit")
+    view.add_argument("--headless", action="store_true", help="no window (default without a display)")
+    live.add_argument("--record", metavar="OUT.mp4", help="write the edited frames to a video file")
+    live.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N frames")
+    live.add_argument("--stats-json", metavar="FILE", help="write the final figures as JSON")
+    live.add_argument("--loop", action="store_true", help="play a video file again and again")
+    live.add_argument("--out", help="folder for snapshots (default: setting output_dir)")
+    _common(live)
 
     bench = commands.add_parser("bench", help="measure and print the speed figures")
     bench.add_argument("--source", help="a face video (default: samples/face.mp4)")
@@ -146,6 +162,11 @@ def _inputs(paths: Sequence[str]) -> list[Path]:
     return files
 
 
+def recipe_emotions(recipe: dict[str, Any]) -> list[tuple[str, float]]:
+    """The (name, weight) pairs of a recipe."""
+    return [(item["name"], item["weight"]) for item in recipe["emotion"]]
+
+
 def _with_input(path: str, message: str) -> str:
     """`message` prefixed by the input's path, unless it already names it."""
     return message if message.startswith(path) else f"{path}: {message}"
@@ -174,7 +195,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
         for number, path in enumerate(inputs, 1):
             if not args.json and len(inputs) > 1 and sys.stderr.isatty():
                 print(f"[{number}/{len(inputs)}] {path}", file=sys.stderr)
-            record = pipeline.apply_file(path, expression, settings.backend, store, recipe, caption)
+            if is_video(path):
+                from engine.live import LiveState, apply_video
+
+                state = LiveState(recipe_emotions(recipe), recipe["overrides"], recipe["intensity"])
+                record = apply_video(path, registry, settings, state, store, recipe, settings.backend)
+            else:
+                record = pipeline.apply_file(path, expression, settings.backend, store, recipe, caption)
             records.append(record)
             if args.json:
                 print(json.dumps(record), flush=True)
@@ -286,7 +313,61 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"plugins": cmd_plugins, "apply": cmd_apply, "analyze": cmd_analyze, "bench": cmd_bench}
+def cmd_live(args: argparse.Namespace) -> int:
+    """`facesynth live`: the real-time loop, in a window or headless."""
+    import os
+
+    from engine.live import FrameSource, LivePipeline, LiveState, Recorder
+
+    settings = _settings(args, backend=args.backend, faces=args.faces, output_dir=args.out)
+    check_faces_option(settings.faces)
+    registry = load_plugins(settings, args.plugins_dir)
+    if settings.backend != "auto":
+        registry.backend(settings.backend)
+    weighted = [parse_weighted_name(text) for text in args.emotion] or [("happy", 1.0)]
+    state = LiveState(weighted, dict(parse_assignment(t) for t in args.assignments), check_intensity(args.intensity))
+    registry.expression(state.emotions, state.intensity, state.overrides)  # validate before opening anything
+    if args.max_frames < 0:
+        raise UsageError("--max-frames must be 0 (no limit) or more")
+    window = args.window or (not args.headless and bool(os.environ.get("DISPLAY")))
+    if args.window and not os.environ.get("DISPLAY"):
+        raise UsageError("no display for --window: use --headless, or run under a display (e.g. xvfb-run)")
+    source = FrameSource(args.source, loop=args.loop, retries=settings.camera_retries,
+                         max_megapixels=settings.max_megapixels)
+    pipeline = LivePipeline(registry, settings, state, settings.backend)
+    recorder = Recorder(args.record, source.fps, source.size) if args.record else None
+    if recorder is not None:
+        from engine.events import Event
+
+        pipeline.bus.on(Event.RENDER, recorder)
+    try:
+        if window:
+            from engine.live_window import run_window
+
+            figures = run_window(pipeline, source, registry, settings, args.max_frames)
+        else:
+            figures = pipeline.run(source, args.max_frames)
+    finally:
+        source.close()
+        if recorder is not None:
+            recorder.close()
+    if recorder is not None:
+        figures["recorded"] = {"file": str(args.record), "frames": recorder.written, "dropped": recorder.dropped}
+    if args.stats_json:
+        from engine.imageio import write_atomic
+
+        write_atomic(Path(args.stats_json), json.dumps(figures, indent=2).encode())
+    _emit(args, figures, lambda: print(
+        f"{figures['frames']} frames ({figures['frames_with_face']} with a face), {figures['fps']} fps, latency "
+        f"median {figures['latency_ms']['median']} ms, p95 {figures['latency_ms']['p95']} ms, "
+        f"{figures['dropped']} dropped, backend {figures['backend']}"))
+    if pipeline.error:
+        raise FaceSynthError(pipeline.error)
+    return 0
+
+
+COMMANDS = {"plugins": cmd_plugins, "apply": cmd_apply, "analyze": cmd_analyze, "live": cmd_live,
+            "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

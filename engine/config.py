@@ -39,6 +39,8 @@ class Settings:
     landmarker_model: str = ""
     max_megapixels: float = 50.0
     min_face_px: float = 20.0
+    live_max_faces: int = 1
+    camera_retries: int = 5
     segmind_api_key: str = field(default="", repr=False)
     segmind_url: str = "https://api.segmind.com/v1"
     segmind_rpm: float = 5.0
@@ -82,6 +84,10 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             if text in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError(value)
+        if kind == "int":
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError(value)
+            return int(float(value))
         if kind == "float":
             if isinstance(value, bool):
                 raise ValueError(value)

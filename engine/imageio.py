@@ -190,6 +190,7 @@ def list_images(paths: list[str]) -> list[Path]:
         if path.is_dir():
             found += sorted(p for p in path.iterdir()
                             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+            # (videos in a folder are left alone: name a video explicitly to edit it)
         else:
             found.append(path)
     return found

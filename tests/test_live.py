@@ -1,0 +1,174 @@
+"""Live mode: real video files through the real pipeline, a vanishing camera, the window under Xvfb."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.config import load_settings
+from engine.errors import UsageError
+from engine.live import FrameSource, LivePipeline, LiveState, SourceLost
+from engine.plugins import load_plugins
+from tests.conftest import ROOT, SAMPLE, assert_one_line_error, clean_env, json_lines, run_cli
+
+VIDEO = ROOT / "samples" / "face.mp4"
+
+
+def clip(path, frames=30):
+    """The first `frames` frames of the sample video as a new file."""
+    source = cv2.VideoCapture(str(VIDEO))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
+    for _ in range(frames):
+        ok, frame = source.read()
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def smile(landmarker, image):
+    faces = landmarker.detect(image)
+    return faces[0].blendshapes["mouthSmileLeft"] + faces[0].blendshapes["mouthSmileRight"] if faces else None
+
+
+def test_headless_run_with_stats_and_recording(tmp_path, landmarker):
+    stats, record = tmp_path / "s.json", tmp_path / "out.mp4"
+    result = run_cli("live", "--source", VIDEO, "--headless", "--max-frames", 60, "--stats-json", stats,
+                     "--record", record, "--emotion", "surprised")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(stats.read_text())
+    assert figures["frames"] == 60 and figures["frames_with_face"] == 60 and figures["dropped"] == 0
+    assert figures["fps"] > 5 and 0 < figures["latency_ms"]["median"] <= figures["latency_ms"]["p95"]
+    assert set(figures["stages_ms"]) == {"preprocess", "synthesize", "render"}
+    assert all(set(v) == {"median", "p95"} for v in figures["stages_ms"].values())
+    video = cv2.VideoCapture(str(record))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 60
+    assert (int(video.get(cv2.CAP_PROP_FRAME_WIDTH)), int(video.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (640, 480)
+    video.set(cv2.CAP_PROP_POS_FRAMES, 30)
+    ok, edited = video.read()
+    original = cv2.VideoCapture(str(VIDEO))
+    original.set(cv2.CAP_PROP_POS_FRAMES, 30)
+    _, source = original.read()
+    before, after = landmarker.detect(source)[0], landmarker.detect(edited)[0]
+    assert after.blendshapes["jawOpen"] > before.blendshapes["jawOpen"] + 0.15  # the recording shows it
+
+
+def test_still_image_as_a_stream(tmp_path):
+    stats = tmp_path / "s.json"
+    result = run_cli("live", "--source", SAMPLE, "--headless", "--max-frames", 10, "--stats-json", stats)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(stats.read_text())["frames_with_face"] == 10
+
+
+def test_camera_that_cannot_open():
+    result = run_cli("live", "--source", "7", "--headless", "--max-frames", 5)
+    assert result.returncode == 1
+    assert_one_line_error(result, "cannot open camera 7")
+
+
+def test_truncated_video_ends_with_a_message(tmp_path):
+    data = clip(tmp_path / "whole.mp4", 90).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    result = run_cli("live", "--source", cut, "--headless")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "ended early" in result.stderr or "cannot open" in result.stderr
+
+
+def test_usage_errors():
+    result = run_cli("live", "--source", "nowhere.mp4", "--headless")
+    assert result.returncode == 2
+    assert_one_line_error(result, "no such file")
+    env = clean_env()
+    env.pop("DISPLAY", None)
+    result = run_cli("live", "--source", VIDEO, "--window", env=env)
+    assert result.returncode == 2
+    assert_one_line_error(result, "no display")
+
+
+class VanishingCamera:
+    """A stand-in for a webcam (none exists here): some frames, then it is unplugged for good."""
+
+    opened = 0
+
+    def __init__(self, target, frames=20):
+        VanishingCamera.opened += 1
+        self.first = VanishingCamera.opened == 1
+        self.left = frames if self.first else 0
+        self.image = cv2.resize(cv2.imread(str(SAMPLE))[0:270, 45:405], (640, 480))
+
+    def isOpened(self):  # noqa: N802 - OpenCV's name
+        return self.first
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FPS: 30, cv2.CAP_PROP_FRAME_WIDTH: 640, cv2.CAP_PROP_FRAME_HEIGHT: 480}.get(prop, 0)
+
+    def read(self):
+        time.sleep(1 / 60)
+        if self.left > 0:
+            self.left -= 1
+            return True, self.image.copy()
+        return False, None
+
+    def release(self):
+        pass
+
+
+def test_camera_that_disappears_mid_stream():
+    VanishingCamera.opened = 0
+    settings = load_settings({}, {"XDG_CONFIG_HOME": "/nonexistent"})
+    registry = load_plugins(settings)
+    source = FrameSource("0", retries=2, retry_wait=0.05, opener=VanishingCamera)
+    pipeline = LivePipeline(registry, settings, LiveState([("happy", 1.0)]))
+    figures = pipeline.run(source)
+    source.close()
+    assert figures["frames"] >= 5
+    assert "did not come back after 2 tries" in pipeline.error
+    assert VanishingCamera.opened == 3  # opened once, then two tries to reconnect
+
+
+def test_source_must_exist():
+    with pytest.raises(UsageError):
+        FrameSource("nope.avi")
+    with pytest.raises(SourceLost, match="cannot open"):
+        FrameSource("3")
+
+
+def test_apply_a_video_file(tmp_path):
+    video = clip(tmp_path / "short.mp4", 24)
+    result = run_cli("apply", video, "--emotion", "happy", "--out", tmp_path / "out", "--json")
+    assert result.returncode == 0, result.stderr
+    (record,) = json_lines(result.stdout)
+    assert record["status"] == "ok" and record["frames"] == 24 and record["frames_with_face"] == 24
+    output = cv2.VideoCapture(os.path.join(record["output_dir"], "output.mp4"))
+    assert int(output.get(cv2.CAP_PROP_FRAME_COUNT)) == 24 and round(output.get(cv2.CAP_PROP_FPS)) == 30
+    assert int(output.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
+    assert sorted(os.listdir(record["output_dir"])) == ["compare.png", "input.png", "meta.json", "output.mp4",
+                                                        "output.png"]
+
+
+@pytest.fixture
+def display():
+    """A virtual X display (Xvfb), started for the test."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (.ci/run installs it)")
+    number = 90 + os.getpid() % 8
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    yield f":{number}"
+    server.terminate()
+    server.wait(5)
+
+
+def test_window_mode_under_xvfb(tmp_path, display):
+    stats = tmp_path / "s.json"
+    result = run_cli("live", "--source", VIDEO, "--window", "--max-frames", 45, "--stats-json", stats,
+                     env=clean_env(DISPLAY=display))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(stats.read_text())["frames"] == 45

@@ -49,8 +49,11 @@ class FrameSource:
     """
 
     def __init__(self, spec: str, loop: bool = False, retries: int = 5, retry_wait: float = 1.0,
-                 opener: Callable[[Any], Any] = cv2.VideoCapture, max_megapixels: float = 50.0) -> None:
+                 opener: Callable[[Any], Any] = cv2.VideoCapture, max_megapixels: float = 50.0,
+                 paced: bool = False) -> None:
         self.spec, self.loop, self.retries, self.retry_wait, self.opener = spec, loop, retries, retry_wait, opener
+        self.paced = paced  # files and images at their own frame rate (for viewing), not as fast as possible
+        self._started: float | None = None
         self.index = 0
         self.dropped = 0
         self.status = "opening"
@@ -148,6 +151,13 @@ class FrameSource:
 
     def read(self, timeout: float = 5.0) -> Frame | None:
         """The next frame (newest for live sources), or None when a file or image stream has ended."""
+        if self.paced and self.kind in ("image", "file"):
+            now = time.perf_counter()
+            if self._started is None:
+                self._started = now
+            due = self._started + self.index / self.fps
+            if due > now:
+                time.sleep(due - now)
         if self.kind == "image":
             self.index += 1
             return Frame(self._still, self.index - 1, time.perf_counter(), self.spec)

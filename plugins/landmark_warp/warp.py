@@ -24,7 +24,7 @@ RING_RADII = (1.45, 1.7)  # in face half-sizes (x, y)
 RING_DROP = 0.25  # the ellipses' centre sits this many half-heights below the face centre
 FADE_START, FADE_END = 1.05, 1.45  # in ring radii
 TPS_REGULARISATION = 1e-3
-GRID_PER_IOD = 5.0  # coarse-grid nodes per inter-ocular distance; the field is upsampled bilinearly
+GRID_PER_IOD = 4.0  # coarse-grid nodes per inter-ocular distance; the field is upsampled bilinearly
 
 
 @functools.lru_cache(maxsize=8)
@@ -369,9 +369,15 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             if use_inner or (idx not in geo.LIPS_UPPER_INNER and idx not in geo.LIPS_LOWER_INNER)]
     # The eyes move only with the head here; their lids and irises have their own stages.
     eye_ids = np.array(geo.EYE_A_ANCHORS + geo.EYE_B_ANCHORS)
-    eye_targets = marks[eye_ids, :2]
+    eye_targets = marks[eye_ids, :2].copy()
+    # A smile pushes the lower lids up (the eyes narrow from below): the lower-lid anchors rise with it.
+    lift = 0.18 * max(0.0, params["smile"])
+    if lift:
+        for lower, upper in geo.EYE_LID_PAIRS:
+            row = list(eye_ids).index(lower)
+            eye_targets[row] -= lift * (marks[lower, :2] - marks[upper, :2]) @ frame.ey * frame.ey
     if rotating:
-        eye_targets = turn.apply(marks[eye_ids, :2], marks[eye_ids, 2], np.zeros(len(eye_ids), bool))
+        eye_targets = turn.apply(eye_targets, marks[eye_ids, 2], np.zeros(len(eye_ids), bool))
     angles = np.linspace(0, 2 * np.pi, 14, endpoint=False)
     ring = region.centre - offset + np.array(RING_RADII) * region.half * np.stack([np.cos(angles), np.sin(angles)],
                                                                                    axis=1)
@@ -424,10 +430,10 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     closure_a = min(1.0, (max(0.0, -params["blink"]) / 20.0) ** 0.6)
     closure_b = min(1.0, closure_a + (params["wink"] / 25.0) ** 0.6)
     widen = max(0.0, params["blink"]) / 5.0
-    lift = 0.18 * max(0.0, params["smile"])
+    lift = lift if (closure_a or closure_b or widen) else 0.0  # otherwise the spline has already done it
     for upper, lower, closure in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER, closure_a),
                                   (geo.EYE_B_UPPER, geo.EYE_B_LOWER, closure_b)):
-        if not (closure or widen or lift):
+        if not (closure or widen):
             continue
         eye = eye_shape(marks, upper, lower, frame.ey)
         outline = marks[list(upper + lower), :2]

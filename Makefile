@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/facesynth apply samples/astronaut.png --emotion happy --out captures
 	$(BIN)/facesynth apply samples/astronaut.png --sheet captures/emotions.png --out captures
-	@echo "Open captures/emotions.png (the four emotions) and the capture folder printed above."
+	@echo "Open captures/emotions.png (every emotion on the sample face) and the capture folder printed above."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

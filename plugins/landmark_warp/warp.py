@@ -170,10 +170,13 @@ def eyelid_maps(eye: EyeShape, closure: float, widen: float, lower_lift: float,
     new_upper = upper + closure * (meet - upper) - widen * 0.2 * opening
     new_lower = lower + closure * (meet - lower) - lower_lift * (1 - closure) * opening
     top, bottom = upper - 0.4 * eye.width, lower + 0.4 * eye.width
-    # Lid layer: the lash band just above the lid moves down whole; the skin above it stretches to follow.
+    # Lid layer: the lash band just above the lid moves down (and thins as the lashes fold onto the lower
+    # lid); the skin above it stretches to follow.
     band = 0.08 * eye.width
-    stretched = top + (pv - top) * (upper - band - top) / np.maximum(new_upper - band - top, 1e-3)
-    lid = np.where(pv < top, pv, np.where(pv < new_upper - band, stretched, upper - (new_upper - pv)))
+    folded = band * (1.0 - 0.6 * closure)
+    stretched = top + (pv - top) * (upper - band - top) / np.maximum(new_upper - folded - top, 1e-3)
+    lashes = upper - (new_upper - pv) * band / folded
+    lid = np.where(pv < top, pv, np.where(pv < new_upper - folded, stretched, lashes))
     lid = np.where(pv >= new_upper, upper - 1.0 + np.minimum(pv - new_upper, 1.0), lid)
     # Eye layer: [new_upper, new_lower] reads the eye from where the lid now starts down to the lower lid.
     start = np.maximum(new_upper, upper)

@@ -495,7 +495,7 @@ class Launcher:
                 dpg.set_value("tex_output", to_texture(outcome.result.image, PREVIEW_W, PREVIEW_H))
                 credits = outcome.result.info.get("remaining_credits")
                 if credits is not None:
-                    dpg.set_value("credits", f"Segmind credits left: {credits}")
+                    dpg.set_value("credits", f"segmind credits left: {credits}")
             else:
                 self.status(f"capture failed: {outcome.error} (input kept in {folder})", "error")
             self.refresh_gallery()
@@ -555,6 +555,11 @@ class Launcher:
             ok, reason = entry.backend.availability(self.settings)
             if not ok:
                 self.log.add("warning", f"backend {entry.id} unavailable: {reason}")
+            account = getattr(entry.backend, "account", None)
+            figures = account(self.settings) if callable(account) else {}
+            if figures.get("remaining_credits") is not None:
+                dpg.set_value("credits", f"{entry.id} credits left: {figures['remaining_credits']} "
+                                         f"(as of {figures.get('seen', '?')})")
         if self.args.screenshot:
             return self._screenshot(Path(self.args.screenshot))
         if self.args.autostart:
@@ -578,6 +583,8 @@ class Launcher:
                     layout_written = True
                 if getattr(self, "_dump_requested", False):
                     self._dump_requested = False
+                    if self.args.layout:
+                        self._write_layout(Path(self.args.layout))
                     self._save_frame_buffer(Path(self.args.dump_on_signal), threading.Event())
                 if elapsed < 1 / 60:
                     time.sleep(1 / 60 - elapsed)

@@ -9,8 +9,10 @@ report frames per second and capture-to-render latency.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +31,17 @@ from engine.storage import side_by_side
 log = structlog.get_logger()
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now, in MB (Linux), or its peak elsewhere."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class SourceLost(FaceSynthError):
@@ -222,12 +235,12 @@ class LiveState:
         self.version += 1
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
+def percentiles(values: Any) -> dict[str, float]:
     """Median and p95 of milliseconds."""
-    if not values:
+    if not len(values):
         return {"median": 0.0, "p95": 0.0}
-    array = np.array(values)
-    return {"median": round(float(np.median(array)), 2), "p95": round(float(np.percentile(array, 95)), 2)}
+    numbers = np.frombuffer(values, dtype=np.float32) if isinstance(values, array) else np.asarray(values)
+    return {"median": round(float(np.median(numbers)), 2), "p95": round(float(np.percentile(numbers, 95)), 2)}
 
 
 class LivePipeline:
@@ -251,10 +264,16 @@ class LivePipeline:
         self._mailbox_lock = threading.Condition()
         self._done_capturing = False
         self.error: str = ""
-        self.records: list[dict[str, float]] = []
+        # Per-frame figures in compact arrays (4 bytes a number): a long run must not grow the process.
+        self.samples: dict[str, array] = {name: array("f") for name in ("latency", "preprocess", "synthesize",
+                                                                         "render")}
+        self.frames_done = 0
+        self._first_capture: float | None = None
+        self._last_render = 0.0
         self.dropped = 0
         self.frames_with_face = 0
         self._expression_cache: tuple[int, Any] = (-1, None)
+        self.memory_mb: list[float] = []  # resident memory every 300 frames: flat in a healthy run
 
     def stop(self) -> None:
         """Ask both workers to finish."""
@@ -347,12 +366,17 @@ class LivePipeline:
             composite = side_by_side(frame.image, output, "input", "output")
             done = time.perf_counter()
             render_ms = (done - render_started) * 1000
-            record = {"index": frame.index, "captured_at": frame.captured_at, "rendered_at": done,
-                      "preprocess": pre_ms, "synthesize": synth_ms, "render": render_ms,
-                      "latency": (done - frame.captured_at) * 1000}
-            self.records.append(record)
+            for name, value in (("latency", (done - frame.captured_at) * 1000), ("preprocess", pre_ms),
+                                ("synthesize", synth_ms), ("render", render_ms)):
+                self.samples[name].append(value)
+            if self._first_capture is None:
+                self._first_capture = frame.captured_at
+            self._last_render = done
+            self.frames_done += 1
+            if self.frames_done % 300 == 1:
+                self.memory_mb.append(round(_rss_mb(), 1))
             self.bus.emit(Event.RENDER, RenderEvent(frame, output, composite, render_ms))
-            if len(self.records) % 30 == 0:
+            if self.frames_done % 30 == 0:
                 self.bus.emit(Event.STATS, StatsEvent(self.figures()))
 
     def run(self, source: FrameSource, max_frames: int = 0) -> dict[str, Any]:
@@ -373,16 +397,21 @@ class LivePipeline:
 
     def figures(self) -> dict[str, Any]:
         """Frames, frames per second, latency and per-stage times so far (keys as `--stats-json`)."""
-        records = list(self.records)
+        count = self.frames_done
         fps = 0.0
-        if len(records) >= 2:
-            span = records[-1]["rendered_at"] - records[0]["captured_at"]
-            fps = round(len(records) / span, 2) if span > 0 else 0.0
-        return {"frames": len(records), "frames_with_face": self.frames_with_face, "fps": fps,
-                "latency_ms": percentiles([r["latency"] for r in records]),
-                "stages_ms": {stage: percentiles([r[stage] for r in records])
+        if count >= 2 and self._first_capture is not None:
+            span = self._last_render - self._first_capture
+            fps = round(count / span, 2) if span > 0 else 0.0
+        return {"frames": count, "frames_with_face": self.frames_with_face, "fps": fps,
+                "latency_ms": percentiles(self.samples["latency"][:count]),
+                "stages_ms": {stage: percentiles(self.samples[stage][:count])
                               for stage in ("preprocess", "synthesize", "render")},
-                "dropped": self.dropped, "backend": self.backend_id}
+                "dropped": self.dropped, "backend": self.backend_id,
+                "memory_mb": {"first": self.memory_mb[0] if self.memory_mb else None,
+                              # after 900 frames the caches and allocators have settled
+                              "settled": self.memory_mb[3] if len(self.memory_mb) > 3 else None,
+                              "last": self.memory_mb[-1] if self.memory_mb else None,
+                              "max": max(self.memory_mb) if self.memory_mb else None}}
 
 
 class Recorder:
@@ -490,7 +519,7 @@ def apply_video(path: Path, registry: Any, settings: Any, state: LiveState, stor
 
     def on_render(event: RenderEvent) -> None:
         recorder(event)
-        progress.update(len(pipeline.records))
+        progress.update(pipeline.frames_done)
         if not first and event.output is not event.frame.image:
             first.update(input=event.frame.image, output=event.output, composite=event.composite)
 

@@ -68,3 +68,21 @@ def landmarker():
 
     with Landmarker() as instance:
         yield instance
+
+
+def start_xvfb(base: int, need: tuple[str, ...] = ("Xvfb",)):
+    """Start a virtual X display for a test; yields its DISPLAY name (skips where the tools are missing)."""
+    import shutil
+    import time
+
+    if any(shutil.which(tool) is None for tool in need):
+        pytest.skip(f"{' and '.join(need)} not installed (.ci/run installs them)")
+    number = base + os.getpid() % 8
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1700x1100x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    try:
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(5)

@@ -13,22 +13,28 @@ import numpy as np
 import pytest
 
 from plugins.segmind.fake_server import FakeSegmind
-from tests.conftest import PLUGIN_FIXTURES, ROOT, clean_env
+from tests.conftest import PLUGIN_FIXTURES, ROOT, clean_env, start_xvfb
 from tests.test_live import clip
 
 
 @pytest.fixture
 def display():
     """A virtual X display with xdotool to click on it."""
-    if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
-        pytest.skip("Xvfb and xdotool are not installed (.ci/run installs them)")
-    number = 70 + os.getpid() % 8
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1700x1100x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    yield f":{number}"
-    server.terminate()
-    server.wait(5)
+    yield from start_xvfb(70, ("Xvfb", "xdotool"))
+
+
+def cloud_panel(display, tmp_path, server):
+    """The panel on the sample photo, pointed at the loopback Segmind server; returns it and its capture folder."""
+    env = clean_env(SEGMIND_API_KEY=server.api_key, FACESYNTH_SEGMIND_URL=server.base_url,
+                    FACESYNTH_SEGMIND_RPM="600", FACESYNTH_CACHE_DIR=str(tmp_path / "cache"))
+    out = tmp_path / "captures"
+    return Panel(display, tmp_path, "--source", ROOT / "samples" / "astronaut.png", "--out", out, env=env), out
+
+
+def settled(out, count=1):
+    """Wait until `count` captures in `out` are no longer pending; return their metadata."""
+    return wait_for(lambda: (lambda done: done if len(done) >= count else None)(
+        [m for m in captures(out) if m["status"] != "pending"]), 60)
 
 
 def wait_for(condition, timeout=60.0, step=0.2):
@@ -69,9 +75,11 @@ class Panel:
         time.sleep(0.3)
 
     def frame_buffer(self):
+        """The panel's frame buffer as an image (the layout is refreshed at the same time)."""
         self.dump_file.unlink(missing_ok=True)
         self.process.send_signal(signal.SIGUSR1)
         wait_for(self.dump_file.exists, 20)
+        self.layout = json.loads(self.layout_file.read_text())
         return cv2.imread(str(self.dump_file))
 
     def region(self, image, tag):
@@ -157,15 +165,12 @@ def test_clicks_to_a_stored_surprised_capture_of_a_video(display, tmp_path):
 
 def test_panel_keeps_drawing_during_a_slow_cloud_call(display, tmp_path):
     with FakeSegmind(api_key="k", generation_time=3.0) as server:
-        env = clean_env(SEGMIND_API_KEY="k", FACESYNTH_SEGMIND_URL=server.base_url, FACESYNTH_SEGMIND_RPM="600",
-                        FACESYNTH_CACHE_DIR=str(tmp_path / "cache"))
-        out = tmp_path / "captures"
-        panel = Panel(display, tmp_path, "--source", ROOT / "samples" / "astronaut.png", "--out", out, env=env)
+        panel, out = cloud_panel(display, tmp_path, server)
         try:
             panel.click("backend_segmind")
             clicked = time.time()
             panel.click("capture")
-            stored = wait_for(lambda: [m for m in captures(out) if m["status"] != "pending"], 60)
+            stored = settled(out)
             finished = time.time()
         finally:
             frames = panel.close()
@@ -174,3 +179,54 @@ def test_panel_keeps_drawing_during_a_slow_cloud_call(display, tmp_path):
     during = [elapsed for stamp, elapsed in frames if clicked + 0.5 <= stamp <= clicked + 3.0]
     assert len(during) >= 60  # it kept drawing: 2.5 s at up to 60 frames a second
     assert np.percentile(np.array(during) * 1000, 95) <= 50
+
+
+def test_backend_failing_mid_session_falls_back_and_the_panel_lives(display, tmp_path):
+    with FakeSegmind(api_key="k", credits=0.0) as server:
+        panel, out = cloud_panel(display, tmp_path, server)
+        try:
+            panel.click("backend_auto")
+            panel.click("capture")
+            stored = settled(out)
+            assert stored[0]["status"] == "ok" and stored[0]["backend"] == "landmark-warp"
+            assert "out of credits" in stored[0]["fallback"]
+            panel.click("backend_segmind")
+            panel.click("capture")
+            settled(out, 2)
+            failed = [m for m in captures(out) if m["status"] == "failed"]
+            assert failed and "out of credits" in failed[0]["errors"][0]
+            assert panel.process.poll() is None and panel.frame_buffer() is not None  # still drawing
+        finally:
+            panel.close()
+
+
+def test_no_camera_the_panel_still_opens(display, tmp_path):
+    panel = Panel(display, tmp_path, "--source", "7", "--autostart", "--out", tmp_path / "captures")
+    try:
+        time.sleep(2)
+        assert panel.process.poll() is None
+        image = panel.frame_buffer()
+        assert image is not None and image.shape[0] > 500
+    finally:
+        panel.close()
+
+
+def test_rescan_picks_up_a_new_drop_in_without_restarting(display, tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    out = tmp_path / "captures"
+    panel = Panel(display, tmp_path, "--source", ROOT / "samples" / "astronaut.png", "--out", out,
+                  "--plugins-dir", drop)
+    try:
+        assert "emotion_calm" not in panel.layout
+        shutil.copy(PLUGIN_FIXTURES / "good" / "calm.py", drop / "calm.py")
+        panel.click("rescan")
+        panel.frame_buffer()
+        assert "emotion_calm" in panel.layout
+        panel.click("emotion_calm")
+        panel.click("capture")
+        (meta,) = settled(out)
+        assert meta["status"] == "ok" and meta["emotion"] == [{"name": "calm", "weight": 1.0}]
+        assert meta["parameters"]["blink"] == -4 and meta["parameters"]["smile"] == 0.2
+    finally:
+        panel.close()

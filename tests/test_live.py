@@ -14,7 +14,7 @@ from engine.config import load_settings
 from engine.errors import UsageError
 from engine.live import FrameSource, LivePipeline, LiveState, SourceLost
 from engine.plugins import load_plugins
-from tests.conftest import ROOT, SAMPLE, assert_one_line_error, clean_env, json_lines, run_cli
+from tests.conftest import ROOT, SAMPLE, assert_one_line_error, clean_env, json_lines, run_cli, start_xvfb
 
 VIDEO = ROOT / "samples" / "face.mp4"
 
@@ -155,15 +155,7 @@ def test_apply_a_video_file(tmp_path):
 @pytest.fixture
 def display():
     """A virtual X display (Xvfb), started for the test."""
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (.ci/run installs it)")
-    number = 90 + os.getpid() % 8
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    yield f":{number}"
-    server.terminate()
-    server.wait(5)
+    yield from start_xvfb(90)
 
 
 def test_window_mode_under_xvfb(tmp_path, display):

@@ -25,15 +25,21 @@ RING_DROP = 0.25  # the ellipses' centre sits this many half-heights below the f
 FADE_START, FADE_END = 1.05, 1.45  # in ring radii
 TPS_REGULARISATION = 1e-3
 GRID_PER_IOD = 4.0  # coarse-grid nodes per inter-ocular distance; the field is upsampled bilinearly
+# Closing lids, tuned by measuring eyeBlink on the development photos and by looking at the results.
+LID_MEET = 0.25  # closed lids meet this fraction of the opening above the lower lid ...
+LID_SAG = 0.08  # ... on a line that sags this many eye widths in the middle (the lid is round over the eyeball)
+LID_REACH = 0.6  # the skin up to this many eye widths above the lid stretches down with it
+LID_SMOOTH = 0.1  # the unfolded lid is smooth: folds carried down with it are blurred (sigma in eye widths)
+LASH_DARKNESS, LASH_WIDTH = 0.85, 0.07  # the lash line along a closing lid (width in eye widths, mid-lid)
 
 
 @functools.lru_cache(maxsize=8)
-def pixel_grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """The identity map of a width x height image (cached: live frames repeat their crop sizes)."""
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    grid_x.setflags(write=False)
-    grid_y.setflags(write=False)
-    return grid_x, grid_y
+def pixel_grid(width: int, height: int) -> np.ndarray:
+    """The identity map of a width x height image as (height, width, 2) float32 (cached: live frames repeat
+    their crop sizes)."""
+    grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
+    grid.setflags(write=False)
+    return grid
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,12 @@ def face_region(landmarks: np.ndarray, width: int, height: int) -> FaceRegion:
 
 
 def _kernel(d2: np.ndarray) -> np.ndarray:
-    """The thin-plate kernel r^2 log r, from squared distances (0 at r = 0)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(d2 > 0, 0.5 * d2 * np.log(np.maximum(d2, 1e-12)), 0.0).astype(d2.dtype)
+    """The thin-plate kernel r^2 log r, from squared distances (0 at r = 0), in place."""
+    np.maximum(d2, 1e-20, out=d2)  # r^2 log r -> 0 as r -> 0; a tiny floor keeps the log finite
+    log = np.log(d2)
+    d2 *= 0.5
+    d2 *= log
+    return d2
 
 
 def tps_fit(points: np.ndarray, values: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -81,18 +90,20 @@ def tps_fit(points: np.ndarray, values: np.ndarray, scale: float) -> tuple[np.nd
     return pts, solution, scale
 
 
-def tps_eval(fit: tuple[np.ndarray, np.ndarray, float], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """The spline at the grid xs (W,) x ys (H,): an (H, W, 2) float32 array."""
+def tps_eval(fit: tuple[np.ndarray, np.ndarray, float], points: np.ndarray) -> np.ndarray:
+    """The spline at `points` (M, 2): an (M, 2) float32 array."""
     pts, solution, scale = fit
-    gx, gy = np.meshgrid(xs / scale, ys / scale)
-    flat = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+    flat = (points / scale).astype(np.float32)
     centres = pts.astype(np.float32)
     # |g - p|^2 = |g|^2 + |p|^2 - 2 g.p, as one matrix product
-    d2 = (flat ** 2).sum(1)[:, None] + (centres ** 2).sum(1)[None, :] - 2.0 * flat @ centres.T
+    d2 = flat @ (-2.0 * centres.T)
+    d2 += (flat ** 2).sum(1)[:, None]
+    d2 += (centres ** 2).sum(1)[None, :]
     n = len(pts)
-    out = _kernel(np.maximum(d2, 0.0)) @ solution[:n].astype(np.float32)
-    out += solution[n].astype(np.float32) + flat @ solution[n + 1:].astype(np.float32)
-    return out.reshape(gx.shape + (2,))
+    solution = solution.astype(np.float32)
+    out = _kernel(d2) @ solution[:n]
+    out += solution[n] + flat @ solution[n + 1:]
+    return out
 
 
 def _dedupe(targets: np.ndarray, sources: np.ndarray, min_distance: float) -> tuple[np.ndarray, np.ndarray]:
@@ -152,13 +163,28 @@ def eye_shape(landmarks: np.ndarray, upper_ids: tuple[int, ...], lower_ids: tupl
     return EyeShape(c0, axis, normal, width, u, np.minimum(upper, lower), np.maximum(upper, lower))
 
 
-def eyelid_maps(eye: EyeShape, closure: float, widen: float, lower_lift: float,
-                xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Where to read the lid and the eye for points (xs, ys), and how much of the lid covers each point.
+@dataclass(frozen=True)
+class LidLayers:
+    """Where to read the lid and the eye for each point of an eye box, and how to mix them: `lid_alpha` is how
+    much of the lid covers a point, `lash_alpha` the lash line drawn along a closing lid, `smooth` how much of
+    the lid's folds to blur away."""
 
-    Returns (lid_x, lid_y, eye_x, eye_y, lid_alpha). The skin above the upper lid slides down to the new lid
-    line (the lid layer); below that line the eye shows as it was, not squashed (the eye layer); the line
-    between them is anti-aliased.
+    lid_x: np.ndarray
+    lid_y: np.ndarray
+    eye_x: np.ndarray
+    eye_y: np.ndarray
+    lid_alpha: np.ndarray
+    lash_alpha: np.ndarray
+    smooth: np.ndarray
+
+
+def eyelid_maps(eye: EyeShape, closure: float, widen: float, lower_lift: float,
+                xs: np.ndarray, ys: np.ndarray) -> LidLayers:
+    """The lid and eye layers for points (xs, ys) of the source.
+
+    The skin above the upper lid slides down to the new lid line (the lid layer), unfolding smooth, with the
+    lashes along its edge; below that line the eye shows as it was, not squashed (the eye layer); the line
+    between them is anti-aliased. Closed lids meet on a line that sags a little, round over the eyeball.
     """
     rel_x, rel_y = xs - eye.c0[0], ys - eye.c0[1]
     pu = rel_x * eye.axis[0] + rel_y * eye.axis[1]
@@ -166,10 +192,11 @@ def eyelid_maps(eye: EyeShape, closure: float, widen: float, lower_lift: float,
     upper = np.interp(pu, eye.u, eye.upper)
     lower = np.interp(pu, eye.u, eye.lower)
     opening = lower - upper
-    meet = lower - 0.25 * opening  # where closed lids meet
+    along = np.sin(np.pi * np.clip(pu / eye.width, 0.0, 1.0))  # 0 at the corners, 1 mid-eye
+    meet = lower - LID_MEET * opening + LID_SAG * eye.width * along * closure
     new_upper = upper + closure * (meet - upper) - widen * 0.2 * opening
     new_lower = lower + closure * (meet - lower) - lower_lift * (1 - closure) * opening
-    top, bottom = upper - 0.4 * eye.width, lower + 0.4 * eye.width
+    top, bottom = upper - LID_REACH * eye.width, lower + 0.4 * eye.width
     # Lid layer: the lash band just above the lid moves down (and thins as the lashes fold onto the lower
     # lid); the skin above it stretches to follow.
     band = 0.08 * eye.width
@@ -185,11 +212,49 @@ def eyelid_maps(eye: EyeShape, closure: float, widen: float, lower_lift: float,
     below = lower + (pv - new_lower) * (bottom - lower) / np.maximum(bottom - new_lower, 1e-3)
     eye_v = np.where(pv > bottom, pv, np.where(pv > new_lower, below, seen))
     eye_v = np.where(pv < new_upper, np.minimum(pv, start), eye_v)
-    lid_alpha = 1.0 - smoothstep(new_upper - 0.6, new_upper + 0.6, pv)
-    lid_alpha = np.where(opening > 0.5, lid_alpha, 0.0)
+    in_eye = np.clip(opening / (0.5 * float(opening.max()) + 1e-3), 0.0, 1.0)  # fades out at the corners
+    lid_alpha = (1.0 - smoothstep(new_upper - 0.6, new_upper + 0.6, pv)) * (opening > 0.5)
+    half_lash = LASH_WIDTH * eye.width * (0.4 + 0.6 * along) / 2
+    lash_alpha = LASH_DARKNESS * closure * (opening > 0.5) * \
+        (1.0 - smoothstep(half_lash, half_lash + 0.8, np.abs(pv - new_upper - half_lash / 2)))
+    cover = upper - 0.1 * eye.width
+    smooth = closure * lid_alpha * in_eye * smoothstep(cover - 0.1 * eye.width, cover, pv)
     lid_shift, eye_shift = lid - pv, eye_v - pv
-    return (xs + lid_shift * eye.normal[0], ys + lid_shift * eye.normal[1],
-            xs + eye_shift * eye.normal[0], ys + eye_shift * eye.normal[1], lid_alpha)
+    return LidLayers(xs + lid_shift * eye.normal[0], ys + lid_shift * eye.normal[1],
+                     xs + eye_shift * eye.normal[0], ys + eye_shift * eye.normal[1],
+                     lid_alpha, lash_alpha, smooth)
+
+
+def render_lids(source: np.ndarray, maps: np.ndarray, eye: EyeShape, closure: float, widen: float,
+                lower_lift: float, lash_colour: np.ndarray) -> np.ndarray:
+    """The eye box rendered with its lids moved: `maps` (h, w, 2) are where the face's own field reads each
+    point of the box in `source`. Returns the box as uint8."""
+    layers = eyelid_maps(eye, closure, widen, lower_lift, maps[..., 0], maps[..., 1])
+
+    def read(map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+        return cv2.remap(source, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+
+    lid, seen = read(layers.lid_x, layers.lid_y), read(layers.eye_x, layers.eye_y)
+    if closure > 0:  # the folds of the lid, compressed as it came down, unfold: blur them (vertically)
+        sigma = max(0.5, LID_SMOOTH * eye.width)
+        soft = cv2.GaussianBlur(lid, (1, 2 * int(2.5 * sigma) + 1), 0, sigmaY=sigma)
+        weight = layers.smooth.astype(np.float32)[..., None]
+        lid += (soft - lid) * weight
+    alpha = layers.lid_alpha.astype(np.float32)[..., None]
+    mixed = seen + (lid - seen) * alpha
+    lash = layers.lash_alpha.astype(np.float32)[..., None]
+    mixed += (lash_colour - mixed) * lash
+    return np.clip(mixed, 0, 255).astype(np.uint8)
+
+
+def lash_colour(source: np.ndarray, landmarks: np.ndarray, upper_ids: tuple[int, ...], eye: EyeShape) -> np.ndarray:
+    """The colour of the upper lashes: the darkest samples just above the upper lid's landmarks."""
+    points = landmarks[list(upper_ids[1:-1]), :2] - 0.03 * eye.width * eye.normal
+    rows = np.clip(np.round(points[:, 1]).astype(int), 0, source.shape[0] - 1)
+    cols = np.clip(np.round(points[:, 0]).astype(int), 0, source.shape[1] - 1)
+    samples = source[rows, cols].astype(np.float32)
+    return samples[np.argsort(samples.sum(axis=1))[:2]].mean(axis=0)
 
 
 def move_iris(image: np.ndarray, landmarks: np.ndarray, iris_ids: tuple[int, ...], upper_ids: tuple[int, ...],
@@ -406,16 +471,18 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     step = max(2.0, frame.iod / GRID_PER_IOD)
     xs, ys = coarse_nodes(crop_w, step), coarse_nodes(crop_h, step)
     fit = tps_fit(targets, sources - targets, frame.iod)
-    coarse = tps_eval(fit, xs, ys)
+    # The spline on the coarse grid, faded out towards the ring (only nodes inside the fade are evaluated).
     centre = region.centre - offset
     radii = np.array(RING_RADII) * region.half
     node_x, node_y = np.meshgrid(xs, ys)
     rho = np.sqrt(((node_x - centre[0]) / radii[0]) ** 2 + ((node_y - centre[1]) / radii[1]) ** 2)
-    coarse *= (1.0 - smoothstep(FADE_START, FADE_END, rho)).astype(np.float32)[..., None]
-    field = cv2.resize(coarse, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)
-    grid_x, grid_y = pixel_grid(crop_w, crop_h)
-    map_x = grid_x + field[..., 0]
-    map_y = grid_y + field[..., 1]
+    fade = (1.0 - smoothstep(FADE_START, FADE_END, rho)).astype(np.float32)
+    inside = fade > 0
+    coarse = np.zeros(rho.shape + (2,), np.float32)
+    coarse[inside] = tps_eval(fit, np.stack([node_x[inside], node_y[inside]], axis=1)) * fade[inside][:, None]
+    # Absolute maps: the upsampled field plus the identity.
+    maps = cv2.resize(coarse, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)
+    maps += pixel_grid(crop_w, crop_h)
     # Only the part of the crop that moves is resampled (a smile leaves the forehead where it was).
     moving = np.abs(coarse).max(axis=2) > 0.2  # a fifth of a pixel: below what anyone can see
     if not moving.any():
@@ -423,10 +490,14 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     rows, cols = np.nonzero(moving)
     ax0, ax1 = int(max(0, xs[max(0, cols.min() - 1)])), int(min(crop_w, xs[min(len(xs) - 1, cols.max() + 1)] + 2))
     ay0, ay1 = int(max(0, ys[max(0, rows.min() - 1)])), int(min(crop_h, ys[min(len(ys) - 1, rows.max() + 1)] + 2))
-
+    # Maps clamped to the crop make a constant border behave as a replicated one; fixed-point maps with a
+    # constant border are OpenCV's fastest bilinear remap.
+    moved = maps[ay0:ay1, ax0:ax1]
+    np.clip(moved[..., 0], 0, crop_w - 1, out=moved[..., 0])
+    np.clip(moved[..., 1], 0, crop_h - 1, out=moved[..., 1])
+    fixed, fraction = cv2.convertMaps(moved, None, cv2.CV_16SC2)
     warped = source.copy()
-    warped[ay0:ay1, ax0:ax1] = cv2.remap(source, map_x[ay0:ay1, ax0:ax1], map_y[ay0:ay1, ax0:ax1], cv2.INTER_LINEAR,
-                                         borderMode=cv2.BORDER_REPLICATE)
+    warped[ay0:ay1, ax0:ax1] = cv2.remap(source, fixed, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
     # Eyelids: composed after the head's field, in source space, over a small box around each eye.
     # Lids close faster at first, as a drowsy eye does; -20 is shut.
@@ -443,19 +514,14 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         if rotating:
             outline = np.concatenate([outline, turn.apply(outline, marks[list(upper + lower), 2],
                                                           np.zeros(len(outline), bool))])
-        bx0, by0 = np.floor(outline.min(axis=0) - eye.width * 0.6).astype(int)
-        bx1, by1 = np.ceil(outline.max(axis=0) + eye.width * 0.6).astype(int)
+        # The box reaches as far above the lid as the lid's skin stretches; beyond the corners nothing moves.
+        bx0, by0 = np.floor(outline.min(axis=0) - eye.width * np.array([0.15, LID_REACH + 0.05])).astype(int)
+        bx1, by1 = np.ceil(outline.max(axis=0) + eye.width * np.array([0.15, 0.45])).astype(int)
         bx0, by0, bx1, by1 = max(0, bx0), max(0, by0), min(crop_w, bx1), min(crop_h, by1)
         if bx1 - bx0 < 2 or by1 - by0 < 2:
             continue
-        sub_x, sub_y = map_x[by0:by1, bx0:bx1], map_y[by0:by1, bx0:bx1]
-        lid_x, lid_y, eye_x, eye_y, alpha = eyelid_maps(eye, closure, widen, lift, sub_x, sub_y)
-        lid_layer = cv2.remap(source, lid_x.astype(np.float32), lid_y.astype(np.float32), cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        eye_layer = cv2.remap(source, eye_x.astype(np.float32), eye_y.astype(np.float32), cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        alpha = alpha.astype(np.float32)[..., None]
-        warped[by0:by1, bx0:bx1] = np.clip(lid_layer * alpha + eye_layer * (1 - alpha), 0, 255).astype(np.uint8)
+        warped[by0:by1, bx0:bx1] = render_lids(source, maps[by0:by1, bx0:bx1], eye, closure, widen, lift,
+                                               lash_colour(source, marks, upper, eye))
 
     if inner_gap_dst > max(inner_gap_src + 0.03, 0.05):
         upper_contour = targets_all[[position[i] for i in geo.LIPS_UPPER_INNER]]

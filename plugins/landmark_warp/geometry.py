@@ -33,6 +33,11 @@ NOSE = (1, 6, 168, 2, 98, 327)
 CHEEK_A = (50, 205, 187, 123, 101, 36)
 CHEEK_B = (280, 425, 411, 352, 330, 266)
 CHIN = (18, 200, 175, 152, 148, 377, 83, 313, 201, 421)
+LIP_IDS = np.array(LIPS_UPPER_OUTER + LIPS_LOWER_OUTER + LIPS_UPPER_INNER + LIPS_LOWER_INNER)
+LIP_OUTER_COUNT = len(LIPS_UPPER_OUTER) + len(LIPS_LOWER_OUTER)
+LIP_UPPER = np.array([1.0] * len(LIPS_UPPER_OUTER) + [0.0] * len(LIPS_LOWER_OUTER) + [1.0] * len(LIPS_UPPER_INNER)
+                     + [0.0] * len(LIPS_LOWER_INNER))
+LIP_INNER = np.array([0.0] * LIP_OUTER_COUNT + [1.0] * (len(LIPS_UPPER_INNER) + len(LIPS_LOWER_INNER)))
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
              148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 
@@ -96,40 +101,26 @@ def expression_offsets(landmarks: np.ndarray, params: dict[str, float], frame: F
     jaw = 0.6 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
     press = max(0.0, -aaa) / 30.0
 
-    def lip_offsets(indices: tuple[int, ...], upper: bool, inner: bool) -> np.ndarray:
-        pts = local[list(indices)]
-        side = np.clip((pts[:, 0] - centre_x) / half_width, -1.0, 1.0)
-        reach, sign, middle = np.abs(side), np.sign(side), 1.0 - np.abs(side) ** 2
-        dx = np.zeros(len(indices))
-        dy = np.zeros(len(indices))
-        # smile: corners up and out, the whole contour following them with the side position.
-        dx += sign * 0.13 * smile * reach
-        dy += -0.20 * smile * reach ** 1.6 + (0.0 if upper else 0.03 * max(smile, 0.0) * middle)
-        # eee: corners out, lips flatten.
-        dx += sign * 0.10 * eee * reach
-        dy += (0.025 if upper else -0.025) * eee * middle
-        # woo: corners in, lips round and push out; a small round opening between them.
-        dx += -sign * 0.14 * woo * reach
-        dy += (-0.04 if upper else 0.05) * woo * middle
-        if inner and woo > 0:
-            dy += (-0.025 if upper else 0.035) * woo * middle
-        # aaa > 0: the jaw carries the lower lip down, the corners follow half-way, the upper lip lifts a little.
-        if upper:
-            dy += -(0.10 if inner else 0.06) * jaw * middle + 0.40 * jaw * reach ** 3
-        else:
-            dy += jaw * (0.40 + 0.60 * middle)
-        dx += -sign * 0.10 * jaw * reach
-        # aaa < 0: lips pressed together and thinned.
-        if not inner:
-            dy += (0.05 if upper else -0.06) * press * middle
-        dx += -sign * 0.03 * press * reach
-        return np.stack([dx, dy], axis=1)
-
-    add(LIPS_UPPER_OUTER, lip_offsets(LIPS_UPPER_OUTER, True, False))
-    add(LIPS_LOWER_OUTER, lip_offsets(LIPS_LOWER_OUTER, False, False))
-    if include_inner:
-        add(LIPS_UPPER_INNER, lip_offsets(LIPS_UPPER_INNER, True, True))
-        add(LIPS_LOWER_INNER, lip_offsets(LIPS_LOWER_INNER, False, True))
+    # The lip contours in one pass: side position s in [-1, 1] from the centre line to each corner; every
+    # point's offset is a sum of terms, each weighted by whether it is on the upper or lower lip, inner or
+    # outer contour.
+    count = len(LIP_IDS) if include_inner else LIP_OUTER_COUNT
+    pts = local[LIP_IDS[:count]]
+    up, low, inner = LIP_UPPER[:count], 1.0 - LIP_UPPER[:count], LIP_INNER[:count]
+    side = np.clip((pts[:, 0] - centre_x) / half_width, -1.0, 1.0)
+    reach = np.abs(side)
+    middle = 1.0 - reach ** 2
+    # smile: corners up and out, the whole contour following them with the side position; eee: corners out,
+    # lips flatten; woo: corners in, lips round and push out, a small round opening between them; aaa > 0:
+    # the jaw carries the lower lip down, the corners follow half-way, the upper lip lifts a little; aaa < 0:
+    # lips pressed together and thinned.
+    dx = side * (0.13 * smile + 0.10 * eee - 0.14 * woo - 0.10 * jaw - 0.03 * press)
+    per_middle = (low * 0.03 * max(smile, 0.0) + (up - low) * 0.025 * eee + (0.05 * low - 0.04 * up) * woo
+                  + inner * (0.035 * low - 0.025 * up) * max(woo, 0.0)
+                  - up * (0.06 + 0.04 * inner) * jaw + low * 0.60 * jaw
+                  + (1.0 - inner) * (0.05 * up - 0.06 * low) * press)
+    dy = -0.20 * smile * reach ** 1.6 + middle * per_middle + 0.40 * jaw * (up * reach ** 3 + low)
+    add(tuple(LIP_IDS[:count]), np.stack([dx, dy], axis=1))
 
     # Chin and jaw: follow the jaw drop by how far below the mouth they are; the mentalis lifts a pressed chin.
     chin_pts = local[list(CHIN)]

@@ -31,6 +31,7 @@ LID_SAG = 0.08  # ... on a line that sags this many eye widths in the middle (th
 LID_REACH = 0.6  # the skin up to this many eye widths above the lid stretches down with it
 LID_SMOOTH = 0.1  # the unfolded lid is smooth: folds carried down with it are blurred (sigma in eye widths)
 LASH_DARKNESS, LASH_WIDTH = 0.85, 0.07  # the lash line along a closing lid (width in eye widths, mid-lid)
+MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 
 
 @functools.lru_cache(maxsize=8)
@@ -77,9 +78,13 @@ def tps_fit(points: np.ndarray, values: np.ndarray, scale: float) -> tuple[np.nd
     pts = points / scale
     n = len(pts)
     system = np.zeros((n + 3, n + 3))
-    squared = (pts ** 2).sum(1)
-    d2 = np.maximum(squared[:, None] + squared[None, :] - 2.0 * pts @ pts.T, 0.0)
-    system[:n, :n] = _kernel(d2) + TPS_REGULARISATION * np.eye(n)
+    small = pts.astype(np.float32)  # the kernel in single precision (its log is the cost), solved in double
+    squared = (small ** 2).sum(1)
+    d2 = small @ (-2.0 * small.T)
+    d2 += squared[:, None]
+    d2 += squared[None, :]
+    system[:n, :n] = _kernel(d2)
+    system[np.arange(n), np.arange(n)] += TPS_REGULARISATION
     system[:n, n] = 1.0
     system[:n, n + 1:] = pts
     system[n, :n] = 1.0
@@ -163,89 +168,71 @@ def eye_shape(landmarks: np.ndarray, upper_ids: tuple[int, ...], lower_ids: tupl
     return EyeShape(c0, axis, normal, width, u, np.minimum(upper, lower), np.maximum(upper, lower))
 
 
-@dataclass(frozen=True)
-class LidLayers:
-    """Where to read the lid and the eye for each point of an eye box, and how to mix them: `lid_alpha` is how
-    much of the lid covers a point, `lash_alpha` the lash line drawn along a closing lid, `smooth` how much of
-    the lid's folds to blur away."""
+def fold_lids(maps: np.ndarray, eye: EyeShape, closure: float, widen: float,
+              lower_lift: float) -> tuple[np.ndarray, np.ndarray]:
+    """Move one eye's lids inside the face's maps: `maps` (h, w, 2) is an eye box of the face's map (where each
+    output point reads the source), changed in place. Returns the lash line's alpha and how much to smooth.
 
-    lid_x: np.ndarray
-    lid_y: np.ndarray
-    eye_x: np.ndarray
-    eye_y: np.ndarray
-    lid_alpha: np.ndarray
-    lash_alpha: np.ndarray
-    smooth: np.ndarray
-
-
-def eyelid_maps(eye: EyeShape, closure: float, widen: float, lower_lift: float,
-                xs: np.ndarray, ys: np.ndarray) -> LidLayers:
-    """The lid and eye layers for points (xs, ys) of the source.
-
-    The skin above the upper lid slides down to the new lid line (the lid layer), unfolding smooth, with the
-    lashes along its edge; below that line the eye shows as it was, not squashed (the eye layer); the line
-    between them is anti-aliased. Closed lids meet on a line that sags a little, round over the eyeball.
+    The skin above the upper lid slides down to the new lid line, unfolding (the caller blurs its folds away,
+    weighted by the returned `smooth`), with the lashes along its edge; below that line the eye shows as it
+    was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball.
     """
-    rel_x, rel_y = xs - eye.c0[0], ys - eye.c0[1]
-    pu = rel_x * eye.axis[0] + rel_y * eye.axis[1]
-    pv = rel_x * eye.normal[0] + rel_y * eye.normal[1]
-    upper = np.interp(pu, eye.u, eye.upper)
-    lower = np.interp(pu, eye.u, eye.lower)
+    rel_x, rel_y = maps[..., 0] - np.float32(eye.c0[0]), maps[..., 1] - np.float32(eye.c0[1])
+    normal_x, normal_y = float(eye.normal[0]), float(eye.normal[1])
+    pu = rel_x * float(eye.axis[0]) + rel_y * float(eye.axis[1])
+    pv = rel_x * normal_x + rel_y * normal_y
+    # The lid profiles (and a bump that is 0 at the corners, 1 mid-eye) at each point's position along the
+    # eye: linear interpolation in the profiles' uniform samples, clamped at the corners.
+    width, last = eye.width, len(eye.u) - 1
+    position = np.clip(pu * (last / width), 0.0, last - 1e-3)
+    index = position.astype(np.intp)
+    fraction = position - index
+    tables = np.stack([eye.upper, eye.lower, np.sin(np.pi * eye.u / width)]).astype(np.float32)
+    steps = np.diff(tables, axis=1)
+    upper, lower, along = (tables[k, :-1][index] + steps[k][index] * fraction for k in range(3))
     opening = lower - upper
-    along = np.sin(np.pi * np.clip(pu / eye.width, 0.0, 1.0))  # 0 at the corners, 1 mid-eye
-    meet = lower - LID_MEET * opening + LID_SAG * eye.width * along * closure
-    new_upper = upper + closure * (meet - upper) - widen * 0.2 * opening
-    new_lower = lower + closure * (meet - lower) - lower_lift * (1 - closure) * opening
-    top, bottom = upper - LID_REACH * eye.width, lower + 0.4 * eye.width
-    # Lid layer: the lash band just above the lid moves down (and thins as the lashes fold onto the lower
-    # lid); the skin above it stretches to follow.
-    band = 0.08 * eye.width
+    meet = lower - LID_MEET * opening + (LID_SAG * width * closure) * along
+    new_upper = upper + closure * (meet - upper) - (widen * 0.2) * opening
+    new_lower = lower + closure * (meet - lower) - (lower_lift * (1 - closure)) * opening
+    top, bottom = upper - LID_REACH * width, lower + 0.4 * width
+    # Above the new lid line: the lash band just above the lid moves down (thinning as the lashes fold onto
+    # the lower lid), the skin above it stretches to follow.
+    band = 0.08 * width
     folded = band * (1.0 - 0.6 * closure)
-    stretched = top + (pv - top) * (upper - band - top) / np.maximum(new_upper - folded - top, 1e-3)
-    lashes = upper - (new_upper - pv) * band / folded
-    lid = np.where(pv < top, pv, np.where(pv < new_upper - folded, stretched, lashes))
-    lid = np.where(pv >= new_upper, upper - 1.0 + np.minimum(pv - new_upper, 1.0), lid)
-    # Eye layer: [new_upper, new_lower] reads the eye from where the lid now starts down to the lower lid.
+    stretched = top + (pv - top) * ((upper - band - top) / np.maximum(new_upper - folded - top, 1e-3))
+    lid = np.where(pv < new_upper - folded, stretched, upper - (new_upper - pv) * (band / folded))
+    lid = np.where(pv < top, pv, lid)
+    # Below it: [new_upper, new_lower] reads the eye from where the lid now starts down to the lower lid.
     start = np.maximum(new_upper, upper)
-    span = np.maximum(new_lower - new_upper, 1e-3)
-    seen = start + (pv - new_upper) * (lower - start) / span
-    below = lower + (pv - new_lower) * (bottom - lower) / np.maximum(bottom - new_lower, 1e-3)
-    eye_v = np.where(pv > bottom, pv, np.where(pv > new_lower, below, seen))
+    seen = start + (pv - new_upper) * ((lower - start) / np.maximum(new_lower - new_upper, 1e-3))
+    below = lower + (pv - new_lower) * ((bottom - lower) / np.maximum(bottom - new_lower, 1e-3))
+    eye_v = np.where(pv > new_lower, np.where(pv > bottom, pv, below), seen)
     eye_v = np.where(pv < new_upper, np.minimum(pv, start), eye_v)
-    in_eye = np.clip(opening / (0.5 * float(opening.max()) + 1e-3), 0.0, 1.0)  # fades out at the corners
-    lid_alpha = (1.0 - smoothstep(new_upper - 0.6, new_upper + 0.6, pv)) * (opening > 0.5)
-    half_lash = LASH_WIDTH * eye.width * (0.4 + 0.6 * along) / 2
-    lash_alpha = LASH_DARKNESS * closure * (opening > 0.5) * \
-        (1.0 - smoothstep(half_lash, half_lash + 0.8, np.abs(pv - new_upper - half_lash / 2)))
-    cover = upper - 0.1 * eye.width
-    smooth = closure * lid_alpha * in_eye * smoothstep(cover - 0.1 * eye.width, cover, pv)
-    lid_shift, eye_shift = lid - pv, eye_v - pv
-    return LidLayers(xs + lid_shift * eye.normal[0], ys + lid_shift * eye.normal[1],
-                     xs + eye_shift * eye.normal[0], ys + eye_shift * eye.normal[1],
-                     lid_alpha, lash_alpha, smooth)
+    covered = (pv < new_upper) & (opening > 0.5)
+    read = np.where(covered, lid, eye_v)
+    shift = read - pv
+    maps[..., 0] += shift * normal_x
+    maps[..., 1] += shift * normal_y
+    # The lash line along the new lid edge, and the lid skin to smooth (fading out towards the corners).
+    half_lash = (LASH_WIDTH * width / 2) * (0.4 + 0.6 * along)
+    edge = np.abs(pv - new_upper - half_lash / 2) - half_lash
+    lash = (LASH_DARKNESS * closure) * (1.0 - np.clip(edge / 0.8, 0.0, 1.0)) * (opening > 0.5)
+    cover = upper - 0.1 * width
+    smooth = covered * np.clip(opening * (2.0 / (float(opening.max()) + 1e-3)), 0.0, 1.0) * \
+        np.clip((pv - cover) / (0.1 * width) + 1.0, 0.0, 1.0) * closure
+    return lash.astype(np.float32), smooth.astype(np.float32)
 
 
-def render_lids(source: np.ndarray, maps: np.ndarray, eye: EyeShape, closure: float, widen: float,
-                lower_lift: float, lash_colour: np.ndarray) -> np.ndarray:
-    """The eye box rendered with its lids moved: `maps` (h, w, 2) are where the face's own field reads each
-    point of the box in `source`. Returns the box as uint8."""
-    layers = eyelid_maps(eye, closure, widen, lower_lift, maps[..., 0], maps[..., 1])
-
-    def read(map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-        return cv2.remap(source, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-
-    lid, seen = read(layers.lid_x, layers.lid_y), read(layers.eye_x, layers.eye_y)
-    if closure > 0:  # the folds of the lid, compressed as it came down, unfold: blur them (vertically)
-        sigma = max(0.5, LID_SMOOTH * eye.width)
-        soft = cv2.GaussianBlur(lid, (1, 2 * int(2.5 * sigma) + 1), 0, sigmaY=sigma)
-        weight = layers.smooth.astype(np.float32)[..., None]
-        lid += (soft - lid) * weight
-    alpha = layers.lid_alpha.astype(np.float32)[..., None]
-    mixed = seen + (lid - seen) * alpha
-    lash = layers.lash_alpha.astype(np.float32)[..., None]
-    mixed += (lash_colour - mixed) * lash
-    return np.clip(mixed, 0, 255).astype(np.uint8)
+def finish_lids(box: np.ndarray, eye: EyeShape, lash: np.ndarray, smooth: np.ndarray,
+                colour: np.ndarray) -> None:
+    """Blur a rendered eye box's lid folds away and draw its lash line, in place."""
+    sigma = max(0.5, LID_SMOOTH * eye.width)
+    pixels = box.astype(np.float32)
+    soft = cv2.GaussianBlur(pixels, (1, 2 * int(2.5 * sigma) + 1), 0, sigmaY=sigma)
+    pixels += (soft - pixels) * smooth[..., None]
+    pixels += (colour - pixels) * lash[..., None]
+    np.clip(pixels, 0, 255, out=pixels)
+    box[:] = pixels
 
 
 def lash_colour(source: np.ndarray, landmarks: np.ndarray, upper_ids: tuple[int, ...], eye: EyeShape) -> np.ndarray:
@@ -335,40 +322,44 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
     cv2.fillPoly(mask, [np.round((polygon - [x0, y0]) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
     if not mask.any():
         return
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    local = frame.local(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(roi.shape[:2] + (2,))
-    u, v = local[..., 0], local[..., 1]
+    # Face-frame coordinates (u across, v down, in IODs) of the box's pixels, as an affine map of x and y.
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(frame.origin[0])
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(frame.origin[1])
+    ex, ey = frame.ex / frame.iod, frame.ey / frame.iod
+    u = xs * float(ex[0]) + ys * float(ex[1])
+    v = xs * float(ey[0]) + ys * float(ey[1])
     up_local, low_local = frame.local(upper), frame.local(lower)
     order_up, order_low = np.argsort(up_local[:, 0]), np.argsort(low_local[:, 0])
-    v_up = np.interp(u, up_local[order_up, 0], up_local[order_up, 1])
-    v_low = np.interp(u, low_local[order_low, 0], low_local[order_low, 1])
+    v_up = np.interp(u, up_local[order_up, 0], up_local[order_up, 1]).astype(np.float32)
+    v_low = np.interp(u, low_local[order_low, 0], low_local[order_low, 1]).astype(np.float32)
     gap = np.maximum(v_low - v_up, 1e-3)
     centre_u = (up_local[:, 0].min() + up_local[:, 0].max()) / 2
     half = max(1e-3, (up_local[:, 0].max() - up_local[:, 0].min()) / 2)
-    side = np.clip(np.abs(u - centre_u) / half, 0, 1)
-    depth = 1.0 - 0.7 * side ** 2  # corners recede into shadow
-
-    cavity = np.empty(roi.shape, np.float32)
-    cavity[:] = np.array([22, 22, 52], np.float32)
-    cavity *= (0.6 + 0.4 * (1 - np.clip(np.abs((v - v_up) / gap - 0.5) * 2, 0, 1)))[..., None]
+    side = np.minimum(np.abs(u - centre_u) / half, 1.0)
+    depth = (1.0 - 0.7 * side ** 2) * brightness  # corners recede into shadow
+    below_up = v - v_up
+    # The cavity: darkest at the lips, a little lighter mid-way.
+    shading = 0.6 + 0.4 * (1 - np.minimum(np.abs(below_up / gap - 0.5) * 2, 1.0))
     opening_iod = float(np.max(v_low - v_up)) if v_low.size else 0.0
     # Tongue: a dark red mound at the bottom of a wide opening.
-    tongue = np.clip(1.0 - ((u - centre_u) / (0.55 * half)) ** 2 - ((v - v_low) / (0.35 * gap)) ** 2, 0, 1)
-    tongue *= smoothstep(0.12, 0.3, np.float32(opening_iod))
-    cavity = cavity * (1 - tongue[..., None]) + np.array([70, 72, 150], np.float32) * tongue[..., None] * 0.8
+    tongue = np.maximum(1.0 - ((u - centre_u) / (0.55 * half)) ** 2 - ((v - v_low) / (0.35 * gap)) ** 2, 0.0)
+    tongue *= float(smoothstep(0.12, 0.3, np.float32(opening_iod)))
     # Teeth: a band under the upper lip, a thinner one over the lower lip, with faint gaps between teeth.
     upper_band = np.minimum(0.10, 0.4 * gap) * teeth
     lower_band = np.minimum(0.07, 0.18 * gap) * smoothstep(0.15, 0.3, gap) * teeth
-    teeth_upper = (1.0 - smoothstep(upper_band * 0.75, upper_band, v - v_up)) * (upper_band > 0.005)
+    teeth_upper = (1.0 - smoothstep(upper_band * 0.75, upper_band, below_up)) * (upper_band > 0.005)
     teeth_lower = (1.0 - smoothstep(lower_band * 0.7, lower_band, v_low - v)) * (lower_band > 0.005)
     gaps = 1.0 - 0.12 * np.exp(-((((u - centre_u) / 0.09) % 1.0 - 0.5) / 0.06) ** 2)
-    shade = (1.0 - 0.3 * (v - v_up) / np.maximum(upper_band, 1e-3)).clip(0.6, 1.0) * (1.0 - 0.35 * side ** 2)
-    tooth = np.array([198, 214, 226], np.float32)
-    cavity = cavity * (1 - teeth_upper[..., None]) + (tooth * (gaps * shade)[..., None]) * teeth_upper[..., None]
-    cavity = cavity * (1 - teeth_lower[..., None]) + (tooth * 0.8 * gaps[..., None]) * teeth_lower[..., None]
-    cavity *= (depth * brightness)[..., None]
+    shade = np.clip(1.0 - 0.3 * below_up / np.maximum(upper_band, 1e-3), 0.6, 1.0) * (1.0 - 0.35 * side ** 2)
+    # Each pixel is a mix of three colours: cavity, tongue and tooth, layered in that order.
+    keep = (1 - teeth_lower) * (1 - teeth_upper) * depth
+    mix = np.stack([keep * (1 - tongue) * shading, keep * 0.8 * tongue,
+                    depth * gaps * ((1 - teeth_lower) * teeth_upper * shade + 0.8 * teeth_lower)], axis=-1)
+    cavity = mix.astype(np.float32) @ MOUTH_COLOURS
     alpha = (cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32) / 255.0)[..., None]
-    roi[:] = np.clip(roi.astype(np.float32) * (1 - alpha) + cavity * alpha, 0, 255).astype(np.uint8)
+    pixels = roi.astype(np.float32)
+    pixels += (cavity - pixels) * alpha
+    roi[:] = np.clip(pixels, 0, 255)
 
 
 # ---------------------------------------------------------------------------------------------------- face
@@ -483,28 +474,13 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     # Absolute maps: the upsampled field plus the identity.
     maps = cv2.resize(coarse, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)
     maps += pixel_grid(crop_w, crop_h)
-    # Only the part of the crop that moves is resampled (a smile leaves the forehead where it was).
-    moving = np.abs(coarse).max(axis=2) > 0.2  # a fifth of a pixel: below what anyone can see
-    if not moving.any():
-        moving[len(ys) // 2, len(xs) // 2] = True
-    rows, cols = np.nonzero(moving)
-    ax0, ax1 = int(max(0, xs[max(0, cols.min() - 1)])), int(min(crop_w, xs[min(len(xs) - 1, cols.max() + 1)] + 2))
-    ay0, ay1 = int(max(0, ys[max(0, rows.min() - 1)])), int(min(crop_h, ys[min(len(ys) - 1, rows.max() + 1)] + 2))
-    # Maps clamped to the crop make a constant border behave as a replicated one; fixed-point maps with a
-    # constant border are OpenCV's fastest bilinear remap.
-    moved = maps[ay0:ay1, ax0:ax1]
-    np.clip(moved[..., 0], 0, crop_w - 1, out=moved[..., 0])
-    np.clip(moved[..., 1], 0, crop_h - 1, out=moved[..., 1])
-    fixed, fraction = cv2.convertMaps(moved, None, cv2.CV_16SC2)
-    warped = source.copy()
-    warped[ay0:ay1, ax0:ax1] = cv2.remap(source, fixed, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-
-    # Eyelids: composed after the head's field, in source space, over a small box around each eye.
+    # Eyelids: folded into the face's maps, in source space, over a small box around each eye.
     # Lids close faster at first, as a drowsy eye does; -20 is shut.
     closure_a = min(1.0, (max(0.0, -params["blink"]) / 20.0) ** 0.6)
     closure_b = min(1.0, closure_a + (params["wink"] / 25.0) ** 0.6)
     widen = max(0.0, params["blink"]) / 5.0
     lift = lift if (closure_a or closure_b or widen) else 0.0  # otherwise the spline has already done it
+    lids = []
     for upper, lower, closure in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER, closure_a),
                                   (geo.EYE_B_UPPER, geo.EYE_B_LOWER, closure_b)):
         if not (closure or widen):
@@ -520,8 +496,29 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         bx0, by0, bx1, by1 = max(0, bx0), max(0, by0), min(crop_w, bx1), min(crop_h, by1)
         if bx1 - bx0 < 2 or by1 - by0 < 2:
             continue
-        warped[by0:by1, bx0:bx1] = render_lids(source, maps[by0:by1, bx0:bx1], eye, closure, widen, lift,
-                                               lash_colour(source, marks, upper, eye))
+        lash, smooth = fold_lids(maps[by0:by1, bx0:bx1], eye, closure, widen, lift)
+        lids.append(((bx0, by0, bx1, by1), eye, lash, smooth, closure, lash_colour(source, marks, upper, eye)))
+
+    # Only the part of the crop that moves is resampled (a smile leaves the forehead where it was).
+    moving = np.abs(coarse).max(axis=2) > 0.2  # a fifth of a pixel: below what anyone can see
+    if not moving.any():
+        moving[len(ys) // 2, len(xs) // 2] = True
+    rows, cols = np.nonzero(moving)
+    ax0, ax1 = int(max(0, xs[max(0, cols.min() - 1)])), int(min(crop_w, xs[min(len(xs) - 1, cols.max() + 1)] + 2))
+    ay0, ay1 = int(max(0, ys[max(0, rows.min() - 1)])), int(min(crop_h, ys[min(len(ys) - 1, rows.max() + 1)] + 2))
+    for (bx0, by0, bx1, by1), *_ in lids:
+        ax0, ay0, ax1, ay1 = min(ax0, bx0), min(ay0, by0), max(ax1, bx1), max(ay1, by1)
+    # Maps clamped to the crop make a constant border behave as a replicated one; fixed-point maps with a
+    # constant border are OpenCV's fastest bilinear remap.
+    moved = maps[ay0:ay1, ax0:ax1]
+    np.clip(moved[..., 0], 0, crop_w - 1, out=moved[..., 0])
+    np.clip(moved[..., 1], 0, crop_h - 1, out=moved[..., 1])
+    fixed, fraction = cv2.convertMaps(moved, None, cv2.CV_16SC2)
+    warped = source.copy()
+    warped[ay0:ay1, ax0:ax1] = cv2.remap(source, fixed, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    for (bx0, by0, bx1, by1), eye, lash, smooth, closure, colour in lids:
+        if closure:
+            finish_lids(warped[by0:by1, bx0:bx1], eye, lash, smooth, colour)
 
     if inner_gap_dst > max(inner_gap_src + 0.03, 0.05):
         upper_contour = targets_all[[position[i] for i in geo.LIPS_UPPER_INNER]]

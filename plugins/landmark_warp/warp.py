@@ -168,28 +168,43 @@ def eye_shape(landmarks: np.ndarray, upper_ids: tuple[int, ...], lower_ids: tupl
     return EyeShape(c0, axis, normal, width, u, np.minimum(upper, lower), np.maximum(upper, lower))
 
 
-def fold_lids(maps: np.ndarray, eye: EyeShape, closure: float, widen: float,
-              lower_lift: float) -> tuple[np.ndarray, np.ndarray]:
-    """Move one eye's lids inside the face's maps: `maps` (h, w, 2) is an eye box of the face's map (where each
-    output point reads the source), changed in place. Returns the lash line's alpha and how much to smooth.
+def fold_lids(boxes: list[np.ndarray], eyes: list[EyeShape], closures: list[float], widen: float,
+              lower_lift: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Move the lids of one or two eyes inside the face's maps: each of `boxes` (h, w, 2) is an eye box of the
+    face's map (where each output point reads the source), changed in place. Returns per eye the lash line's
+    alpha and how much to smooth.
 
     The skin above the upper lid slides down to the new lid line, unfolding (the caller blurs its folds away,
     weighted by the returned `smooth`), with the lashes along its edge; below that line the eye shows as it
-    was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball.
+    was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball. Both eyes are
+    computed together, stacked (the cost here is per numpy call, not per pixel).
     """
-    rel_x, rel_y = maps[..., 0] - np.float32(eye.c0[0]), maps[..., 1] - np.float32(eye.c0[1])
-    normal_x, normal_y = float(eye.normal[0]), float(eye.normal[1])
-    pu = rel_x * float(eye.axis[0]) + rel_y * float(eye.axis[1])
+    count = len(boxes)
+    maps = np.zeros((count, max(b.shape[0] for b in boxes), max(b.shape[1] for b in boxes), 2), np.float32)
+    for k, box in enumerate(boxes):
+        maps[k, :box.shape[0], :box.shape[1]] = box
+
+    def per_eye(values: list[float]) -> np.ndarray:
+        return np.array(values, np.float32).reshape(count, 1, 1)
+
+    width = per_eye([e.width for e in eyes])
+    closure = per_eye(closures)
+    normal_x, normal_y = per_eye([e.normal[0] for e in eyes]), per_eye([e.normal[1] for e in eyes])
+    rel_x = maps[..., 0] - per_eye([e.c0[0] for e in eyes])
+    rel_y = maps[..., 1] - per_eye([e.c0[1] for e in eyes])
+    pu = rel_x * per_eye([e.axis[0] for e in eyes]) + rel_y * per_eye([e.axis[1] for e in eyes])
     pv = rel_x * normal_x + rel_y * normal_y
     # The lid profiles (and a bump that is 0 at the corners, 1 mid-eye) at each point's position along the
     # eye: linear interpolation in the profiles' uniform samples, clamped at the corners.
-    width, last = eye.width, len(eye.u) - 1
+    last = len(eyes[0].u) - 1
     position = np.clip(pu * (last / width), 0.0, last - 1e-3)
     index = position.astype(np.intp)
     fraction = position - index
-    tables = np.stack([eye.upper, eye.lower, np.sin(np.pi * eye.u / width)]).astype(np.float32)
-    steps = np.diff(tables, axis=1)
-    upper, lower, along = (tables[k, :-1][index] + steps[k][index] * fraction for k in range(3))
+    tables = np.array([[e.upper, e.lower, np.sin(np.pi * e.u / e.width)] for e in eyes], np.float32)
+    steps = np.diff(tables, axis=2)
+    which = np.arange(count).reshape(count, 1, 1)
+    upper, lower, along = (tables[:, k, :-1][which, index] + steps[:, k][which, index] * fraction
+                           for k in range(3))
     opening = lower - upper
     meet = lower - LID_MEET * opening + (LID_SAG * width * closure) * along
     new_upper = upper + closure * (meet - upper) - (widen * 0.2) * opening
@@ -208,19 +223,25 @@ def fold_lids(maps: np.ndarray, eye: EyeShape, closure: float, widen: float,
     below = lower + (pv - new_lower) * ((bottom - lower) / np.maximum(bottom - new_lower, 1e-3))
     eye_v = np.where(pv > new_lower, np.where(pv > bottom, pv, below), seen)
     eye_v = np.where(pv < new_upper, np.minimum(pv, start), eye_v)
-    covered = (pv < new_upper) & (opening > 0.5)
-    read = np.where(covered, lid, eye_v)
-    shift = read - pv
+    is_open = opening > 0.5
+    covered = (pv < new_upper) & is_open
+    shift = np.where(covered, lid, eye_v) - pv
     maps[..., 0] += shift * normal_x
     maps[..., 1] += shift * normal_y
     # The lash line along the new lid edge, and the lid skin to smooth (fading out towards the corners).
-    half_lash = (LASH_WIDTH * width / 2) * (0.4 + 0.6 * along)
+    half_lash = (LASH_WIDTH / 2) * width * (0.4 + 0.6 * along)
     edge = np.abs(pv - new_upper - half_lash / 2) - half_lash
-    lash = (LASH_DARKNESS * closure) * (1.0 - np.clip(edge / 0.8, 0.0, 1.0)) * (opening > 0.5)
+    lash = (LASH_DARKNESS * closure) * (1.0 - np.clip(edge / 0.8, 0.0, 1.0)) * is_open
     cover = upper - 0.1 * width
-    smooth = covered * np.clip(opening * (2.0 / (float(opening.max()) + 1e-3)), 0.0, 1.0) * \
-        np.clip((pv - cover) / (0.1 * width) + 1.0, 0.0, 1.0) * closure
-    return lash.astype(np.float32), smooth.astype(np.float32)
+    widest = opening.max(axis=(1, 2), keepdims=True)
+    smooth = (covered * closure) * np.clip(opening * (2.0 / (widest + 1e-3)), 0.0, 1.0) * \
+        np.clip((pv - cover) / (0.1 * width) + 1.0, 0.0, 1.0)
+    results = []
+    for k, box in enumerate(boxes):
+        rows, cols = box.shape[:2]
+        box[:] = maps[k, :rows, :cols]
+        results.append((lash[k, :rows, :cols].astype(np.float32), smooth[k, :rows, :cols].astype(np.float32)))
+    return results
 
 
 def finish_lids(box: np.ndarray, eye: EyeShape, lash: np.ndarray, smooth: np.ndarray,
@@ -496,8 +517,9 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         bx0, by0, bx1, by1 = max(0, bx0), max(0, by0), min(crop_w, bx1), min(crop_h, by1)
         if bx1 - bx0 < 2 or by1 - by0 < 2:
             continue
-        lash, smooth = fold_lids(maps[by0:by1, bx0:bx1], eye, closure, widen, lift)
-        lids.append(((bx0, by0, bx1, by1), eye, lash, smooth, closure, lash_colour(source, marks, upper, eye)))
+        lids.append(((bx0, by0, bx1, by1), eye, closure, lash_colour(source, marks, upper, eye)))
+    folded = fold_lids([maps[box[1]:box[3], box[0]:box[2]] for box, *_ in lids], [lid[1] for lid in lids],
+                       [lid[2] for lid in lids], widen, lift) if lids else []
 
     # Only the part of the crop that moves is resampled (a smile leaves the forehead where it was).
     moving = np.abs(coarse).max(axis=2) > 0.2  # a fifth of a pixel: below what anyone can see
@@ -516,7 +538,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     fixed, fraction = cv2.convertMaps(moved, None, cv2.CV_16SC2)
     warped = source.copy()
     warped[ay0:ay1, ax0:ax1] = cv2.remap(source, fixed, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    for (bx0, by0, bx1, by1), eye, lash, smooth, closure, colour in lids:
+    for ((bx0, by0, bx1, by1), eye, closure, colour), (lash, smooth) in zip(lids, folded):
         if closure:
             finish_lids(warped[by0:by1, bx0:bx1], eye, lash, smooth, colour)
 

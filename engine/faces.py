@@ -370,14 +370,26 @@ def _run_fast(graph: object, image: object, timestamp_ms: int | None) -> list:
     import ctypes
 
     from mediapipe.tasks.python.components.containers import landmark_c
+    from mediapipe.tasks.python.core import mediapipe_c_utils
     from mediapipe.tasks.python.vision import face_landmarker as module
 
+    # The wrapper sends every call to a worker thread of its own and waits for it; under load (a busy render
+    # thread holding the GIL) each of those hand-offs can wait a whole GIL switch interval. Calls here are
+    # already serialised by the Landmarker's lock, so call the C function directly (ctypes drops the GIL).
+    lib = graph._lib._lib
     result = module.MpFaceLandmarkerResultC()
+    error = ctypes.c_char_p()
     if timestamp_ms is None:
-        graph._lib.MpFaceLandmarkerDetectImage(graph._handle, image._image_ptr, None, ctypes.byref(result))
+        status = lib.MpFaceLandmarkerDetectImage(graph._handle, image._image_ptr, None, ctypes.byref(result),
+                                                 ctypes.byref(error))
     else:
-        graph._lib.MpFaceLandmarkerDetectForVideo(graph._handle, image._image_ptr, None, timestamp_ms,
-                                                  ctypes.byref(result))
+        status = lib.MpFaceLandmarkerDetectForVideo(graph._handle, image._image_ptr, None, timestamp_ms,
+                                                    ctypes.byref(result), ctypes.byref(error))
+    try:
+        mediapipe_c_utils.handle_status(status, error)
+    finally:
+        if error.value is not None:
+            lib.MpErrorFree(error)
     try:
         faces = []
         for index in range(result.face_landmarks_count):
@@ -401,7 +413,7 @@ def _run_fast(graph: object, image: object, timestamp_ms: int | None) -> list:
             faces.append((points, shapes, np.array(matrix, dtype=np.float64)))
         return faces
     finally:
-        graph._lib.MpFaceLandmarkerCloseResult(ctypes.byref(result))
+        lib.MpFaceLandmarkerCloseResult(ctypes.byref(result))
 
 
 def select_faces(faces: Sequence[Face], which: str) -> list[Face]:

@@ -64,6 +64,22 @@ def machine() -> dict[str, Any]:
             "opencv": cv2.__version__}
 
 
+def reference_ms(repeats: int = 30) -> float:
+    """A fixed numpy workload (five 256x256 float32 matrix products, one thread), median milliseconds.
+
+    A shared VM's speed drifts by a third from minute to minute; this figure, printed beside the others, tells
+    a slow run from a slow change (about 2 ms on a quiet run of the development machine).
+    """
+    matrix = np.random.default_rng(0).random((256, 256), dtype=np.float32)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(5):
+            matrix @ matrix
+        times.append(time.perf_counter() - started)
+    return round(float(np.median(times)) * 1000, 2)
+
+
 def bench_preprocess(frames: list[np.ndarray], model: str) -> dict[str, Any]:
     """The pre-process stage as live mode runs it: video-mode landmarker plus smoothing, per frame."""
     from engine.faces import Landmarker
@@ -177,7 +193,7 @@ def run(settings: Settings, registry: Registry, source: str | None, frames: int,
         progress: Callable[[str], None]) -> dict[str, Any]:
     """Run the chosen sections and return their figures."""
     video = Path(source) if source else DEFAULT_VIDEO
-    results: dict[str, Any] = {"machine": machine(), "source": str(video)}
+    results: dict[str, Any] = {"machine": machine(), "source": str(video), "reference_ms": reference_ms()}
     clip = read_frames(video, frames)
     if "preprocess" in only:
         progress("pre-process")
@@ -198,7 +214,9 @@ def run(settings: Settings, registry: Registry, source: str | None, frames: int,
 def render_text(results: dict[str, Any]) -> str:
     """The figures as a short table for a terminal."""
     lines = [f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
-             f"Python {results['machine']['python']}, OpenCV {results['machine']['opencv']}"]
+             f"Python {results['machine']['python']}, OpenCV {results['machine']['opencv']}",
+             f"reference workload: {results['reference_ms']} ms (about 2 on a quiet run of the development "
+             f"machine; higher means the machine is slower right now)"]
     if "preprocess" in results:
         ms = results["preprocess"]["ms"]
         lines.append(f"pre-process (640x480, video mode + smoothing): median {ms['median']} ms, p95 {ms['p95']} ms "

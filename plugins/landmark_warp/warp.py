@@ -156,7 +156,7 @@ def eye_shape(landmarks: np.ndarray, upper_ids: tuple[int, ...], lower_ids: tupl
     axis = axis / width
     normal = down - (down @ axis) * axis
     normal = normal / (np.linalg.norm(normal) or 1.0)
-    u = np.linspace(0.0, width, 24)
+    u = np.arange(24) * (width / 23)
 
     def profile(ids: tuple[int, ...]) -> np.ndarray:
         rel = landmarks[list(ids), :2] - c0
@@ -202,8 +202,8 @@ def fold_lids(boxes: list[np.ndarray], eyes: list[EyeShape], closures: list[floa
     fraction = position - index
     tables = np.array([[e.upper, e.lower, np.sin(np.pi * e.u / e.width)] for e in eyes], np.float32)
     steps = np.diff(tables, axis=2)
-    which = np.arange(count).reshape(count, 1, 1)
-    upper, lower, along = (tables[:, k, :-1][which, index] + steps[:, k][which, index] * fraction
+    index += (np.arange(count) * last).reshape(count, 1, 1)  # into each eye's row of the flattened tables
+    upper, lower, along = (np.take(tables[:, k, :-1].ravel(), index) + np.take(steps[:, k].ravel(), index) * fraction
                            for k in range(3))
     opening = lower - upper
     meet = lower - LID_MEET * opening + (LID_SAG * width * closure) * along

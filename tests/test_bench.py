@@ -1,0 +1,35 @@
+"""`facesynth bench`: it runs the sections asked for and prints their figures (speed itself is never asserted)."""
+
+import json
+
+from tests.conftest import assert_one_line_error, run_cli
+
+
+def test_bench_prints_its_figures_as_json():
+    result = run_cli("bench", "--only", "preprocess", "--only", "warp", "--frames", "12", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["machine"]["cores"] >= 1 and figures["reference_ms"] > 0
+    assert figures["preprocess"]["frames"] == 12 and figures["preprocess"]["frames_with_face"] == 12
+    assert 0 < figures["preprocess"]["ms"]["median"] <= figures["preprocess"]["ms"]["p95"]
+    assert set(figures["warp"]) == {"happy", "surprised", "angry", "sleepy"}
+    for ms in figures["warp"].values():
+        assert 0 < ms["median"] <= ms["p95"]
+    assert "still" not in figures and "segmind" not in figures
+    assert figures["peak_memory_mb"] > 0
+
+
+def test_bench_text_names_each_figure():
+    result = run_cli("bench", "--only", "warp", "--frames", "10", timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("machine:") and lines[1].startswith("reference workload:")
+    assert sum(line.startswith("warp ") for line in lines) == 4
+    assert lines[-1].startswith("peak memory:")
+
+
+def test_bench_refuses_bad_input(tmp_path):
+    assert_one_line_error(run_cli("bench", "--frames", "3"), "--frames must be at least 10")
+    missing = run_cli("bench", "--only", "warp", "--source", tmp_path / "none.mp4")
+    assert missing.returncode == 2
+    assert_one_line_error(missing, "none.mp4")

@@ -31,6 +31,7 @@ LID_SAG = 0.08  # ... on a line that sags this many eye widths in the middle (th
 LID_REACH = 0.6  # the skin up to this many eye widths above the lid stretches down with it
 LID_SMOOTH = 0.1  # the unfolded lid is smooth: folds carried down with it are blurred (sigma in eye widths)
 LASH_DARKNESS, LASH_WIDTH = 0.85, 0.07  # the lash line along a closing lid (width in eye widths, mid-lid)
+EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 
 
@@ -152,19 +153,20 @@ def eye_shape(landmarks: np.ndarray, upper_ids: tuple[int, ...], lower_ids: tupl
     """Describe one eye from its lid landmarks (each list from corner to corner)."""
     c0, c1 = landmarks[upper_ids[0], :2], landmarks[upper_ids[-1], :2]
     axis = c1 - c0
-    width = float(np.linalg.norm(axis)) or 1.0
+    width = math.hypot(*axis) or 1.0
     axis = axis / width
     normal = down - (down @ axis) * axis
-    normal = normal / (np.linalg.norm(normal) or 1.0)
-    u = np.arange(24) * (width / 23)
+    normal = normal / (math.hypot(*normal) or 1.0)
+    u = EYE_SAMPLES * width
+    rel = landmarks[list(upper_ids + lower_ids), :2] - c0
+    along, across = rel @ axis, rel @ normal
+    split = len(upper_ids)
 
-    def profile(ids: tuple[int, ...]) -> np.ndarray:
-        rel = landmarks[list(ids), :2] - c0
-        pu, pv = rel @ axis, rel @ normal
+    def profile(pu: np.ndarray, pv: np.ndarray) -> np.ndarray:
         order = np.argsort(pu)
         return np.interp(u, pu[order], pv[order])
 
-    upper, lower = profile(upper_ids), profile(lower_ids)
+    upper, lower = profile(along[:split], across[:split]), profile(along[split:], across[split:])
     return EyeShape(c0, axis, normal, width, u, np.minimum(upper, lower), np.maximum(upper, lower))
 
 
@@ -258,10 +260,9 @@ def finish_lids(box: np.ndarray, eye: EyeShape, lash: np.ndarray, smooth: np.nda
 
 def lash_colour(source: np.ndarray, landmarks: np.ndarray, upper_ids: tuple[int, ...], eye: EyeShape) -> np.ndarray:
     """The colour of the upper lashes: the darkest samples just above the upper lid's landmarks."""
-    points = landmarks[list(upper_ids[1:-1]), :2] - 0.03 * eye.width * eye.normal
-    rows = np.clip(np.round(points[:, 1]).astype(int), 0, source.shape[0] - 1)
-    cols = np.clip(np.round(points[:, 0]).astype(int), 0, source.shape[1] - 1)
-    samples = source[rows, cols].astype(np.float32)
+    points = landmarks[list(upper_ids[1:-1]), 1::-1] - 0.03 * eye.width * eye.normal[::-1]  # (row, col)
+    cells = np.clip(np.rint(points).astype(np.intp), 0, np.array(source.shape[:2]) - 1)
+    samples = source[cells[:, 0], cells[:, 1]].astype(np.float32)
     return samples[np.argsort(samples.sum(axis=1))[:2]].mean(axis=0)
 
 

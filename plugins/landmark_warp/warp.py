@@ -439,8 +439,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     ids_all, offsets_all = geo.expression_offsets(marks, params, frame, include_inner=True)
     targets_all = marks[ids_all, :2] + frame.to_image(offsets_all)
     rotating = bool(params["rotate_pitch"] or params["rotate_yaw"] or params["rotate_roll"])
-    turn = HeadTurn(marks, frame, params)
-    if rotating:
+    turn = HeadTurn(marks, frame, params) if rotating else None
+    if turn:
         targets_all = turn.apply(targets_all, marks[ids_all, 2], np.isin(ids_all, geo.FACE_OVAL))
     mouth_13 = targets_all[list(ids_all).index(13)]
     mouth_14 = targets_all[list(ids_all).index(14)]
@@ -457,7 +457,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         for lower, upper in geo.EYE_LID_PAIRS:
             row = list(eye_ids).index(lower)
             eye_targets[row] -= lift * (marks[lower, :2] - marks[upper, :2]) @ frame.ey * frame.ey
-    if rotating:
+    if turn:
         eye_targets = turn.apply(eye_targets, marks[eye_ids, 2], np.zeros(len(eye_ids), bool))
     angles = np.linspace(0, 2 * np.pi, 14, endpoint=False)
     ring = region.centre - offset + np.array(RING_RADII) * region.half * np.stack([np.cos(angles), np.sin(angles)],
@@ -509,7 +509,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             continue
         eye = eye_shape(marks, upper, lower, frame.ey)
         outline = marks[list(upper + lower), :2]
-        if rotating:
+        if turn:
             outline = np.concatenate([outline, turn.apply(outline, marks[list(upper + lower), 2],
                                                           np.zeros(len(outline), bool))])
         # The box reaches as far above the lid as the lid's skin stretches; beyond the corners nothing moves.
@@ -534,8 +534,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     # Maps clamped to the crop make a constant border behave as a replicated one; fixed-point maps with a
     # constant border are OpenCV's fastest bilinear remap.
     moved = maps[ay0:ay1, ax0:ax1]
-    np.clip(moved[..., 0], 0, crop_w - 1, out=moved[..., 0])
-    np.clip(moved[..., 1], 0, crop_h - 1, out=moved[..., 1])
+    cv2.max(moved, (0.0, 0.0, 0.0, 0.0), dst=moved)  # per channel, in place (numpy's strided clip is slower)
+    cv2.min(moved, (crop_w - 1.0, crop_h - 1.0, 0.0, 0.0), dst=moved)
     fixed, fraction = cv2.convertMaps(moved, None, cv2.CV_16SC2)
     warped = source.copy()
     warped[ay0:ay1, ax0:ax1] = cv2.remap(source, fixed, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)

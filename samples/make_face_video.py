@@ -21,7 +21,7 @@ from engine.expression import Expression  # noqa: E402
 from engine.faces import Landmarker  # noqa: E402
 from plugins.landmark_warp.warp import edit_face  # noqa: E402
 
-WIDTH, HEIGHT, FPS, SECONDS = 640, 480, 30, 8
+WIDTH, HEIGHT, FPS, SECONDS = 640, 480, 30, 20  # 600 frames: `live --max-frames 600` without --loop
 
 
 def main() -> None:

@@ -64,7 +64,9 @@ class Panel:
         assert self.process.poll() is None, self.process.stderr.read()
         self.layout = json.loads(self.layout_file.read_text())
 
-    def click(self, tag):
+    def click(self, tag, fresh=False):
+        if fresh:  # the current layout (a widget can move once previews and status text fill in)
+            self.frame_buffer()
         box = self.layout[tag]
         x = int(self.layout["viewport"]["pos"][0] + box["min"][0] + box["size"][0] / 2)
         y = int(self.layout["viewport"]["pos"][1] + box["min"][1] + box["size"][1] / 2)
@@ -144,7 +146,7 @@ def test_clicks_to_a_stored_surprised_capture_of_a_video(display, tmp_path):
     try:
         panel.click("start")
         time.sleep(2.0)
-        panel.click("emotion_surprised")
+        panel.click("emotion_surprised", fresh=True)
         time.sleep(1.0)
         image = panel.frame_buffer()
         left, right = panel.region(image, "preview_input"), panel.region(image, "preview_output")
@@ -156,7 +158,7 @@ def test_clicks_to_a_stored_surprised_capture_of_a_video(display, tmp_path):
             cv2.imwrite("/tmp/after_capture.png", panel.frame_buffer())
             raise AssertionError(f"no capture stored in {out}: {captures(out)}")
         meta = stored[0]
-        assert meta["backend"] == "landmark-warp" and meta["parameters"]["aaa"] == 40
+        assert meta["backend"] == "landmark-warp" and meta["parameters"]["aaa"] == 40, meta
         folder = [p for p in out.iterdir() if p.is_dir()][0]
         assert sorted(x.name for x in folder.iterdir()) == ["compare.png", "input.png", "meta.json", "output.png"]
     finally:

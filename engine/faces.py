@@ -369,7 +369,7 @@ def _run_fast(graph: object, image: object, timestamp_ms: int | None) -> list:
     """
     import ctypes
 
-    from mediapipe.tasks.python.components.containers import landmark_c
+    from mediapipe.tasks.python.components.containers import category_c, landmark_c
     from mediapipe.tasks.python.core import mediapipe_c_utils
     from mediapipe.tasks.python.vision import face_landmarker as module
 
@@ -394,26 +394,41 @@ def _run_fast(graph: object, image: object, timestamp_ms: int | None) -> list:
         faces = []
         for index in range(result.face_landmarks_count):
             marks = result.face_landmarks[index]
-            struct = landmark_c.MpNormalizedLandmarkC
-            layout = np.dtype({"names": ["x", "y", "z"], "formats": ["<f4"] * 3,
-                               "offsets": [struct.x.offset, struct.y.offset, struct.z.offset],
-                               "itemsize": ctypes.sizeof(struct)})
-            raw = ctypes.string_at(ctypes.cast(marks.landmarks, ctypes.c_void_p),
-                                   ctypes.sizeof(struct) * marks.landmarks_count)
-            records = np.frombuffer(raw, dtype=layout)
+            records = _read_array(marks.landmarks, marks.landmarks_count, landmark_c.MpNormalizedLandmarkC,
+                                  ("x", "y", "z"), "<f4")
             points = np.stack([records["x"], records["y"], records["z"]], axis=1).astype(np.float32)
             shapes: dict[str, float] = {}
             if index < result.face_blendshapes_count:
                 categories = result.face_blendshapes[index]
-                for k in range(categories.categories_count):
-                    category = categories.categories[k]
-                    shapes[category.category_name.decode()] = float(category.score)
+                scores = _read_array(categories.categories, categories.categories_count, category_c.MpCategoryC,
+                                     ("score",), "<f4")["score"]
+                shapes = dict(zip(_category_names(categories), scores.tolist()))
             matrix = result.facial_transformation_matrixes[index].to_numpy() \
                 if index < result.facial_transformation_matrixes_count else np.eye(4)
             faces.append((points, shapes, np.array(matrix, dtype=np.float64)))
         return faces
     finally:
         lib.MpFaceLandmarkerCloseResult(ctypes.byref(result))
+
+
+def _read_array(pointer: object, count: int, struct: type, fields: tuple[str, ...], fmt: str) -> np.ndarray:
+    """`count` C structs at `pointer` as a numpy record array holding `fields` (all of format `fmt`)."""
+    import ctypes
+
+    layout = np.dtype({"names": list(fields), "formats": [fmt] * len(fields),
+                       "offsets": [getattr(struct, name).offset for name in fields], "itemsize": ctypes.sizeof(struct)})
+    return np.frombuffer(ctypes.string_at(ctypes.cast(pointer, ctypes.c_void_p), layout.itemsize * count), layout)
+
+
+_CATEGORY_NAMES: dict[int, list[str]] = {}
+
+
+def _category_names(categories: object) -> list[str]:
+    """The blendshape names of a result, in order: read once (the model's list never changes), checked by count."""
+    count = categories.categories_count
+    if count not in _CATEGORY_NAMES:
+        _CATEGORY_NAMES[count] = [categories.categories[k].category_name.decode() for k in range(count)]
+    return _CATEGORY_NAMES[count]
 
 
 def select_faces(faces: Sequence[Face], which: str) -> list[Face]:

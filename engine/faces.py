@@ -424,11 +424,13 @@ _CATEGORY_NAMES: dict[int, list[str]] = {}
 
 
 def _category_names(categories: object) -> list[str]:
-    """The blendshape names of a result, in order: read once (the model's list never changes), checked by count."""
+    """The blendshape names of a result, in order: read once per model (its list never changes), checked by
+    count and by the last name (another model file may be configured)."""
     count = categories.categories_count
-    if count not in _CATEGORY_NAMES:
-        _CATEGORY_NAMES[count] = [categories.categories[k].category_name.decode() for k in range(count)]
-    return _CATEGORY_NAMES[count]
+    names = _CATEGORY_NAMES.get(count)
+    if names is None or (count and categories.categories[count - 1].category_name.decode() != names[-1]):
+        names = _CATEGORY_NAMES[count] = [categories.categories[k].category_name.decode() for k in range(count)]
+    return names
 
 
 def select_faces(faces: Sequence[Face], which: str) -> list[Face]:

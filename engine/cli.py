@@ -207,8 +207,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 print(json.dumps(record), flush=True)
             elif record["status"] == "ok":
                 note = f", fell back: {record['fallback']}" if record.get("fallback") else ""
-                edited = sum(1 for face in record["faces"] if face["edited"])
-                print(f"ok      {path} -> {record['output_dir']} ({edited} face(s), {record['backend']}, "
+                if "frames" in record:  # a video
+                    what = f"{record['frames']} frames, {record['frames_with_face']} with a face"
+                else:
+                    what = f"{sum(1 for face in record['faces'] if face['edited'])} face(s)"
+                print(f"ok      {path} -> {record['output_dir']} ({what}, {record['backend']}, "
                       f"{record['timings_ms'].get('total', 0):.0f} ms{note})")
         for record in records:
             if record["status"] != "ok":

@@ -150,6 +150,8 @@ def test_apply_a_video_file(tmp_path):
     assert int(output.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
     assert sorted(os.listdir(record["output_dir"])) == ["compare.png", "input.png", "meta.json", "output.mp4",
                                                         "output.png"]
+    text = run_cli("apply", video, "--emotion", "happy", "--out", tmp_path / "out")
+    assert text.returncode == 0 and "(24 frames, 24 with a face, landmark-warp" in text.stdout, text.stdout
 
 
 @pytest.fixture

@@ -100,6 +100,8 @@ def analyze_inputs(paths: Any, settings: Any, registry: Any, as_json: bool, draw
                     pose = face["pose"]
                     print(f"  face {number}: box {face['box']}, yaw {pose['yaw']:+.0f} pitch {pose['pitch']:+.0f} "
                           f"roll {pose['roll']:+.0f}, {face['expression']['text']}")
+                    strongest = sorted(face["blendshapes"].items(), key=lambda item: -item[1])[:4]
+                    print("    " + ", ".join(f"{name} {value:.2f}" for name, value in strongest))
     return 1 if failed else 0
 
 

@@ -197,6 +197,8 @@ def test_analyze_cli(tmp_path):
     assert outside.mean() < 0.001  # and nowhere else
     text = run_cli("analyze", CAT)
     assert text.returncode == 0 and "no face found" in text.stdout
+    text = run_cli("analyze", SAMPLE).stdout.splitlines()
+    assert "looks happy" in text[1] and text[2].strip().startswith("mouthSmile")  # the strongest blendshapes
 
 
 def test_analyze_unreadable_file(tmp_path):

@@ -593,7 +593,9 @@ class Launcher:
             if self._still is not None:
                 self._still.close()
             if self.args.frame_log:
-                Path(self.args.frame_log).write_text(json.dumps(self.frame_times))
+                from engine.imageio import write_atomic
+
+                write_atomic(Path(self.args.frame_log), json.dumps(self.frame_times).encode())
             dpg.destroy_context()
         return 0
 
@@ -609,7 +611,9 @@ class Launcher:
         layout = {tag: {"min": dpg.get_item_rect_min(tag), "size": dpg.get_item_rect_size(tag)}
                   for tag in tags if dpg.does_item_exist(tag)}
         layout["viewport"] = {"pos": dpg.get_viewport_pos()}
-        path.write_text(json.dumps(layout))
+        from engine.imageio import write_atomic
+
+        write_atomic(path, json.dumps(layout).encode())  # a reader never sees a half-written file
 
     def _save_frame_buffer(self, path: Path, done: threading.Event) -> None:
         """Ask DPG for the frame buffer; it arrives with the next frame and is written as PNG (atomically)."""

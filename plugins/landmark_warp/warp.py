@@ -171,6 +171,9 @@ def eye_shape(landmarks: np.ndarray, upper_ids: tuple[int, ...], lower_ids: tupl
     return EyeShape(c0, axis, normal, width, u, np.minimum(upper, lower), np.maximum(upper, lower))
 
 
+LID_ROWS_PER_PIXEL = 2  # the lid model is tabulated every half pixel across the eye
+
+
 def fold_lids(boxes: list[np.ndarray], eyes: list[EyeShape], closures: list[float], widen: float,
               lower_lift: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """Move the lids of one or two eyes inside the face's maps: each of `boxes` (h, w, 2) is an eye box of the
@@ -179,35 +182,27 @@ def fold_lids(boxes: list[np.ndarray], eyes: list[EyeShape], closures: list[floa
 
     The skin above the upper lid slides down to the new lid line, unfolding (the caller blurs its folds away,
     weighted by the returned `smooth`), with the lashes along its edge; below that line the eye shows as it
-    was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball. Both eyes are
-    computed together, stacked (the cost here is per numpy call, not per pixel).
+    was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball.
+
+    The model is computed on a small table in each eye's own axes (a column per lid-profile sample, a row
+    every half pixel across the eye), both eyes stacked; each box pixel then reads its table with one
+    `cv2.remap` (the cost here is per numpy call, not per pixel).
     """
-    count = len(boxes)
-    maps = np.zeros((count, max(b.shape[0] for b in boxes), max(b.shape[1] for b in boxes), 2), np.float32)
-    for k, box in enumerate(boxes):
-        maps[k, :box.shape[0], :box.shape[1]] = box
+    count = len(eyes)
 
     def per_eye(values: list[float]) -> np.ndarray:
         return np.array(values, np.float32).reshape(count, 1, 1)
 
     width = per_eye([e.width for e in eyes])
     closure = per_eye(closures)
-    normal_x, normal_y = per_eye([e.normal[0] for e in eyes]), per_eye([e.normal[1] for e in eyes])
-    rel_x = maps[..., 0] - per_eye([e.c0[0] for e in eyes])
-    rel_y = maps[..., 1] - per_eye([e.c0[1] for e in eyes])
-    pu = rel_x * per_eye([e.axis[0] for e in eyes]) + rel_y * per_eye([e.axis[1] for e in eyes])
-    pv = rel_x * normal_x + rel_y * normal_y
-    # The lid profiles (and a bump that is 0 at the corners, 1 mid-eye) at each point's position along the
-    # eye: linear interpolation in the profiles' uniform samples, clamped at the corners.
-    last = len(eyes[0].u) - 1
-    position = np.clip(pu * (last / width), 0.0, last - 1e-3)
-    index = position.astype(np.intp)
-    fraction = position - index
-    tables = np.array([[e.upper, e.lower, np.sin(np.pi * e.u / e.width)] for e in eyes], np.float32)
-    steps = np.diff(tables, axis=2)
-    index += (np.arange(count) * last).reshape(count, 1, 1)  # into each eye's row of the flattened tables
-    upper, lower, along = (np.take(tables[:, k, :-1].ravel(), index) + np.take(steps[:, k].ravel(), index) * fraction
-                           for k in range(3))
+    # Table rows: from above where the lid's skin starts stretching to below where the lower lid's ends.
+    starts = [float(e.upper.min()) - LID_REACH * e.width - 2.0 for e in eyes]
+    rows = int(math.ceil(max(float(e.lower.max()) + 0.45 * e.width + 2.0 - start
+                             for e, start in zip(eyes, starts)) * LID_ROWS_PER_PIXEL)) + 1
+    pv = per_eye(starts) + np.arange(rows, dtype=np.float32).reshape(1, rows, 1) / LID_ROWS_PER_PIXEL
+    upper = np.array([e.upper for e in eyes], np.float32)[:, None, :]
+    lower = np.array([e.lower for e in eyes], np.float32)[:, None, :]
+    along = np.sin(np.pi * EYE_SAMPLES).astype(np.float32)[None, None, :]  # 0 at the corners, 1 mid-eye
     opening = lower - upper
     meet = lower - LID_MEET * opening + (LID_SAG * width * closure) * along
     new_upper = upper + closure * (meet - upper) - (widen * 0.2) * opening
@@ -228,22 +223,29 @@ def fold_lids(boxes: list[np.ndarray], eyes: list[EyeShape], closures: list[floa
     eye_v = np.where(pv < new_upper, np.minimum(pv, start), eye_v)
     is_open = opening > 0.5
     covered = (pv < new_upper) & is_open
-    shift = np.where(covered, lid, eye_v) - pv
-    maps[..., 0] += shift * normal_x
-    maps[..., 1] += shift * normal_y
+    table = np.empty(pv.shape[:2] + (upper.shape[2], 3), np.float32)
+    table[..., 0] = np.where(covered, lid, eye_v) - pv  # how far along the normal each point now reads
     # The lash line along the new lid edge, and the lid skin to smooth (fading out towards the corners).
     half_lash = (LASH_WIDTH / 2) * width * (0.4 + 0.6 * along)
     edge = np.abs(pv - new_upper - half_lash / 2) - half_lash
-    lash = (LASH_DARKNESS * closure) * (1.0 - np.clip(edge / 0.8, 0.0, 1.0)) * is_open
+    table[..., 1] = (LASH_DARKNESS * closure) * (1.0 - np.clip(edge / 0.8, 0.0, 1.0)) * is_open
     cover = upper - 0.1 * width
-    widest = opening.max(axis=(1, 2), keepdims=True)
-    smooth = (covered * closure) * np.clip(opening * (2.0 / (widest + 1e-3)), 0.0, 1.0) * \
+    widest = opening.max(axis=2, keepdims=True)
+    table[..., 2] = (covered * closure) * np.clip(opening * (2.0 / (widest + 1e-3)), 0.0, 1.0) * \
         np.clip((pv - cover) / (0.1 * width) + 1.0, 0.0, 1.0)
     results = []
-    for k, box in enumerate(boxes):
-        rows, cols = box.shape[:2]
-        box[:] = maps[k, :rows, :cols]
-        results.append((lash[k, :rows, :cols].astype(np.float32), smooth[k, :rows, :cols].astype(np.float32)))
+    last = len(EYE_SAMPLES) - 1
+    for k, (box, eye) in enumerate(zip(boxes, eyes)):
+        # Each point's place in the table: column from its position along the eye, row from across it.
+        along_scale, across_scale = last / eye.width, float(LID_ROWS_PER_PIXEL)
+        to_table = np.array([[eye.axis[0] * along_scale, eye.axis[1] * along_scale, -(eye.c0 @ eye.axis) * along_scale],
+                             [eye.normal[0] * across_scale, eye.normal[1] * across_scale,
+                              (-(eye.c0 @ eye.normal) - starts[k]) * across_scale]], np.float32)
+        place = cv2.transform(box, to_table)
+        read = cv2.remap(table[k], place, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        box[..., 0] += read[..., 0] * float(eye.normal[0])
+        box[..., 1] += read[..., 0] * float(eye.normal[1])
+        results.append((read[..., 1], read[..., 2]))
     return results
 
 

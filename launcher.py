@@ -422,23 +422,10 @@ class Launcher:
 
         pipeline = self.still_pipeline()
         try:
-            store = CaptureStore(self.settings.output_dir)
-            capture = store.new(frame.source or "capture", {"parameters": expression.as_dict(),
-                                                            "emotion": [{"name": n, "weight": w}
-                                                                        for n, w in self.state.emotions],
-                                                            "intensity": self.state.intensity,
-                                                            "backend_requested": backend_id, "status": "pending"})
-            capture.write_image("input.png", frame.image)  # before the backend runs
-            capture.write_meta()
-            outcome = pipeline.process(frame, expression, backend_id)
-            meta = {"status": "ok" if outcome.ok else "failed", "backend": outcome.backend or None,
-                    "fallback": outcome.fallback or None, "errors": [outcome.error] if outcome.error else [],
-                    "timings_ms": outcome.timings_ms}
-            if outcome.ok:
-                capture.write_image("output.png", outcome.result.image)
-                capture.write_image("compare.png", outcome.composite)
-                meta["backend_info"] = dict(outcome.result.info)
-            capture.write_meta(**meta)
+            recipe = {"emotion": [{"name": n, "weight": w} for n, w in self.state.emotions],
+                      "intensity": self.state.intensity}
+            capture, outcome = pipeline.store_capture(frame, expression, backend_id,
+                                                      CaptureStore(self.settings.output_dir), recipe)
             self.results.append(("capture", capture.folder, outcome))
         except Exception as exc:  # the panel must live on whatever a backend does
             self.results.append(("error", None, str(exc)))

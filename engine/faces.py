@@ -8,6 +8,7 @@ a crop around each face it missed. Streams use the landmarker's video mode and a
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import io
@@ -411,12 +412,20 @@ def _run_fast(graph: object, image: object, timestamp_ms: int | None) -> list:
         lib.MpFaceLandmarkerCloseResult(ctypes.byref(result))
 
 
+@functools.lru_cache(maxsize=8)
+def _layout(struct: type, fields: tuple[str, ...], fmt: str) -> np.dtype:
+    """A numpy record layout reading `fields` (all of format `fmt`) out of a C struct (built once per struct)."""
+    import ctypes
+
+    return np.dtype({"names": list(fields), "formats": [fmt] * len(fields),
+                     "offsets": [getattr(struct, name).offset for name in fields], "itemsize": ctypes.sizeof(struct)})
+
+
 def _read_array(pointer: object, count: int, struct: type, fields: tuple[str, ...], fmt: str) -> np.ndarray:
     """`count` C structs at `pointer` as a numpy record array holding `fields` (all of format `fmt`)."""
     import ctypes
 
-    layout = np.dtype({"names": list(fields), "formats": [fmt] * len(fields),
-                       "offsets": [getattr(struct, name).offset for name in fields], "itemsize": ctypes.sizeof(struct)})
+    layout = _layout(struct, fields, fmt)
     return np.frombuffer(ctypes.string_at(ctypes.cast(pointer, ctypes.c_void_p), layout.itemsize * count), layout)
 
 

@@ -59,19 +59,13 @@ class Snapshots:
 
         pipeline = Pipeline(self.registry, self.settings)
         try:
-            capture = self.store.new("camera", {"parameters": expression.as_dict(), "status": "pending"})
-            capture.write_image("input.png", frame.image)  # stored before the backend runs
-            outcome = pipeline.process(frame, expression, self.settings.backend)
+            capture, outcome = pipeline.store_capture(frame, expression, self.settings.backend, self.store, {},
+                                                      source="camera")
             if outcome.ok:
-                capture.write_image("output.png", outcome.result.image)
-                capture.write_image("compare.png", outcome.composite)
                 self.result = outcome.composite
                 self.status = f"snapshot from {outcome.backend} stored: {capture.folder}"
             else:
                 self.status = f"snapshot failed: {outcome.error} (input kept in {capture.folder})"
-            capture.write_meta(status="ok" if outcome.ok else "failed", backend=outcome.backend,
-                               fallback=outcome.fallback or None, errors=[outcome.error] if outcome.error else [],
-                               backend_info=dict(outcome.result.info) if outcome.result else {})
         finally:
             pipeline.close()
             self._busy.release()

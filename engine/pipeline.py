@@ -25,7 +25,7 @@ from engine.expression import Expression
 from engine.faces import Face, select_faces
 from engine.imageio import read_image
 from engine.registry import BackendEntry, Registry
-from engine.storage import CaptureStore, side_by_side
+from engine.storage import Capture, CaptureStore, side_by_side
 
 log = structlog.get_logger()
 
@@ -176,6 +176,28 @@ class Pipeline:
             outcome.error = str(exc)
             self._error(stage, outcome.error, frame, type(exc).__name__)
         return outcome
+
+    def store_capture(self, frame: Frame, expression: Expression, backend_id: str, store: CaptureStore,
+                      meta: dict[str, Any], source: str = "") -> tuple[Capture, Outcome]:
+        """Edit `frame` with `backend_id` and store it as a capture; returns the capture and the outcome.
+
+        The input and its metadata (status pending) are written before the backend runs, so a failing or
+        slow backend loses nothing; the outputs and the result fields follow.
+        """
+        capture = store.new(source or frame.source or "capture",
+                            {**meta, "parameters": expression.as_dict(), "backend_requested": backend_id,
+                             "status": "pending"})
+        capture.write_image("input.png", frame.image)
+        capture.write_meta()
+        outcome = self.process(frame, expression, backend_id)
+        if outcome.ok:
+            capture.write_image("output.png", outcome.result.image)
+            capture.write_image("compare.png", outcome.composite)
+        capture.write_meta(status="ok" if outcome.ok else "failed", backend=outcome.backend or None,
+                           fallback=outcome.fallback or None, errors=[outcome.error] if outcome.error else [],
+                           timings_ms=outcome.timings_ms,
+                           backend_info=dict(outcome.result.info) if outcome.result else {})
+        return capture, outcome
 
     def apply_file(self, path: str | Path, expression: Expression, backend_id: str, store: CaptureStore,
                    recipe: dict[str, Any], caption: str = "output") -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -138,13 +139,12 @@ def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class EyeShape:
     """One eye in its own axes: corner `c0`, unit `axis` to the other corner, `normal` down, width in px,
-    and the upper and lower lid heights as functions of position along the axis (sampled)."""
+    and the upper and lower lid heights sampled along the axis at `EYE_SAMPLES` eye widths."""
 
     c0: np.ndarray
     axis: np.ndarray
     normal: np.ndarray
     width: float
-    u: np.ndarray
     upper: np.ndarray
     lower: np.ndarray
 
@@ -168,10 +168,19 @@ def eye_shape(landmarks: np.ndarray, upper_ids: tuple[int, ...], lower_ids: tupl
         return np.interp(u, pu[order], pv[order])
 
     upper, lower = profile(along[:split], across[:split]), profile(along[split:], across[split:])
-    return EyeShape(c0, axis, normal, width, u, np.minimum(upper, lower), np.maximum(upper, lower))
+    return EyeShape(c0, axis, normal, width, np.minimum(upper, lower), np.maximum(upper, lower))
 
 
 LID_ROWS_PER_PIXEL = 2  # the lid model is tabulated every half pixel across the eye
+
+
+class Lid(NamedTuple):
+    """One eye whose lids move: its box in the crop [x0, y0, x1, y1), shape, closure and lash colour."""
+
+    box: tuple[int, int, int, int]
+    eye: EyeShape
+    closure: float
+    colour: np.ndarray
 
 
 def fold_lids(boxes: list[np.ndarray], eyes: list[EyeShape], closures: list[float], widen: float,
@@ -521,9 +530,9 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         bx0, by0, bx1, by1 = max(0, bx0), max(0, by0), min(crop_w, bx1), min(crop_h, by1)
         if bx1 - bx0 < 2 or by1 - by0 < 2:
             continue
-        lids.append(((bx0, by0, bx1, by1), eye, closure, lash_colour(source, marks, upper, eye)))
-    folded = fold_lids([maps[box[1]:box[3], box[0]:box[2]] for box, *_ in lids], [lid[1] for lid in lids],
-                       [lid[2] for lid in lids], widen, lift) if lids else []
+        lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash_colour(source, marks, upper, eye)))
+    folded = fold_lids([maps[lid.box[1]:lid.box[3], lid.box[0]:lid.box[2]] for lid in lids], [lid.eye for lid in lids],
+                       [lid.closure for lid in lids], widen, lift) if lids else []
 
     # Only the part of the crop that moves is resampled (a smile leaves the forehead where it was).
     moving = np.abs(coarse).max(axis=2) > 0.2  # a fifth of a pixel: below what anyone can see
@@ -532,7 +541,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     rows, cols = np.nonzero(moving)
     ax0, ax1 = int(max(0, xs[max(0, cols.min() - 1)])), int(min(crop_w, xs[min(len(xs) - 1, cols.max() + 1)] + 2))
     ay0, ay1 = int(max(0, ys[max(0, rows.min() - 1)])), int(min(crop_h, ys[min(len(ys) - 1, rows.max() + 1)] + 2))
-    for (bx0, by0, bx1, by1), *_ in lids:
+    for lid in lids:
+        bx0, by0, bx1, by1 = lid.box
         ax0, ay0, ax1, ay1 = min(ax0, bx0), min(ay0, by0), max(ax1, bx1), max(ay1, by1)
     # Maps clamped to the crop make a constant border behave as a replicated one; fixed-point maps with a
     # constant border are OpenCV's fastest bilinear remap.
@@ -542,9 +552,10 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     fixed, fraction = cv2.convertMaps(moved, None, cv2.CV_16SC2)
     warped = source.copy()
     warped[ay0:ay1, ax0:ax1] = cv2.remap(source, fixed, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    for ((bx0, by0, bx1, by1), eye, closure, colour), (lash, smooth) in zip(lids, folded):
-        if closure:
-            finish_lids(warped[by0:by1, bx0:bx1], eye, lash, smooth, colour)
+    for lid, (lash, smooth) in zip(lids, folded):
+        if lid.closure:
+            bx0, by0, bx1, by1 = lid.box
+            finish_lids(warped[by0:by1, bx0:bx1], lid.eye, lash, smooth, lid.colour)
 
     if inner_gap_dst > max(inner_gap_src + 0.03, 0.05):
         upper_contour = targets_all[[position[i] for i in geo.LIPS_UPPER_INNER]]

@@ -11,7 +11,6 @@ Per face, on a crop around it:
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -37,13 +36,19 @@ EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) it
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 
 
-@functools.lru_cache(maxsize=8)
+_GRID = np.zeros((0, 0, 2), np.float32)
+
+
 def pixel_grid(width: int, height: int) -> np.ndarray:
-    """The identity map of a width x height image as (height, width, 2) float32 (cached: live frames repeat
-    their crop sizes)."""
-    grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
-    grid.setflags(write=False)
-    return grid
+    """The identity map of a width x height image as a read-only (height, width, 2) float32 view (one grid, grown
+    when a bigger one is asked for: live frames change their crop sizes all the time)."""
+    global _GRID
+    if _GRID.shape[0] < height or _GRID.shape[1] < width:
+        size = (max(height, _GRID.shape[0]), max(width, _GRID.shape[1]))
+        grid = np.dstack(np.meshgrid(np.arange(size[1], dtype=np.float32), np.arange(size[0], dtype=np.float32)))
+        grid.setflags(write=False)
+        _GRID = grid
+    return _GRID[:height, :width]
 
 
 @dataclass(frozen=True)
@@ -544,14 +549,16 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     for lid in lids:
         bx0, by0, bx1, by1 = lid.box
         ax0, ay0, ax1, ay1 = min(ax0, bx0), min(ay0, by0), max(ax1, bx1), max(ay1, by1)
-    # Maps clamped to the crop make a constant border behave as a replicated one; fixed-point maps with a
-    # constant border are OpenCV's fastest bilinear remap.
+    # Maps clamped to the crop make a constant border behave as a replicated one. A four-channel image with
+    # float maps and a constant border takes OpenCV's vectorised bilinear remap: less than half the time of a
+    # three-channel one (measured on this machine's OpenCV 5).
     moved = maps[ay0:ay1, ax0:ax1]
     cv2.max(moved, (0.0, 0.0, 0.0, 0.0), dst=moved)  # per channel, in place (numpy's strided clip is slower)
     cv2.min(moved, (crop_w - 1.0, crop_h - 1.0, 0.0, 0.0), dst=moved)
-    fixed, fraction = cv2.convertMaps(moved, None, cv2.CV_16SC2)
+    remapped = cv2.remap(cv2.cvtColor(source, cv2.COLOR_BGR2BGRA), moved, None, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT)
     warped = source.copy()
-    warped[ay0:ay1, ax0:ax1] = cv2.remap(source, fixed, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    warped[ay0:ay1, ax0:ax1] = cv2.cvtColor(remapped, cv2.COLOR_BGRA2BGR)
     for lid, (lash, smooth) in zip(lids, folded):
         if lid.closure:
             bx0, by0, bx1, by1 = lid.box

@@ -76,19 +76,36 @@ def _clip01(values: np.ndarray) -> np.ndarray:
     return np.clip(values, 0.0, 1.0)
 
 
-def expression_offsets(landmarks: np.ndarray, params: dict[str, float], frame: FaceFrame,
-                       include_inner: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Control landmarks (indices) and their offsets in face units for everything but rotation and the eyes.
+# The control landmarks of `expression_offsets`, always in this order: rows of each group are static slices.
+OVAL_CONTROL = tuple(i for i in FACE_OVAL[::2] if i not in CHIN)
+CONTROL_GROUPS = {"lips": tuple(int(i) for i in LIP_IDS), "chin": CHIN, "oval": OVAL_CONTROL, "cheek_a": CHEEK_A,
+                  "cheek_b": CHEEK_B, "brows": BROW_A + BROW_B, "nose": NOSE}
+CONTROL_IDS = np.array([i for group in CONTROL_GROUPS.values() for i in group])
+
+
+def _rows(groups: dict[str, tuple[int, ...]]) -> dict[str, slice]:
+    """Each group's rows in the concatenation of the groups."""
+    rows, start = {}, 0
+    for name, group in groups.items():
+        rows[name] = slice(start, start + len(group))
+        start += len(group)
+    return rows
+
+
+CONTROL_ROWS = _rows(CONTROL_GROUPS)
+ON_OUTLINE = np.isin(CONTROL_IDS, FACE_OVAL)  # control points on the face outline (they follow a head turn less)
+
+
+def expression_offsets(local: np.ndarray, params: dict[str, float]) -> np.ndarray:
+    """Offsets in face units of the `CONTROL_IDS` landmarks for everything but rotation and the eyes, from the
+    landmarks in face units (`FaceFrame.local`).
 
     The eyes' lids and irises are not moved here: closing lids and moving irises are done by the eye stage.
     """
-    local = frame.local(landmarks)
-    ids: list[int] = []
-    moves: list[np.ndarray] = []
-
-    def add(indices: tuple[int, ...], offsets: np.ndarray) -> None:
-        ids.extend(indices)
-        moves.append(offsets)
+    points = local[CONTROL_IDS]
+    x, y = points[:, 0], points[:, 1]
+    out = np.zeros_like(points)
+    dx, dy = out[:, 0], out[:, 1]
 
     # Mouth frame: side position s in [-1, 1] from the centre line to each corner.
     corner_a, corner_b = local[MOUTH_CORNERS[0]], local[MOUTH_CORNERS[1]]
@@ -101,59 +118,53 @@ def expression_offsets(landmarks: np.ndarray, params: dict[str, float], frame: F
     jaw = 0.6 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
     press = max(0.0, -aaa) / 30.0
 
-    # The lip contours in one pass: side position s in [-1, 1] from the centre line to each corner; every
-    # point's offset is a sum of terms, each weighted by whether it is on the upper or lower lip, inner or
-    # outer contour.
-    count = len(LIP_IDS) if include_inner else LIP_OUTER_COUNT
-    pts = local[LIP_IDS[:count]]
-    up, low, inner = LIP_UPPER[:count], 1.0 - LIP_UPPER[:count], LIP_INNER[:count]
-    side = np.clip((pts[:, 0] - centre_x) / half_width, -1.0, 1.0)
+    # The lip contours in one pass: every point's offset is a sum of terms, each weighted by whether it is on
+    # the upper or lower lip, inner or outer contour.
+    lips = CONTROL_ROWS["lips"]
+    up, low, inner = LIP_UPPER, 1.0 - LIP_UPPER, LIP_INNER
+    side = np.clip((x[lips] - centre_x) / half_width, -1.0, 1.0)
     reach = np.abs(side)
     middle = 1.0 - reach ** 2
     # smile: corners up and out, the whole contour following them with the side position; eee: corners out,
     # lips flatten; woo: corners in, lips round and push out, a small round opening between them; aaa > 0:
     # the jaw carries the lower lip down, the corners follow half-way, the upper lip lifts a little; aaa < 0:
     # lips pressed together and thinned.
-    dx = side * (0.13 * smile + 0.10 * eee - 0.14 * woo - 0.10 * jaw - 0.03 * press)
+    dx[lips] = side * (0.13 * smile + 0.10 * eee - 0.14 * woo - 0.10 * jaw - 0.03 * press)
     per_middle = (low * 0.03 * max(smile, 0.0) + (up - low) * 0.025 * eee + (0.05 * low - 0.04 * up) * woo
                   + inner * (0.035 * low - 0.025 * up) * max(woo, 0.0)
                   - up * (0.06 + 0.04 * inner) * jaw + low * 0.60 * jaw
                   + (1.0 - inner) * (0.05 * up - 0.06 * low) * press)
-    dy = -0.20 * smile * reach ** 1.6 + middle * per_middle + 0.40 * jaw * (up * reach ** 3 + low)
-    add(tuple(LIP_IDS[:count]), np.stack([dx, dy], axis=1))
+    dy[lips] = -0.20 * smile * reach ** 1.6 + middle * per_middle + 0.40 * jaw * (up * reach ** 3 + low)
 
     # Chin and jaw: follow the jaw drop by how far below the mouth they are; the mentalis lifts a pressed chin.
-    chin_pts = local[list(CHIN)]
-    below = _clip01((chin_pts[:, 1] - mouth_y) / (chin_y - mouth_y))
-    add(CHIN, np.stack([np.zeros(len(CHIN)), jaw * (0.85 + 0.15 * below) - 0.03 * press * below
-                        + 0.02 * max(smile, 0) * below], axis=1))
+    chin = CONTROL_ROWS["chin"]
+    below = _clip01((y[chin] - mouth_y) / (chin_y - mouth_y))
+    dy[chin] = jaw * (0.85 + 0.15 * below) + (0.02 * max(smile, 0) - 0.03 * press) * below
 
     # Face oval: the part below the mouth swings with the jaw (less towards the ears); the rest holds.
-    oval_ids = tuple(i for i in FACE_OVAL[::2] if i not in CHIN)
-    oval = local[list(oval_ids)]
-    low = _clip01((oval[:, 1] - mouth_y + 0.15) / (chin_y - mouth_y + 0.15))
-    sideways = _clip01(1.0 - np.abs(oval[:, 0] - centre_x) / 1.1)
-    add(oval_ids, np.stack([-(oval[:, 0] - centre_x) * 0.04 * jaw * low,
-                             jaw * low ** 1.5 * (0.35 + 0.65 * sideways)], axis=1))
+    if jaw:
+        oval = CONTROL_ROWS["oval"]
+        low = _clip01((y[oval] - mouth_y + 0.15) / (chin_y - mouth_y + 0.15))
+        sideways = _clip01(1.0 - np.abs(x[oval] - centre_x) / 1.1)
+        dx[oval] = -(x[oval] - centre_x) * 0.04 * jaw * low
+        dy[oval] = jaw * low ** 1.5 * (0.35 + 0.65 * sideways)
 
     # Cheeks lift with a smile (and with a wink on that side), drop a little with an open jaw.
-    for cheek, side in ((CHEEK_A, -1.0), (CHEEK_B, 1.0)):
-        lift = 0.09 * smile + (0.05 * params["wink"] / 25.0 if side > 0 else 0.0)
-        add(cheek, np.tile([side * 0.03 * smile, -lift + 0.12 * jaw], (len(cheek), 1)))
+    lift = 0.09 * smile
+    out[CONTROL_ROWS["cheek_a"]] = (-0.03 * smile, -lift + 0.12 * jaw)
+    out[CONTROL_ROWS["cheek_b"]] = (0.03 * smile, -lift - 0.05 * params["wink"] / 25.0 + 0.12 * jaw)
 
     # Brows: raised as a whole; lowered, they also draw together and the inner ends drop most.
     raise_by = max(0.0, params["eyebrow"]) / 15.0
     lower_by = max(0.0, -params["eyebrow"]) / 10.0
-    for brow in (BROW_A, BROW_B):
-        pts = local[list(brow)]
-        inner = _clip01(1.3 - 1.4 * np.abs(pts[:, 0]))
-        dx = -np.sign(pts[:, 0]) * 0.09 * lower_by * inner
-        dy = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.12 + 0.10 * inner)
-        add(brow, np.stack([dx, dy], axis=1))
+    if raise_by or lower_by:
+        brows = CONTROL_ROWS["brows"]
+        inner = _clip01(1.3 - 1.4 * np.abs(x[brows]))
+        dx[brows] = -np.sign(x[brows]) * 0.09 * lower_by * inner
+        dy[brows] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.12 + 0.10 * inner)
 
     # Anchors: the nose holds the middle of the face still (the eyes are anchored by the renderer).
-    add(NOSE, np.zeros((len(NOSE), 2)))
-    return np.array(ids), np.concatenate(moves)
+    return out
 
 
 def rotation_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:

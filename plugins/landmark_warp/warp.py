@@ -11,6 +11,7 @@ Per face, on a crop around it:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -81,18 +82,36 @@ def _kernel(d2: np.ndarray) -> np.ndarray:
     return d2
 
 
-def tps_fit(points: np.ndarray, values: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """Thin-plate spline weights through `points` (N, 2) with `values` (N, 2); coordinates divided by `scale`."""
+@functools.lru_cache(maxsize=4)
+def _later(count: int) -> np.ndarray:
+    """[i, j] is true where i < j."""
+    return np.triu(np.ones((count, count), bool), 1)
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a_i - b_j|^2 for (N, 2) and (M, 2) arrays, as one matrix product: |a|^2 + |b|^2 - 2 a.b."""
+    d2 = a @ (-2.0 * b.T)
+    d2 += (a ** 2).sum(1)[:, None]
+    d2 += (b ** 2).sum(1)[None, :]
+    return d2
+
+
+def tps_fit(points: np.ndarray, values: np.ndarray, scale: float,
+            min_distance: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Thin-plate spline weights through `points` (N, 2) with `values` (N, 2); coordinates divided by `scale`.
+
+    A point closer than `min_distance` to an earlier one is left out (the spline cannot go through both).
+    """
     pts = points / scale
+    small = pts.astype(np.float32)  # the kernel in single precision (its log is the cost), solved in double
+    d2 = _squared_distances(small, small)
+    keep = ~((d2 < (min_distance / scale) ** 2) & _later(len(pts))).any(axis=0)
+    if not keep.all():
+        pts, values, d2 = pts[keep], values[keep], d2[np.ix_(keep, keep)]
     n = len(pts)
     system = np.zeros((n + 3, n + 3))
-    small = pts.astype(np.float32)  # the kernel in single precision (its log is the cost), solved in double
-    squared = (small ** 2).sum(1)
-    d2 = small @ (-2.0 * small.T)
-    d2 += squared[:, None]
-    d2 += squared[None, :]
     system[:n, :n] = _kernel(d2)
-    system[np.arange(n), np.arange(n)] += TPS_REGULARISATION
+    system.flat[:n * (n + 4):n + 4] += TPS_REGULARISATION  # the first n diagonal entries
     system[:n, n] = 1.0
     system[:n, n + 1:] = pts
     system[n, :n] = 1.0
@@ -107,24 +126,11 @@ def tps_eval(fit: tuple[np.ndarray, np.ndarray, float], points: np.ndarray) -> n
     """The spline at `points` (M, 2): an (M, 2) float32 array."""
     pts, solution, scale = fit
     flat = (points / scale).astype(np.float32)
-    centres = pts.astype(np.float32)
-    # |g - p|^2 = |g|^2 + |p|^2 - 2 g.p, as one matrix product
-    d2 = flat @ (-2.0 * centres.T)
-    d2 += (flat ** 2).sum(1)[:, None]
-    d2 += (centres ** 2).sum(1)[None, :]
     n = len(pts)
     solution = solution.astype(np.float32)
-    out = _kernel(d2) @ solution[:n]
+    out = _kernel(_squared_distances(flat, pts.astype(np.float32))) @ solution[:n]
     out += solution[n] + flat @ solution[n + 1:]
     return out
-
-
-def _dedupe(targets: np.ndarray, sources: np.ndarray, min_distance: float) -> tuple[np.ndarray, np.ndarray]:
-    """Drop control points that land on top of an earlier one (the spline cannot take both)."""
-    squared = (targets ** 2).sum(1)
-    d2 = squared[:, None] + squared[None, :] - 2.0 * targets @ targets.T
-    keep = ~np.triu(d2 < min_distance ** 2, 1).any(axis=0)
-    return targets[keep], sources[keep]
 
 
 def coarse_nodes(length: int, step: float) -> np.ndarray:
@@ -422,13 +428,28 @@ class HeadTurn:
         self.roll = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
         self.centre = oval[:, :2].mean(axis=0)
 
-    def apply(self, points: np.ndarray, depth: np.ndarray, on_outline: np.ndarray) -> np.ndarray:
-        """Where `points` (N, 2) with `depth` (N,) go; `on_outline` marks face-outline points."""
-        turned = geo.rotate_points(np.c_[points, depth], self.pivot, self.depth_turn) - self.drift
-        follow = np.where(on_outline, self.OUTLINE_FOLLOW, 1.0)[:, None]
+    def apply(self, points: np.ndarray, depth: np.ndarray, follow: np.ndarray) -> np.ndarray:
+        """Where `points` (N, 2) with `depth` (N,) go; `follow` (N, 1) is how far each follows the turn in depth
+        (`OUTLINE_FOLLOW` for the face outline, 1 elsewhere)."""
+        turned = geo.rotate_points(np.column_stack([points, depth]), self.pivot, self.depth_turn) - self.drift
         moved = points + (turned - points) * follow
         return (moved - self.centre) @ self.roll.T + self.centre
 
+
+# Static row layouts of edit_face's control points (see geometry.CONTROL_IDS).
+_ROW = {int(idx): row for row, idx in enumerate(geo.CONTROL_IDS)}
+UPPER_INNER_ROWS = np.array([_ROW[i] for i in geo.LIPS_UPPER_INNER])
+LOWER_INNER_ROWS = np.array([_ROW[i] for i in geo.LIPS_LOWER_INNER])
+OUTER_ONLY = ~np.isin(geo.CONTROL_IDS, geo.LIPS_UPPER_INNER + geo.LIPS_LOWER_INNER)  # rows kept for a closed mouth
+EYE_IDS = np.array(geo.EYE_A_ANCHORS + geo.EYE_B_ANCHORS)
+EYE_LIFT_ROWS = [(list(EYE_IDS).index(lower), lower, upper) for lower, upper in geo.EYE_LID_PAIRS]
+EYE_OUTLINES = (geo.EYE_A_UPPER + geo.EYE_A_LOWER, geo.EYE_B_UPPER + geo.EYE_B_LOWER)
+# Everything a head turn moves, in one pass: control points, eye anchors, both eye outlines.
+TURN_IDS = np.concatenate([geo.CONTROL_IDS, EYE_IDS, *EYE_OUTLINES])
+TURN_FOLLOW = np.where(np.r_[geo.ON_OUTLINE, np.zeros(len(TURN_IDS) - len(geo.CONTROL_IDS), bool)],
+                       HeadTurn.OUTLINE_FOLLOW, 1.0)[:, None]
+RING_DIRECTIONS = np.stack([np.cos(np.linspace(0, 2 * np.pi, 14, endpoint=False)),
+                            np.sin(np.linspace(0, 2 * np.pi, 14, endpoint=False))], axis=1)
 
 
 def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]) -> None:
@@ -440,7 +461,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         return
     source = image[y0:y1, x0:x1].copy()
     offset = np.array([x0, y0], np.float64)
-    marks = landmarks.astype(np.float64).copy()
+    marks = landmarks.astype(np.float64)
     marks[:, :2] -= offset
     frame = geo.face_frame(marks)  # in crop pixels
 
@@ -450,66 +471,59 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
                                    (geo.IRIS_B, geo.EYE_B_UPPER, geo.EYE_B_LOWER)):
             move_iris(source, marks, iris, upper, lower, frame, gaze_x, gaze_y)
 
-    # Targets of the landmark groups, then the head rotation of everything in 3D.
+    # Targets of the landmark groups; the eyes move only with the head here (their lids and irises have their
+    # own stages), except that a smile pushes the lower lids up (the eyes narrow from below).
     local = frame.local(marks)
     inner_gap_src = float(local[14, 1] - local[13, 1])
-    ids_all, offsets_all = geo.expression_offsets(marks, params, frame, include_inner=True)
-    targets_all = marks[ids_all, :2] + frame.to_image(offsets_all)
-    rotating = bool(params["rotate_pitch"] or params["rotate_yaw"] or params["rotate_roll"])
-    turn = HeadTurn(marks, frame, params) if rotating else None
-    if turn:
-        targets_all = turn.apply(targets_all, marks[ids_all, 2], np.isin(ids_all, geo.FACE_OVAL))
-    mouth_13 = targets_all[list(ids_all).index(13)]
-    mouth_14 = targets_all[list(ids_all).index(14)]
-    inner_gap_dst = float(np.dot(mouth_14 - mouth_13, frame.ey)) / frame.iod
-    use_inner = max(inner_gap_src, inner_gap_dst) > 0.04
-    keep = [i for i, idx in enumerate(ids_all)
-            if use_inner or (idx not in geo.LIPS_UPPER_INNER and idx not in geo.LIPS_LOWER_INNER)]
-    # The eyes move only with the head here; their lids and irises have their own stages.
-    eye_ids = np.array(geo.EYE_A_ANCHORS + geo.EYE_B_ANCHORS)
-    eye_targets = marks[eye_ids, :2].copy()
-    # A smile pushes the lower lids up (the eyes narrow from below): the lower-lid anchors rise with it.
+    controls = marks[geo.CONTROL_IDS, :2]
+    targets_all = controls + frame.to_image(geo.expression_offsets(local, params))
+    eye_sources = marks[EYE_IDS, :2]
+    eye_targets = eye_sources.copy()
     lift = 0.18 * max(0.0, params["smile"])
     if lift:
-        for lower, upper in geo.EYE_LID_PAIRS:
-            row = list(eye_ids).index(lower)
+        for row, lower, upper in EYE_LIFT_ROWS:
             eye_targets[row] -= lift * (marks[lower, :2] - marks[upper, :2]) @ frame.ey * frame.ey
-    if turn:
-        eye_targets = turn.apply(eye_targets, marks[eye_ids, 2], np.zeros(len(eye_ids), bool))
-    angles = np.linspace(0, 2 * np.pi, 14, endpoint=False)
-    ring = region.centre - offset + np.array(RING_RADII) * region.half * np.stack([np.cos(angles), np.sin(angles)],
-                                                                                   axis=1)
-    position = {int(idx): i for i, idx in enumerate(ids_all)}
+    # Then the head rotation of everything in 3D, eye outlines included (for the lid boxes).
+    outlines = [marks[list(ids), :2] for ids in EYE_OUTLINES]
+    turn = None
+    if params["rotate_pitch"] or params["rotate_yaw"] or params["rotate_roll"]:
+        turn = HeadTurn(marks, frame, params)
+        turned = turn.apply(np.concatenate([targets_all, eye_targets, *outlines]), marks[TURN_IDS, 2], TURN_FOLLOW)
+        count, eyes = len(targets_all), len(eye_targets)
+        targets_all, eye_targets = turned[:count], turned[count:count + eyes]
+        turned_outlines = np.split(turned[count + eyes:], 2)
+        outlines = [np.concatenate([before, after]) for before, after in zip(outlines, turned_outlines)]
+    mouth_13, mouth_14 = targets_all[_ROW[13]], targets_all[_ROW[14]]
+    inner_gap_dst = float(np.dot(mouth_14 - mouth_13, frame.ey)) / frame.iod
+    keep = slice(None) if max(inner_gap_src, inner_gap_dst) > 0.04 else OUTER_ONLY
+    ring = region.centre - offset + np.array(RING_RADII) * region.half * RING_DIRECTIONS
     # A mouth that is already open keeps its teeth with the lips they belong to: the line midway between the
     # inner lips goes up with the upper lip and down with the lower one, and the gap between is painted dark.
     split = inner_gap_src > 0.04 and inner_gap_dst > inner_gap_src + 0.03
     mid_targets, mid_sources = np.zeros((0, 2)), np.zeros((0, 2))
     upper_mid = lower_mid = None
     if split:
-        up_pos = [position[i] for i in geo.LIPS_UPPER_INNER[1:-1]]
-        low_pos = [position[i] for i in geo.LIPS_LOWER_INNER]
-        mid = (marks[ids_all[up_pos], :2] + marks[ids_all[low_pos], :2]) / 2
-        upper_mid = mid + (targets_all[up_pos] - marks[ids_all[up_pos], :2])
-        lower_mid = mid + (targets_all[low_pos] - marks[ids_all[low_pos], :2])
+        up_rows, low_rows = UPPER_INNER_ROWS[1:-1], LOWER_INNER_ROWS
+        mid = (controls[up_rows] + controls[low_rows]) / 2
+        upper_mid = mid + (targets_all[up_rows] - controls[up_rows])
+        lower_mid = mid + (targets_all[low_rows] - controls[low_rows])
         mid_targets = np.concatenate([upper_mid, lower_mid])
         mid_sources = np.concatenate([mid, mid])
     targets = np.concatenate([targets_all[keep], mid_targets, eye_targets, ring])
-    sources = np.concatenate([marks[ids_all[keep], :2], mid_sources, marks[eye_ids, :2], ring])
-    targets, sources = _dedupe(targets, sources, 0.012 * frame.iod)
+    sources = np.concatenate([controls[keep], mid_sources, eye_sources, ring])
+    fit = tps_fit(targets, sources - targets, frame.iod, min_distance=0.012 * frame.iod)
 
+    # The spline on a coarse grid, faded out towards the ring (only nodes inside the fade are evaluated).
     crop_h, crop_w = source.shape[:2]
     step = max(2.0, frame.iod / GRID_PER_IOD)
     xs, ys = coarse_nodes(crop_w, step), coarse_nodes(crop_h, step)
-    fit = tps_fit(targets, sources - targets, frame.iod)
-    # The spline on the coarse grid, faded out towards the ring (only nodes inside the fade are evaluated).
     centre = region.centre - offset
     radii = np.array(RING_RADII) * region.half
-    node_x, node_y = np.meshgrid(xs, ys)
-    rho = np.sqrt(((node_x - centre[0]) / radii[0]) ** 2 + ((node_y - centre[1]) / radii[1]) ** 2)
+    rho = np.sqrt((((xs - centre[0]) / radii[0]) ** 2)[None, :] + (((ys - centre[1]) / radii[1]) ** 2)[:, None])
     fade = (1.0 - smoothstep(FADE_START, FADE_END, rho)).astype(np.float32)
-    inside = fade > 0
+    rows, cols = np.nonzero(fade)
     coarse = np.zeros(rho.shape + (2,), np.float32)
-    coarse[inside] = tps_eval(fit, np.stack([node_x[inside], node_y[inside]], axis=1)) * fade[inside][:, None]
+    coarse[rows, cols] = tps_eval(fit, np.stack([xs[cols], ys[rows]], axis=1)) * fade[rows, cols][:, None]
     # Absolute maps: the upsampled field plus the identity.
     maps = cv2.resize(coarse, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)
     maps += pixel_grid(crop_w, crop_h)
@@ -520,19 +534,15 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     widen = max(0.0, params["blink"]) / 5.0
     lift = lift if (closure_a or closure_b or widen) else 0.0  # otherwise the spline has already done it
     lids = []
-    for upper, lower, closure in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER, closure_a),
-                                  (geo.EYE_B_UPPER, geo.EYE_B_LOWER, closure_b)):
+    for upper, lower, closure, outline in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER, closure_a, outlines[0]),
+                                           (geo.EYE_B_UPPER, geo.EYE_B_LOWER, closure_b, outlines[1])):
         if not (closure or widen):
             continue
         eye = eye_shape(marks, upper, lower, frame.ey)
-        outline = marks[list(upper + lower), :2]
-        if turn:
-            outline = np.concatenate([outline, turn.apply(outline, marks[list(upper + lower), 2],
-                                                          np.zeros(len(outline), bool))])
         # The box reaches as far above the lid as the lid's skin stretches; beyond the corners nothing moves.
-        bx0, by0 = np.floor(outline.min(axis=0) - eye.width * np.array([0.15, LID_REACH + 0.05])).astype(int)
-        bx1, by1 = np.ceil(outline.max(axis=0) + eye.width * np.array([0.15, 0.45])).astype(int)
-        bx0, by0, bx1, by1 = max(0, bx0), max(0, by0), min(crop_w, bx1), min(crop_h, by1)
+        low, high = outline.min(axis=0), outline.max(axis=0)
+        bx0, by0 = max(0, math.floor(low[0] - 0.15 * eye.width)), max(0, math.floor(low[1] - (LID_REACH + 0.05) * eye.width))
+        bx1, by1 = min(crop_w, math.ceil(high[0] + 0.15 * eye.width)), min(crop_h, math.ceil(high[1] + 0.45 * eye.width))
         if bx1 - bx0 < 2 or by1 - by0 < 2:
             continue
         lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash_colour(source, marks, upper, eye)))
@@ -565,8 +575,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             finish_lids(warped[by0:by1, bx0:bx1], lid.eye, lash, smooth, lid.colour)
 
     if inner_gap_dst > max(inner_gap_src + 0.03, 0.05):
-        upper_contour = targets_all[[position[i] for i in geo.LIPS_UPPER_INNER]]
-        lower_contour = targets_all[[position[i] for i in geo.LIPS_LOWER_INNER]]
+        upper_contour = targets_all[UPPER_INNER_ROWS]
+        lower_contour = targets_all[LOWER_INNER_ROWS]
         if split:
             upper_contour = np.concatenate([upper_contour[:1], upper_mid, upper_contour[-1:]])
             lower_contour = lower_mid

@@ -160,26 +160,36 @@ class EyeShape:
     lower: np.ndarray
 
 
-def eye_shape(landmarks: np.ndarray, upper_ids: tuple[int, ...], lower_ids: tuple[int, ...],
-              down: np.ndarray) -> EyeShape:
-    """Describe one eye from its lid landmarks (each list from corner to corner)."""
-    c0, c1 = landmarks[upper_ids[0], :2], landmarks[upper_ids[-1], :2]
-    axis = c1 - c0
-    width = math.hypot(*axis) or 1.0
-    axis = axis / width
-    normal = down - (down @ axis) * axis
-    normal = normal / (math.hypot(*normal) or 1.0)
-    u = EYE_SAMPLES * width
-    rel = landmarks[list(upper_ids + lower_ids), :2] - c0
-    along, across = rel @ axis, rel @ normal
-    split = len(upper_ids)
+EYE_LIDS = np.array([geo.EYE_A_UPPER + geo.EYE_A_LOWER, geo.EYE_B_UPPER + geo.EYE_B_LOWER])  # each from corner to corner
+LID_LENGTH = len(geo.EYE_A_UPPER)
 
-    def profile(pu: np.ndarray, pv: np.ndarray) -> np.ndarray:
-        order = np.argsort(pu)
-        return np.interp(u, pu[order], pv[order])
 
-    upper, lower = profile(along[:split], across[:split]), profile(along[split:], across[split:])
-    return EyeShape(c0, axis, normal, width, np.minimum(upper, lower), np.maximum(upper, lower))
+def eye_shapes(landmarks: np.ndarray, down: np.ndarray) -> list[EyeShape]:
+    """Describe both eyes (a, b) from their lid landmarks, `down` being the face's down direction."""
+    points = landmarks[EYE_LIDS, :2]  # (eye, lid point, xy)
+    c0 = points[:, 0]
+    axis = points[:, LID_LENGTH - 1] - c0
+    width = np.maximum(np.hypot(axis[:, 0], axis[:, 1]), 1e-6)
+    axis /= width[:, None]
+    normal = down - (axis @ down)[:, None] * axis
+    normal /= np.maximum(np.hypot(normal[:, 0], normal[:, 1]), 1e-6)[:, None]
+    rel = points - c0[:, None]
+    along = np.einsum("epk,ek->ep", rel, axis)
+    across = np.einsum("epk,ek->ep", rel, normal)
+    # The four lid profiles (upper a, lower a, upper b, lower b) in one interpolation: each lid's positions along
+    # its eye are moved into a range of their own, with its end values repeated half-way to the next range (so
+    # each profile is flat beyond its corners, as np.interp is at the ends).
+    spacing = 4.0 * float(np.abs(along).max() + width.max()) + 4.0
+    lid_along, lid_across = along.reshape(4, LID_LENGTH), across.reshape(4, LID_LENGTH)
+    order = np.argsort(lid_along, axis=1)
+    lid_along = np.take_along_axis(lid_along, order, axis=1)
+    lid_across = np.take_along_axis(lid_across, order, axis=1)
+    base = (np.arange(4) * spacing)[:, None]
+    xp = np.concatenate([base - spacing / 2, lid_along + base, base + spacing / 2 - 1.0], axis=1).ravel()
+    fp = np.concatenate([lid_across[:, :1], lid_across, lid_across[:, -1:]], axis=1).ravel()
+    samples = np.interp((EYE_SAMPLES * np.repeat(width, 2)[:, None] + base).ravel(), xp, fp).reshape(2, 2, -1)
+    upper, lower = samples.min(axis=1), samples.max(axis=1)
+    return [EyeShape(c0[k], axis[k], normal[k], float(width[k]), upper[k], lower[k]) for k in range(2)]
 
 
 LID_ROWS_PER_PIXEL = 2  # the lid model is tabulated every half pixel across the eye
@@ -281,12 +291,16 @@ def finish_lids(box: np.ndarray, eye: EyeShape, lash: np.ndarray, smooth: np.nda
     box[:] = pixels
 
 
-def lash_colour(source: np.ndarray, landmarks: np.ndarray, upper_ids: tuple[int, ...], eye: EyeShape) -> np.ndarray:
-    """The colour of the upper lashes: the darkest samples just above the upper lid's landmarks."""
-    points = landmarks[list(upper_ids[1:-1]), 1::-1] - 0.03 * eye.width * eye.normal[::-1]  # (row, col)
-    cells = np.clip(np.rint(points).astype(np.intp), 0, np.array(source.shape[:2]) - 1)
-    samples = source[cells[:, 0], cells[:, 1]].astype(np.float32)
-    return samples[np.argsort(samples.sum(axis=1))[:2]].mean(axis=0)
+def lash_colours(source: np.ndarray, landmarks: np.ndarray, eyes: list[EyeShape]) -> np.ndarray:
+    """The colour of each eye's upper lashes (one row per eye): the darkest samples just above the upper lid's
+    landmarks."""
+    upper = EYE_LIDS[:, 1:LID_LENGTH - 1]
+    normals = np.array([0.03 * eye.width * eye.normal for eye in eyes])
+    points = np.rint(landmarks[upper, :2] - normals[:, None]).astype(np.intp)  # (eye, point, xy)
+    np.clip(points, 0, (source.shape[1] - 1, source.shape[0] - 1), out=points)
+    samples = source[points[..., 1], points[..., 0]].astype(np.float32)  # (eye, point, bgr)
+    darkest = np.argsort(samples.sum(axis=2), axis=1)[:, :2]
+    return np.take_along_axis(samples, darkest[..., None], axis=1).mean(axis=1)
 
 
 def move_iris(image: np.ndarray, landmarks: np.ndarray, iris_ids: tuple[int, ...], upper_ids: tuple[int, ...],
@@ -532,18 +546,18 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     widen = max(0.0, params["blink"]) / 5.0
     lift = lift if (closure_a or closure_b or widen) else 0.0  # otherwise the spline has already done it
     lids = []
-    for upper, lower, closure, outline in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER, closure_a, outlines[0]),
-                                           (geo.EYE_B_UPPER, geo.EYE_B_LOWER, closure_b, outlines[1])):
+    eyes = eye_shapes(marks, frame.ey) if (closure_a or closure_b or widen) else []
+    lashes = lash_colours(source, marks, eyes) if eyes else []
+    for eye, closure, outline, lash in zip(eyes, (closure_a, closure_b), outlines, lashes):
         if not (closure or widen):
             continue
-        eye = eye_shape(marks, upper, lower, frame.ey)
         # The box reaches as far above the lid as the lid's skin stretches; beyond the corners nothing moves.
         low, high = outline.min(axis=0), outline.max(axis=0)
         bx0, by0 = max(0, math.floor(low[0] - 0.15 * eye.width)), max(0, math.floor(low[1] - (LID_REACH + 0.05) * eye.width))
         bx1, by1 = min(crop_w, math.ceil(high[0] + 0.15 * eye.width)), min(crop_h, math.ceil(high[1] + 0.45 * eye.width))
         if bx1 - bx0 < 2 or by1 - by0 < 2:
             continue
-        lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash_colour(source, marks, upper, eye)))
+        lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash))
 
     # Only the part of the crop that moves is resampled (a smile leaves the forehead where it was).
     moving = np.abs(coarse).max(axis=2) > 0.2  # a fifth of a pixel: below what anyone can see

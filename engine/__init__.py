@@ -11,6 +11,11 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import pluggy  # noqa: E402
 
+from engine.allocator import keep_freed_memory  # noqa: E402
+
+# Per-frame image buffers are reused instead of being faulted in again every frame (see engine.allocator).
+keep_freed_memory()
+
 PROJECT_NAME = "facesynth"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 

@@ -10,6 +10,7 @@ report frames per second and capture-to-render latency.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from array import array
@@ -95,6 +96,11 @@ class FrameSource:
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self._lost: str = ""
+        # Video files are decoded one or two frames ahead on a thread of their own (decoding overlaps the
+        # landmarker; nothing is dropped): decoded images, then None at the end or the error that ended it.
+        self._ahead: queue.Queue[np.ndarray | Exception | None] = queue.Queue(maxsize=2)
+        self._decoded = 0
+        self._ended = False
         if self.kind != "image":
             self._open()
         else:
@@ -102,7 +108,14 @@ class FrameSource:
             self.status = "still image"
 
     def _open(self) -> None:
-        self._capture = self.opener(self._target)
+        if self.kind == "file" and self.opener is cv2.VideoCapture:
+            # One decoder thread: decoding runs ahead on its own thread already, and the two workers need the
+            # cores (the same speed per frame for less CPU time, measured on samples/face.mp4).
+            self._capture = cv2.VideoCapture(self._target, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
+            if not self._capture.isOpened():
+                self._capture = self.opener(self._target)
+        else:
+            self._capture = self.opener(self._target)
         if self._capture is None or not self._capture.isOpened():
             what = f"camera {self._target}" if self.kind == "camera" else str(self._target)
             hint = " (is a camera connected, and free?)" if self.kind == "camera" else ""
@@ -112,8 +125,9 @@ class FrameSource:
         self.size = (int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self._expected = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind == "file" else 0
         self.status = "live" if self.kind in ("camera", "stream") else "playing"
-        if self.kind in ("camera", "stream") and self._reader is None:
-            self._reader = threading.Thread(target=self._read_loop, name="facesynth-capture", daemon=True)
+        if self._reader is None:
+            loop = self._prefetch_loop if self.kind == "file" else self._read_loop
+            self._reader = threading.Thread(target=loop, name="facesynth-capture", daemon=True)
             self._reader.start()
 
     @property
@@ -143,6 +157,39 @@ class FrameSource:
                     self._condition.notify_all()
                 return
             failures = 0
+
+    def _decode_next(self) -> np.ndarray | None:
+        """The next image of a video file (rewound at the end with --loop), None at its end."""
+        ok, image = self._capture.read()
+        if not ok or image is None:
+            if self._expected and self._decoded < self._expected - 2:
+                raise SourceLost(f"{self.spec} ended early, at frame {self._decoded} of {self._expected} "
+                                 "(damaged or truncated file?)")
+            if self.loop and self._decoded:
+                self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                self._expected = 0
+                ok, image = self._capture.read()
+            if not ok or image is None:
+                return None
+        self._decoded += 1
+        return image
+
+    def _prefetch_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item: np.ndarray | Exception | None = self._decode_next()
+            except SourceLost as exc:
+                item = exc
+            except Exception as exc:  # a decoder failure ends the stream with a message, never a hang
+                item = SourceLost(f"{self.spec}: decoding failed ({exc})")
+            while not self._stop.is_set():
+                try:
+                    self._ahead.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(item, np.ndarray):
+                return
 
     def _reconnect(self) -> bool:
         for attempt in range(1, self.retries + 1):
@@ -175,19 +222,22 @@ class FrameSource:
             self.index += 1
             return Frame(self._still, self.index - 1, time.perf_counter(), self.spec)
         if self.kind == "file":
-            ok, image = self._capture.read()
-            if not ok or image is None:
-                if self._expected and self.index < self._expected - 2:
-                    raise SourceLost(f"{self.spec} ended early, at frame {self.index} of {self._expected} "
-                                     "(damaged or truncated file?)")
-                if self.loop and self.index:
-                    self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                    self._expected = 0
-                    ok, image = self._capture.read()
-                if not ok or image is None:
-                    return None
+            if self._ended:
+                return None
+            while True:
+                try:
+                    item = self._ahead.get(timeout=0.1)
+                    break
+                except queue.Empty:
+                    if self._stop.is_set() or self._reader is None or not self._reader.is_alive():
+                        return None
+            if not isinstance(item, np.ndarray):
+                self._ended = True
+                if item is not None:
+                    raise item
+                return None
             self.index += 1
-            return Frame(image, self.index - 1, time.perf_counter(), self.spec)
+            return Frame(item, self.index - 1, time.perf_counter(), self.spec)
         deadline = time.monotonic() + timeout
         with self._condition:
             while self._latest is None and not self._lost:

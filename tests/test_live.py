@@ -70,6 +70,29 @@ def test_camera_that_cannot_open():
     assert_one_line_error(result, "cannot open camera 7")
 
 
+def test_video_file_frames_come_in_order_and_loop(tmp_path):
+    path = clip(tmp_path / "ten.mp4", 10)
+    expected = []
+    plain = cv2.VideoCapture(str(path))
+    for _ in range(10):
+        expected.append(plain.read()[1])
+    source = FrameSource(str(path))
+    frames = []
+    while (frame := source.read()) is not None:
+        frames.append(frame)
+    assert source.read() is None  # the end stays the end
+    source.close()
+    assert [f.index for f in frames] == list(range(10))
+    assert all(np.array_equal(f.image, e) for f, e in zip(frames, expected))
+    looping = FrameSource(str(path), loop=True)
+    indices = [looping.read().index for _ in range(25)]
+    assert indices == list(range(25))
+    started = time.perf_counter()
+    looping.close()  # the decoding thread stops while it is ahead of the reader
+    assert time.perf_counter() - started < 2.5
+    assert not looping._reader.is_alive()
+
+
 def test_truncated_video_ends_with_a_message(tmp_path):
     data = clip(tmp_path / "whole.mp4", 90).read_bytes()
     cut = tmp_path / "cut.mp4"

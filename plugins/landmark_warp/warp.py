@@ -370,15 +370,14 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
     `upper` and `lower` are the inner lip contours in image pixels, each from corner to corner.
     """
     polygon = np.concatenate([upper, lower[::-1]])
-    x0, y0 = np.floor(polygon.min(axis=0) - 2).astype(int)
-    x1, y1 = np.ceil(polygon.max(axis=0) + 2).astype(int)
-    x0, y0 = max(0, int(x0)), max(0, int(y0))
-    x1, y1 = min(image.shape[1], int(x1)), min(image.shape[0], int(y1))
+    low, high = polygon.min(axis=0), polygon.max(axis=0)
+    x0, y0 = max(0, math.floor(low[0] - 2)), max(0, math.floor(low[1] - 2))
+    x1, y1 = min(image.shape[1], math.ceil(high[0] + 2)), min(image.shape[0], math.ceil(high[1] + 2))
     if x1 - x0 < 3 or y1 - y0 < 2:
         return
     roi = image[y0:y1, x0:x1]
     mask = np.zeros(roi.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round((polygon - [x0, y0]) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+    cv2.fillPoly(mask, [np.round((polygon - (x0, y0)) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
     if not mask.any():
         return
     # Face-frame coordinates (u across, v down, in IODs) of the box's pixels, as an affine map of x and y.
@@ -387,38 +386,55 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
     ex, ey = frame.ex / frame.iod, frame.ey / frame.iod
     u = xs * float(ex[0]) + ys * float(ex[1])
     v = xs * float(ey[0]) + ys * float(ey[1])
-    up_local, low_local = frame.local(upper), frame.local(lower)
+    lips = frame.local(np.concatenate([upper, lower]))
+    up_local, low_local = lips[:len(upper)], lips[len(upper):]
     order_up, order_low = np.argsort(up_local[:, 0]), np.argsort(low_local[:, 0])
     v_up = np.interp(u, up_local[order_up, 0], up_local[order_up, 1]).astype(np.float32)
     v_low = np.interp(u, low_local[order_low, 0], low_local[order_low, 1]).astype(np.float32)
-    gap = np.maximum(v_low - v_up, 1e-3)
-    centre_u = (up_local[:, 0].min() + up_local[:, 0].max()) / 2
-    half = max(1e-3, (up_local[:, 0].max() - up_local[:, 0].min()) / 2)
-    side = np.minimum(np.abs(u - centre_u) / half, 1.0)
-    depth = (1.0 - 0.7 * side ** 2) * brightness  # corners recede into shadow
+    opening = v_low - v_up
+    gap = np.maximum(opening, 1e-3)
+    left, right = float(up_local[order_up[0], 0]), float(up_local[order_up[-1], 0])
+    centre_u, half = (left + right) / 2, max(1e-3, (right - left) / 2)
+    across = u - centre_u
+    side = np.minimum(np.abs(across) / half, 1.0)
+    side2 = side * side
+    depth = (1.0 - 0.7 * side2) * brightness  # corners recede into shadow
     below_up = v - v_up
     # The cavity: darkest at the lips, a little lighter mid-way.
-    shading = 0.6 + 0.4 * (1 - np.minimum(np.abs(below_up / gap - 0.5) * 2, 1.0))
-    opening_iod = float(np.max(v_low - v_up)) if v_low.size else 0.0
+    shading = 1.0 - 0.8 * np.minimum(np.abs(below_up / gap - 0.5), 0.5)
+    opening_iod = float(opening.max())
     # Tongue: a dark red mound at the bottom of a wide opening.
-    tongue = np.maximum(1.0 - ((u - centre_u) / (0.55 * half)) ** 2 - ((v - v_low) / (0.35 * gap)) ** 2, 0.0)
-    tongue *= float(smoothstep(0.12, 0.3, np.float32(opening_iod)))
-    # Teeth: a band under the upper lip, a thinner one over the lower lip, with faint gaps between teeth.
-    upper_band = np.minimum(0.10, 0.4 * gap) * teeth
-    lower_band = np.minimum(0.07, 0.18 * gap) * smoothstep(0.15, 0.3, gap) * teeth
-    teeth_upper = (1.0 - smoothstep(upper_band * 0.75, upper_band, below_up)) * (upper_band > 0.005)
-    teeth_lower = (1.0 - smoothstep(lower_band * 0.7, lower_band, v_low - v)) * (lower_band > 0.005)
-    gaps = 1.0 - 0.12 * np.exp(-((((u - centre_u) / 0.09) % 1.0 - 0.5) / 0.06) ** 2)
-    shade = np.clip(1.0 - 0.3 * below_up / np.maximum(upper_band, 1e-3), 0.6, 1.0) * (1.0 - 0.35 * side ** 2)
+    tongue = np.maximum(1.0 - (across / (0.55 * half)) ** 2 - ((v - v_low) / (0.35 * gap)) ** 2, 0.0)
+    tongue *= _smoothstep_scalar(0.12, 0.3, opening_iod)
+    keep = depth
+    tooth = 0.0
+    if teeth:
+        # Teeth: a band under the upper lip, a thinner one over the lower lip, with faint gaps between teeth.
+        upper_band = np.minimum(0.10, 0.4 * gap)
+        lower_band = np.minimum(0.07, 0.18 * gap) * smoothstep(0.15, 0.3, gap)
+        teeth_upper = (1.0 - smoothstep(upper_band * 0.75, upper_band, below_up)) * (upper_band > 0.005)
+        teeth_lower = (1.0 - smoothstep(lower_band * 0.7, lower_band, v_low - v)) * (lower_band > 0.005)
+        gaps = 1.0 - 0.12 * np.exp(-(((across / 0.09) % 1.0 - 0.5) / 0.06) ** 2)
+        shade = np.clip(1.0 - 0.3 * below_up / np.maximum(upper_band, 1e-3), 0.6, 1.0) * (1.0 - 0.35 * side2)
+        keep = (1 - teeth_lower) * (1 - teeth_upper) * depth
+        tooth = depth * gaps * ((1 - teeth_lower) * teeth_upper * shade + 0.8 * teeth_lower)
     # Each pixel is a mix of three colours: cavity, tongue and tooth, layered in that order.
-    keep = (1 - teeth_lower) * (1 - teeth_upper) * depth
-    mix = np.stack([keep * (1 - tongue) * shading, keep * 0.8 * tongue,
-                    depth * gaps * ((1 - teeth_lower) * teeth_upper * shade + 0.8 * teeth_lower)], axis=-1)
-    cavity = mix.astype(np.float32) @ MOUTH_COLOURS
-    alpha = (cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32) / 255.0)[..., None]
+    mix = np.empty(u.shape + (3,), np.float32)
+    mix[..., 0] = keep * (1 - tongue) * shading
+    mix[..., 1] = keep * 0.8 * tongue
+    mix[..., 2] = tooth
+    cavity = mix @ MOUTH_COLOURS
+    alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None]
+    alpha *= 1.0 / 255.0
     pixels = roi.astype(np.float32)
     pixels += (cavity - pixels) * alpha
     roi[:] = np.clip(pixels, 0, 255)
+
+
+def _smoothstep_scalar(edge0: float, edge1: float, x: float) -> float:
+    """`smoothstep` of one number, in plain Python."""
+    t = min(1.0, max(0.0, (x - edge0) / max(edge1 - edge0, 1e-6)))
+    return t * t * (3 - 2 * t)
 
 
 # ---------------------------------------------------------------------------------------------------- face

@@ -193,6 +193,14 @@ def eye_shapes(landmarks: np.ndarray, down: np.ndarray) -> list[EyeShape]:
 
 
 LID_ROWS_PER_PIXEL = 2  # the lid model is tabulated every half pixel across the eye
+LID_ALONG = np.sin(np.pi * EYE_SAMPLES).astype(np.float32)[None, None, :]  # 0 at the eye's corners, 1 mid-eye
+LID_HALF_LASH = (LASH_WIDTH / 2) * (0.4 + 0.6 * LID_ALONG)  # half the lash line's width, in eye widths
+
+
+@functools.lru_cache(maxsize=4)
+def _lid_rows(rows: int) -> np.ndarray:
+    """Row positions of the lid table, relative to its first row, as a (1, rows, 1) array."""
+    return (np.arange(rows, dtype=np.float32) / LID_ROWS_PER_PIXEL).reshape(1, rows, 1)
 
 
 class Lid(NamedTuple):
@@ -219,22 +227,17 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     `cv2.remap` (the cost here is per numpy call, not per pixel).
     """
     count = len(eyes)
-
-    def per_eye(values: list[float]) -> np.ndarray:
-        return np.array(values, np.float32).reshape(count, 1, 1)
-
-    width = per_eye([e.width for e in eyes])
-    closure = per_eye(closures)
+    width = np.array([e.width for e in eyes], np.float32).reshape(count, 1, 1)
+    closure = np.array(closures, np.float32).reshape(count, 1, 1)
+    upper = np.array([e.upper for e in eyes], np.float32)[:, None, :]
+    lower = np.array([e.lower for e in eyes], np.float32)[:, None, :]
     # Table rows: from above where the lid's skin starts stretching to below where the lower lid's ends.
     starts = [float(e.upper.min()) - LID_REACH * e.width - 2.0 for e in eyes]
     rows = int(math.ceil(max(float(e.lower.max()) + 0.45 * e.width + 2.0 - start
                              for e, start in zip(eyes, starts)) * LID_ROWS_PER_PIXEL)) + 1
-    pv = per_eye(starts) + np.arange(rows, dtype=np.float32).reshape(1, rows, 1) / LID_ROWS_PER_PIXEL
-    upper = np.array([e.upper for e in eyes], np.float32)[:, None, :]
-    lower = np.array([e.lower for e in eyes], np.float32)[:, None, :]
-    along = np.sin(np.pi * EYE_SAMPLES).astype(np.float32)[None, None, :]  # 0 at the corners, 1 mid-eye
+    pv = np.array(starts, np.float32).reshape(count, 1, 1) + _lid_rows(rows)
     opening = lower - upper
-    meet = lower - LID_MEET * opening + (LID_SAG * width * closure) * along
+    meet = lower - LID_MEET * opening + (LID_SAG * width * closure) * LID_ALONG
     new_upper = upper + closure * (meet - upper) - (widen * 0.2) * opening
     new_lower = lower + closure * (meet - lower) - (lower_lift * (1 - closure)) * opening
     top, bottom = upper - LID_REACH * width, lower + 0.4 * width
@@ -254,15 +257,15 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     is_open = opening > 0.5
     covered = (pv < new_upper) & is_open
     table = np.empty(pv.shape[:2] + (upper.shape[2], 3), np.float32)
-    table[..., 0] = np.where(covered, lid, eye_v) - pv  # how far along the normal each point now reads
+    np.subtract(np.where(covered, lid, eye_v), pv, out=table[..., 0])  # how far along the normal each point reads
     # The lash line along the new lid edge, and the lid skin to smooth (fading out towards the corners).
-    half_lash = (LASH_WIDTH / 2) * width * (0.4 + 0.6 * along)
+    half_lash = width * LID_HALF_LASH
     edge = np.abs(pv - new_upper - half_lash / 2) - half_lash
-    table[..., 1] = (LASH_DARKNESS * closure) * (1.0 - np.clip(edge / 0.8, 0.0, 1.0)) * is_open
-    cover = upper - 0.1 * width
-    widest = opening.max(axis=2, keepdims=True)
-    table[..., 2] = (covered * closure) * np.clip(opening * (2.0 / (widest + 1e-3)), 0.0, 1.0) * \
-        np.clip((pv - cover) / (0.1 * width) + 1.0, 0.0, 1.0)
+    np.multiply(np.minimum(np.maximum(1.0 - edge / 0.8, 0.0), 1.0), (LASH_DARKNESS * closure) * is_open,
+                out=table[..., 1])
+    skin = np.minimum(np.maximum((pv - upper) / (0.1 * width) + 2.0, 0.0), 1.0)  # from just above the lid down
+    fade = np.minimum(opening * (2.0 / (opening.max(axis=2, keepdims=True) + 1e-3)), 1.0) * closure
+    np.multiply(skin, np.where(covered, fade, 0.0), out=table[..., 2])
     results = []
     last = len(EYE_SAMPLES) - 1
     for k, (box, corner, eye) in enumerate(zip(boxes, corners, eyes)):

@@ -3,9 +3,10 @@
 Per face, on a crop around it:
 1. irises are moved inside the eye opening (the white filled in behind them) in the source;
 2. a thin-plate spline through the moved landmark groups, held still by a ring of anchors around the face and
-   faded to zero before the crop's edge, gives a dense backward field on a coarse grid, upsampled;
-3. the eyelids are folded into that field: the lid skin slides over the eye (the eyeball is not squashed);
-4. one `cv2.remap` renders the crop; a closing lid's folds are smoothed and its lash line drawn; an opening
+   faded to zero before the crop's edge, gives a dense backward field on a coarse grid, upsampled into a
+   relative map of the part of the crop that moves;
+3. the eyelids are folded into that map: the lid skin slides over the eye (the eyeball is not squashed);
+4. one `cv2.remap` renders that part; a closing lid's folds are smoothed and its lash line drawn; an opening
    mouth gets its cavity and teeth painted; the crop goes back.
 """
 

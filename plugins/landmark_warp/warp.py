@@ -161,7 +161,8 @@ class EyeShape:
     lower: np.ndarray
 
 
-EYE_LIDS = np.array([geo.EYE_A_UPPER + geo.EYE_A_LOWER, geo.EYE_B_UPPER + geo.EYE_B_LOWER])  # each from corner to corner
+# Each eye's upper then lower lid landmarks, each lid from corner to corner.
+EYE_LIDS = np.array([geo.EYE_A_UPPER + geo.EYE_A_LOWER, geo.EYE_B_UPPER + geo.EYE_B_LOWER])
 LID_LENGTH = len(geo.EYE_A_UPPER)
 
 
@@ -205,12 +206,13 @@ def _lid_rows(rows: int) -> np.ndarray:
 
 
 class Lid(NamedTuple):
-    """One eye whose lids move: its box in the crop [x0, y0, x1, y1), shape, closure and lash colour."""
+    """One eye whose lids move: its box in the crop [x0, y0, x1, y1), shape, closure and lash colour (None for
+    lids that only open wider: no lash line is drawn)."""
 
     box: tuple[int, int, int, int]
     eye: EyeShape
     closure: float
-    colour: np.ndarray
+    colour: np.ndarray | None
 
 
 def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: list[EyeShape], closures: list[float],
@@ -567,14 +569,16 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     lift = lift if (closure_a or closure_b or widen) else 0.0  # otherwise the spline has already done it
     lids = []
     eyes = eye_shapes(marks, frame.ey) if (closure_a or closure_b or widen) else []
-    lashes = lash_colours(source, marks, eyes) if eyes else []
+    lashes = lash_colours(source, marks, eyes) if (closure_a or closure_b) else [None, None]  # only closing lids
     for eye, closure, outline, lash in zip(eyes, (closure_a, closure_b), outlines, lashes):
         if not (closure or widen):
             continue
         # The box reaches as far above the lid as the lid's skin stretches; beyond the corners nothing moves.
         low, high = outline.min(axis=0), outline.max(axis=0)
-        bx0, by0 = max(0, math.floor(low[0] - 0.15 * eye.width)), max(0, math.floor(low[1] - (LID_REACH + 0.05) * eye.width))
-        bx1, by1 = min(crop_w, math.ceil(high[0] + 0.15 * eye.width)), min(crop_h, math.ceil(high[1] + 0.45 * eye.width))
+        bx0 = max(0, math.floor(low[0] - 0.15 * eye.width))
+        by0 = max(0, math.floor(low[1] - (LID_REACH + 0.05) * eye.width))
+        bx1 = min(crop_w, math.ceil(high[0] + 0.15 * eye.width))
+        by1 = min(crop_h, math.ceil(high[1] + 0.45 * eye.width))
         if bx1 - bx0 < 2 or by1 - by0 < 2:
             continue
         lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash))

@@ -605,7 +605,9 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
                        corners, [lid.eye for lid in lids], [lid.closure for lid in lids], widen, lift) if lids else []
     remapped = cv2.remap(cv2.cvtColor(source, cv2.COLOR_BGR2BGRA), maps, None,
                          cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    warped = source.copy()
+    warped = image[y0:y1, x0:x1]  # the crop is edited in place; `source` keeps what it was
+    if gaze_x or gaze_y:
+        warped[:] = source  # the moved irises, wherever nothing else moves
     warped[ay0:ay1, ax0:ax1] = cv2.cvtColor(remapped, cv2.COLOR_BGRA2BGR)
     for lid, (lash, smooth) in zip(lids, folded):
         if lid.closure:
@@ -623,4 +625,3 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
                       np.clip(np.round(marks[list(geo.LIPS_UPPER_OUTER), 0]).astype(int), 0, crop_w - 1)]
         brightness = float(np.clip(lips.mean() / 140.0, 0.35, 1.1))
         paint_mouth(warped, upper_contour, lower_contour, frame, brightness, teeth=not split)
-    image[y0:y1, x0:x1] = warped

@@ -174,10 +174,11 @@ def rotation_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:
     tilts the head clockwise in the picture.
     """
     p, y, r = (math.radians(v) for v in (pitch, yaw, roll))
-    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
-    ry = np.array([[math.cos(y), 0, -math.sin(y)], [0, 1, 0], [math.sin(y), 0, math.cos(y)]])
-    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
-    return rz @ ry @ rx
+    cp, sp, cy, sy, cr, sr = math.cos(p), math.sin(p), math.cos(y), math.sin(y), math.cos(r), math.sin(r)
+    # rz @ ry @ rx, multiplied out (one small array instead of three and two products)
+    return np.array([[cr * cy, cr * -sy * sp - sr * cp, cr * -sy * cp + sr * sp],
+                     [sr * cy, sr * -sy * sp + cr * cp, sr * -sy * cp - cr * sp],
+                     [sy, cy * sp, cy * cp]])
 
 
 def rotate_points(points3d: np.ndarray, pivot: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -187,5 +188,6 @@ def rotate_points(points3d: np.ndarray, pivot: np.ndarray, matrix: np.ndarray) -
 
 def head_pivot(landmarks: np.ndarray, iod: float) -> np.ndarray:
     """The point the head turns about: behind the middle of the face, about where the neck meets the skull."""
-    centre = landmarks[:, :3].mean(axis=0)
-    return centre + np.array([0.0, 0.0, 1.0 * iod])
+    pivot = landmarks[:, :3].mean(axis=0)
+    pivot[2] += iod
+    return pivot

@@ -527,7 +527,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         turned = turn.apply(np.concatenate([targets_all, eye_targets, *outlines]), marks[TURN_IDS, 2], TURN_FOLLOW)
         count, eyes = len(targets_all), len(eye_targets)
         targets_all, eye_targets = turned[:count], turned[count:count + eyes]
-        turned_outlines = np.split(turned[count + eyes:], 2)
+        half = (len(turned) - count - eyes) // 2
+        turned_outlines = (turned[count + eyes:count + eyes + half], turned[count + eyes + half:])
         outlines = [np.concatenate([before, after]) for before, after in zip(outlines, turned_outlines)]
     mouth_13, mouth_14 = targets_all[_ROW[13]], targets_all[_ROW[14]]
     inner_gap_dst = float(np.dot(mouth_14 - mouth_13, frame.ey)) / frame.iod

@@ -164,6 +164,7 @@ class EyeShape:
 # Each eye's upper then lower lid landmarks, each lid from corner to corner.
 EYE_LIDS = np.array([geo.EYE_A_UPPER + geo.EYE_A_LOWER, geo.EYE_B_UPPER + geo.EYE_B_LOWER])
 LID_LENGTH = len(geo.EYE_A_UPPER)
+_LID_STARTS = (np.arange(4) * LID_LENGTH)[:, None]  # where each of the four lids starts in the flattened (4, lid) array
 
 
 def eye_shapes(landmarks: np.ndarray, down: np.ndarray) -> list[EyeShape]:
@@ -183,9 +184,8 @@ def eye_shapes(landmarks: np.ndarray, down: np.ndarray) -> list[EyeShape]:
     # each profile is flat beyond its corners, as np.interp is at the ends).
     spacing = 4.0 * float(np.abs(along).max() + width.max()) + 4.0
     lid_along, lid_across = along.reshape(4, LID_LENGTH), across.reshape(4, LID_LENGTH)
-    order = np.argsort(lid_along, axis=1)
-    lid_along = np.take_along_axis(lid_along, order, axis=1)
-    lid_across = np.take_along_axis(lid_across, order, axis=1)
+    order = (np.argsort(lid_along, axis=1) + _LID_STARTS).ravel()  # each lid's points in order, as flat indices
+    lid_along, lid_across = lid_along.ravel()[order].reshape(4, -1), lid_across.ravel()[order].reshape(4, -1)
     base = (np.arange(4) * spacing)[:, None]
     xp = np.concatenate([base - spacing / 2, lid_along + base, base + spacing / 2 - 1.0], axis=1).ravel()
     fp = np.concatenate([lid_across[:, :1], lid_across, lid_across[:, -1:]], axis=1).ravel()
@@ -306,7 +306,7 @@ def lash_colours(source: np.ndarray, landmarks: np.ndarray, eyes: list[EyeShape]
     np.clip(points, 0, (source.shape[1] - 1, source.shape[0] - 1), out=points)
     samples = source[points[..., 1], points[..., 0]].astype(np.float32)  # (eye, point, bgr)
     darkest = np.argsort(samples.sum(axis=2), axis=1)[:, :2]
-    return np.take_along_axis(samples, darkest[..., None], axis=1).mean(axis=1)
+    return samples[np.arange(len(eyes))[:, None], darkest].mean(axis=1)
 
 
 def move_iris(image: np.ndarray, landmarks: np.ndarray, iris_ids: tuple[int, ...], upper_ids: tuple[int, ...],

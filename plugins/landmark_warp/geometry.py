@@ -27,6 +27,7 @@ EYE_B_LOWER = (263, 249, 390, 373, 374, 380, 381, 382, 362)
 EYE_A_ANCHORS = (33, 160, 158, 133, 153, 144)
 EYE_B_ANCHORS = (263, 387, 385, 362, 380, 373)
 EYE_LID_PAIRS = ((144, 160), (153, 158), (373, 387), (380, 385))  # (lower lid, upper lid above it)
+EYE_CORNERS = [33, 133, 362, 263]  # the corners of eye a, then of eye b: the face frame's reference
 IRIS_A = (468, 469, 470, 471, 472)
 IRIS_B = (473, 474, 475, 476, 477)
 NOSE = (1, 6, 168, 2, 98, 327)
@@ -63,13 +64,14 @@ class FaceFrame:
 
 def face_frame(landmarks: np.ndarray) -> FaceFrame:
     """The face frame of a 478-point landmark set."""
-    eye_a = landmarks[[33, 133], :2].mean(axis=0)
-    eye_b = landmarks[[362, 263], :2].mean(axis=0)
-    across = eye_b - eye_a
-    iod = float(np.linalg.norm(across)) or 1.0
-    ex = across / iod
-    ey = np.array([-ex[1], ex[0]])
-    return FaceFrame((eye_a + eye_b) / 2, ex, ey, iod)
+    a0, a1, b0, b1 = landmarks[EYE_CORNERS, :2].tolist()
+    eye_a = ((a0[0] + a1[0]) / 2, (a0[1] + a1[1]) / 2)
+    eye_b = ((b0[0] + b1[0]) / 2, (b0[1] + b1[1]) / 2)
+    across_x, across_y = eye_b[0] - eye_a[0], eye_b[1] - eye_a[1]
+    iod = math.hypot(across_x, across_y) or 1.0
+    ex, ey = (across_x / iod, across_y / iod), (-across_y / iod, across_x / iod)
+    origin = ((eye_a[0] + eye_b[0]) / 2, (eye_a[1] + eye_b[1]) / 2)
+    return FaceFrame(np.array(origin), np.array(ex), np.array(ey), iod)
 
 
 def _clip01(values: np.ndarray) -> np.ndarray:

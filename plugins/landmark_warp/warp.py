@@ -65,13 +65,13 @@ class FaceRegion:
 
 def face_region(landmarks: np.ndarray, width: int, height: int) -> FaceRegion:
     """Where a face's edit may reach, clipped to the image."""
-    low, high = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
-    half = np.maximum((high - low) / 2, 4.0)
-    centre = (low + high) / 2 + np.array([0.0, RING_DROP * half[1]])
-    reach = FADE_END * np.array(RING_RADII) * half
-    x0, y0 = np.floor(centre - reach).astype(int)
-    x1, y1 = np.ceil(centre + reach).astype(int) + 1
-    return FaceRegion(centre, half, (max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1))))
+    (left, top), (right, bottom) = landmarks[:, :2].min(axis=0).tolist(), landmarks[:, :2].max(axis=0).tolist()
+    half_x, half_y = max((right - left) / 2, 4.0), max((bottom - top) / 2, 4.0)
+    centre_x, centre_y = (left + right) / 2, (top + bottom) / 2 + RING_DROP * half_y
+    reach_x, reach_y = FADE_END * RING_RADII[0] * half_x, FADE_END * RING_RADII[1] * half_y
+    crop = (max(0, math.floor(centre_x - reach_x)), max(0, math.floor(centre_y - reach_y)),
+            min(width, math.ceil(centre_x + reach_x) + 1), min(height, math.ceil(centre_y + reach_y) + 1))
+    return FaceRegion(np.array([centre_x, centre_y]), np.array([half_x, half_y]), crop)
 
 
 def _kernel(d2: np.ndarray) -> np.ndarray:

@@ -75,7 +75,7 @@ def face_frame(landmarks: np.ndarray) -> FaceFrame:
 
 
 def _clip01(values: np.ndarray) -> np.ndarray:
-    return np.clip(values, 0.0, 1.0)
+    return values.clip(0.0, 1.0)  # the method: half the call cost of np.clip on small arrays
 
 
 # The control landmarks of `expression_offsets`, always in this order: rows of each group are static slices.
@@ -124,7 +124,7 @@ def expression_offsets(local: np.ndarray, params: dict[str, float]) -> np.ndarra
     # the upper or lower lip, inner or outer contour.
     lips = CONTROL_ROWS["lips"]
     up, low, inner = LIP_UPPER, 1.0 - LIP_UPPER, LIP_INNER
-    side = np.clip((x[lips] - centre_x) / half_width, -1.0, 1.0)
+    side = ((x[lips] - centre_x) / half_width).clip(-1.0, 1.0)
     reach = np.abs(side)
     middle = 1.0 - reach ** 2
     # smile: corners up and out, the whole contour following them with the side position; eee: corners out,

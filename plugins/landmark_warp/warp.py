@@ -142,7 +142,7 @@ def coarse_nodes(length: int, step: float) -> np.ndarray:
 
 def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
     """0 below edge0, 1 above edge1, a smooth S between."""
-    t = np.clip((x - edge0) / np.maximum(np.subtract(edge1, edge0), 1e-6), 0.0, 1.0)
+    t = np.minimum(np.maximum((x - edge0) / np.maximum(np.subtract(edge1, edge0), 1e-6), 0.0), 1.0)
     return t * t * (3 - 2 * t)
 
 
@@ -293,7 +293,7 @@ def finish_lids(box: np.ndarray, eye: EyeShape, lash: np.ndarray, smooth: np.nda
     soft = cv2.GaussianBlur(pixels, (1, 2 * int(2.5 * sigma) + 1), 0, sigmaY=sigma)
     pixels += (soft - pixels) * smooth[..., None]
     pixels += (colour - pixels) * lash[..., None]
-    np.clip(pixels, 0, 255, out=pixels)
+    pixels.clip(0, 255, out=pixels)
     box[:] = pixels
 
 
@@ -421,7 +421,7 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
         teeth_upper = (1.0 - smoothstep(upper_band * 0.75, upper_band, below_up)) * (upper_band > 0.005)
         teeth_lower = (1.0 - smoothstep(lower_band * 0.7, lower_band, v_low - v)) * (lower_band > 0.005)
         gaps = 1.0 - 0.12 * np.exp(-(((across / 0.09) % 1.0 - 0.5) / 0.06) ** 2)
-        shade = np.clip(1.0 - 0.3 * below_up / np.maximum(upper_band, 1e-3), 0.6, 1.0) * (1.0 - 0.35 * side2)
+        shade = (1.0 - 0.3 * below_up / np.maximum(upper_band, 1e-3)).clip(0.6, 1.0) * (1.0 - 0.35 * side2)
         keep = (1 - teeth_lower) * (1 - teeth_upper) * depth
         tooth = depth * gaps * ((1 - teeth_lower) * teeth_upper * shade + 0.8 * teeth_lower)
     # Each pixel is a mix of three colours: cavity, tongue and tooth, layered in that order.
@@ -434,7 +434,7 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
     alpha *= 1.0 / 255.0
     pixels = roi.astype(np.float32)
     pixels += (cavity - pixels) * alpha
-    roi[:] = np.clip(pixels, 0, 255)
+    roi[:] = pixels.clip(0, 255)
 
 
 def _smoothstep_scalar(edge0: float, edge1: float, x: float) -> float:
@@ -478,6 +478,7 @@ UPPER_INNER_ROWS = np.array([_ROW[i] for i in geo.LIPS_UPPER_INNER])
 LOWER_INNER_ROWS = np.array([_ROW[i] for i in geo.LIPS_LOWER_INNER])
 OUTER_ONLY = ~np.isin(geo.CONTROL_IDS, geo.LIPS_UPPER_INNER + geo.LIPS_LOWER_INNER)  # rows kept for a closed mouth
 EYE_IDS = np.array(geo.EYE_A_ANCHORS + geo.EYE_B_ANCHORS)
+UPPER_LIP = np.array(geo.LIPS_UPPER_OUTER)  # where the lips' brightness is sampled
 EYE_LIFT_ROWS = [(list(EYE_IDS).index(lower), lower, upper) for lower, upper in geo.EYE_LID_PAIRS]
 EYE_OUTLINES = (geo.EYE_A_UPPER + geo.EYE_A_LOWER, geo.EYE_B_UPPER + geo.EYE_B_LOWER)
 # Everything a head turn moves, in one pass: control points, eye anchors, both eye outlines.
@@ -622,7 +623,6 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             upper_contour = np.concatenate([upper_contour[:1], upper_mid, upper_contour[-1:]])
             lower_contour = lower_mid
         lower_contour = np.concatenate([upper_contour[:1], lower_contour, upper_contour[-1:]])
-        lips = source[np.clip(np.round(marks[list(geo.LIPS_UPPER_OUTER), 1]).astype(int), 0, crop_h - 1),
-                      np.clip(np.round(marks[list(geo.LIPS_UPPER_OUTER), 0]).astype(int), 0, crop_w - 1)]
-        brightness = float(np.clip(lips.mean() / 140.0, 0.35, 1.1))
+        cells = np.rint(marks[UPPER_LIP, :2]).astype(np.intp).clip(0, (crop_w - 1, crop_h - 1))
+        brightness = min(1.1, max(0.35, float(source[cells[:, 1], cells[:, 0]].mean()) / 140.0))
         paint_mouth(warped, upper_contour, lower_contour, frame, brightness, teeth=not split)

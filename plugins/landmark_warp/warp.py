@@ -83,9 +83,9 @@ def _kernel(d2: np.ndarray) -> np.ndarray:
     return d2
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=32)
 def _later(count: int) -> np.ndarray:
-    """[i, j] is true where i < j."""
+    """[i, j] is true where i < j (cached: the control-point count takes a few dozen values)."""
     return np.triu(np.ones((count, count), bool), 1)
 
 
@@ -199,7 +199,7 @@ LID_ALONG = np.sin(np.pi * EYE_SAMPLES).astype(np.float32)[None, None, :]  # 0 a
 LID_HALF_LASH = (LASH_WIDTH / 2) * (0.4 + 0.6 * LID_ALONG)  # half the lash line's width, in eye widths
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=32)
 def _lid_rows(rows: int) -> np.ndarray:
     """Row positions of the lid table, relative to its first row, as a (1, rows, 1) array."""
     return (np.arange(rows, dtype=np.float32) / LID_ROWS_PER_PIXEL).reshape(1, rows, 1)

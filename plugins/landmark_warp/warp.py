@@ -261,14 +261,17 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     covered = (pv < new_upper) & is_open
     table = np.empty(pv.shape[:2] + (upper.shape[2], 3), np.float32)
     np.subtract(np.where(covered, lid, eye_v), pv, out=table[..., 0])  # how far along the normal each point reads
-    # The lash line along the new lid edge, and the lid skin to smooth (fading out towards the corners).
-    half_lash = width * LID_HALF_LASH
-    edge = np.abs(pv - new_upper - half_lash / 2) - half_lash
-    np.multiply(np.minimum(np.maximum(1.0 - edge / 0.8, 0.0), 1.0), (LASH_DARKNESS * closure) * is_open,
-                out=table[..., 1])
-    skin = np.minimum(np.maximum((pv - upper) / (0.1 * width) + 2.0, 0.0), 1.0)  # from just above the lid down
-    fade = np.minimum(opening * (2.0 / (opening.max(axis=2, keepdims=True) + 1e-3)), 1.0) * closure
-    np.multiply(skin, np.where(covered, fade, 0.0), out=table[..., 2])
+    if not any(closures):  # lids that only open wider: no lash line, nothing to smooth
+        table[..., 1:] = 0.0
+    else:
+        # The lash line along the new lid edge, and the lid skin to smooth (fading out towards the corners).
+        half_lash = width * LID_HALF_LASH
+        edge = np.abs(pv - new_upper - half_lash / 2) - half_lash
+        np.multiply(np.minimum(np.maximum(1.0 - edge / 0.8, 0.0), 1.0), (LASH_DARKNESS * closure) * is_open,
+                    out=table[..., 1])
+        skin = np.minimum(np.maximum((pv - upper) / (0.1 * width) + 2.0, 0.0), 1.0)  # from just above the lid
+        fade = np.minimum(opening * (2.0 / (opening.max(axis=2, keepdims=True) + 1e-3)), 1.0) * closure
+        np.multiply(skin, np.where(covered, fade, 0.0), out=table[..., 2])
     results = []
     last = len(EYE_SAMPLES) - 1
     for k, (box, corner, eye) in enumerate(zip(boxes, corners, eyes)):

@@ -294,10 +294,10 @@ def finish_lids(box: np.ndarray, eye: EyeShape, lash: np.ndarray, smooth: np.nda
     sigma = max(0.5, LID_SMOOTH * eye.width)
     pixels = box.astype(np.float32)
     soft = cv2.GaussianBlur(pixels, (1, 2 * int(2.5 * sigma) + 1), 0, sigmaY=sigma)
-    pixels += (soft - pixels) * smooth[..., None]
-    pixels += (colour - pixels) * lash[..., None]
-    pixels.clip(0, 255, out=pixels)
-    box[:] = pixels
+    mixed = cv2.blendLinear(soft, pixels, smooth, 1.0 - smooth)  # weighted means: no clipping needed after
+    tint = np.empty_like(mixed)
+    tint[:] = colour
+    box[:] = cv2.blendLinear(tint, mixed, lash, 1.0 - lash)
 
 
 def lash_colours(source: np.ndarray, landmarks: np.ndarray, eyes: list[EyeShape]) -> np.ndarray:

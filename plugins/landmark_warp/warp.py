@@ -459,22 +459,28 @@ class HeadTurn:
     OUTLINE_FOLLOW = 0.35
 
     def __init__(self, marks: np.ndarray, frame: geo.FaceFrame, params: dict[str, float]) -> None:
-        self.depth_turn = geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], 0.0)
-        self.pivot = geo.head_pivot(marks, frame.iod)
-        oval = marks[list(geo.FACE_OVAL)]
-        self.drift = (geo.rotate_points(oval[:, :3], self.pivot, self.depth_turn) - oval[:, :2]).mean(axis=0)
+        turn = geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], 0.0)[:2]  # image x and y rows
+        pivot = geo.head_pivot(marks, frame.iod)
+        # The turn in depth as an affine map of (x, y) and depth: turned = xy @ across.T + depth * along + shift.
+        self.across, self.along = turn[:, :2].T, turn[:, 2]
+        oval = marks[FACE_OVAL_IDS, :3].mean(axis=0)  # the turn is linear: the outline's mean moves as its mean
+        self.shift = pivot[:2] - turn @ pivot
+        self.shift -= oval @ turn.T + self.shift - oval[:2]  # take out the outline's drift
         angle = math.radians(params["rotate_roll"])
-        self.roll = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-        self.centre = oval[:, :2].mean(axis=0)
+        roll = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])  # transposed
+        self.roll, self.roll_shift = roll, oval[:2] - oval[:2] @ roll  # about the outline's centre
 
     def apply(self, points: np.ndarray, depth: np.ndarray, follow: np.ndarray) -> np.ndarray:
         """Where `points` (N, 2) with `depth` (N,) go; `follow` (N, 1) is how far each follows the turn in depth
         (`OUTLINE_FOLLOW` for the face outline, 1 elsewhere)."""
-        turned = geo.rotate_points(np.column_stack([points, depth]), self.pivot, self.depth_turn) - self.drift
+        turned = points @ self.across
+        turned += depth[:, None] * self.along
+        turned += self.shift
         moved = points + (turned - points) * follow
-        return (moved - self.centre) @ self.roll.T + self.centre
+        return moved @ self.roll + self.roll_shift
 
 
+FACE_OVAL_IDS = np.array(geo.FACE_OVAL)
 # Static row layouts of edit_face's control points (see geometry.CONTROL_IDS).
 _ROW = {int(idx): row for row, idx in enumerate(geo.CONTROL_IDS)}
 UPPER_INNER_ROWS = np.array([_ROW[i] for i in geo.LIPS_UPPER_INNER])

@@ -126,6 +126,12 @@ class Launcher:
                     self._build_left()
                 with dpg.child_window(tag="right"):
                     self._build_right()
+        # The two panels are not filled again over the window's own background: with software OpenGL (a virtual
+        # display, a machine without a GPU) filling the viewport is much of every frame's time. It looks the same.
+        with dpg.theme(tag="theme_main"):
+            with dpg.theme_component(dpg.mvAll):
+                dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (0, 0, 0, 0))
+        dpg.bind_item_theme("main", "theme_main")
         dpg.create_viewport(title="FaceSynth", width=1560, height=1000)
         dpg.set_primary_window("main", True)
         dpg.setup_dearpygui()

@@ -7,6 +7,7 @@ smoothly along each group (a whole brow, the whole lip contour, the jaw with the
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -52,14 +53,21 @@ class FaceFrame:
     ey: np.ndarray
     iod: float
 
+    @functools.cached_property
+    def _to_local(self) -> np.ndarray:
+        return np.array([self.ex, self.ey]).T / self.iod
+
+    @functools.cached_property
+    def _to_image(self) -> np.ndarray:
+        return np.array([self.ex, self.ey]) * self.iod
+
     def local(self, points: np.ndarray) -> np.ndarray:
         """Image points (N, 2) in face units."""
-        rel = points[:, :2] - self.origin
-        return np.stack([rel @ self.ex, rel @ self.ey], axis=1) / self.iod
+        return (points[:, :2] - self.origin) @ self._to_local
 
     def to_image(self, offsets: np.ndarray) -> np.ndarray:
         """Offsets (N, 2) in face units as image-pixel offsets."""
-        return (offsets[:, :1] * self.ex + offsets[:, 1:2] * self.ey) * self.iod
+        return offsets @ self._to_image
 
 
 def face_frame(landmarks: np.ndarray) -> FaceFrame:

@@ -300,14 +300,17 @@ def finish_lids(box: np.ndarray, eye: EyeShape, lash: np.ndarray, smooth: np.nda
     box[:] = cv2.blendLinear(tint, mixed, lash, 1.0 - lash)
 
 
+def sample_pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The pixels of `image` nearest to `points` (..., 2) in (x, y), clamped to the image, as float32."""
+    cells = np.rint(points).astype(np.intp).clip(0, (image.shape[1] - 1, image.shape[0] - 1))
+    return image[cells[..., 1], cells[..., 0]].astype(np.float32)
+
+
 def lash_colours(source: np.ndarray, landmarks: np.ndarray, eyes: list[EyeShape]) -> np.ndarray:
     """The colour of each eye's upper lashes (one row per eye): the darkest samples just above the upper lid's
     landmarks."""
-    upper = EYE_LIDS[:, 1:LID_LENGTH - 1]
     normals = np.array([0.03 * eye.width * eye.normal for eye in eyes])
-    points = np.rint(landmarks[upper, :2] - normals[:, None]).astype(np.intp)  # (eye, point, xy)
-    np.clip(points, 0, (source.shape[1] - 1, source.shape[0] - 1), out=points)
-    samples = source[points[..., 1], points[..., 0]].astype(np.float32)  # (eye, point, bgr)
+    samples = sample_pixels(source, landmarks[EYE_LIDS[:, 1:LID_LENGTH - 1], :2] - normals[:, None])  # (eye, point)
     darkest = np.argsort(samples.sum(axis=2), axis=1)[:, :2]
     return samples[np.arange(len(eyes))[:, None], darkest].mean(axis=1)
 
@@ -414,7 +417,7 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
     opening_iod = float(opening.max())
     # Tongue: a dark red mound at the bottom of a wide opening.
     tongue = np.maximum(1.0 - (across / (0.55 * half)) ** 2 - ((v - v_low) / (0.35 * gap)) ** 2, 0.0)
-    tongue *= _smoothstep_scalar(0.12, 0.3, opening_iod)
+    tongue *= float(smoothstep(0.12, 0.3, opening_iod))
     keep = depth
     tooth = 0.0
     if teeth:
@@ -438,12 +441,6 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
     pixels = roi.astype(np.float32)
     pixels += (cavity - pixels) * alpha
     roi[:] = pixels.clip(0, 255)
-
-
-def _smoothstep_scalar(edge0: float, edge1: float, x: float) -> float:
-    """`smoothstep` of one number, in plain Python."""
-    t = min(1.0, max(0.0, (x - edge0) / max(edge1 - edge0, 1e-6)))
-    return t * t * (3 - 2 * t)
 
 
 # ---------------------------------------------------------------------------------------------------- face
@@ -489,13 +486,12 @@ OUTER_ONLY = ~np.isin(geo.CONTROL_IDS, geo.LIPS_UPPER_INNER + geo.LIPS_LOWER_INN
 EYE_IDS = np.array(geo.EYE_A_ANCHORS + geo.EYE_B_ANCHORS)
 UPPER_LIP = np.array(geo.LIPS_UPPER_OUTER)  # where the lips' brightness is sampled
 EYE_LIFT_ROWS = [(list(EYE_IDS).index(lower), lower, upper) for lower, upper in geo.EYE_LID_PAIRS]
-EYE_OUTLINES = (geo.EYE_A_UPPER + geo.EYE_A_LOWER, geo.EYE_B_UPPER + geo.EYE_B_LOWER)
-# Everything a head turn moves, in one pass: control points, eye anchors, both eye outlines.
-TURN_IDS = np.concatenate([geo.CONTROL_IDS, EYE_IDS, *EYE_OUTLINES])
+# Everything a head turn moves, in one pass: control points, eye anchors, both eyes' lids (for the lid boxes).
+TURN_IDS = np.concatenate([geo.CONTROL_IDS, EYE_IDS, EYE_LIDS.ravel()])
 TURN_FOLLOW = np.where(np.r_[geo.ON_OUTLINE, np.zeros(len(TURN_IDS) - len(geo.CONTROL_IDS), bool)],
                        HeadTurn.OUTLINE_FOLLOW, 1.0)[:, None]
-RING_DIRECTIONS = np.stack([np.cos(np.linspace(0, 2 * np.pi, 14, endpoint=False)),
-                            np.sin(np.linspace(0, 2 * np.pi, 14, endpoint=False))], axis=1)
+_RING_ANGLES = np.linspace(0, 2 * np.pi, 14, endpoint=False)
+RING_DIRECTIONS = np.stack([np.cos(_RING_ANGLES), np.sin(_RING_ANGLES)], axis=1)
 
 
 def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]) -> None:
@@ -530,7 +526,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         for row, lower, upper in EYE_LIFT_ROWS:
             eye_targets[row] -= lift * (marks[lower, :2] - marks[upper, :2]) @ frame.ey * frame.ey
     # Then the head rotation of everything in 3D, eye outlines included (for the lid boxes).
-    outlines = [marks[list(ids), :2] for ids in EYE_OUTLINES]
+    outlines = list(marks[EYE_LIDS, :2])
     turn = None
     if params["rotate_pitch"] or params["rotate_yaw"] or params["rotate_roll"]:
         turn = HeadTurn(marks, frame, params)
@@ -632,6 +628,5 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             upper_contour = np.concatenate([upper_contour[:1], upper_mid, upper_contour[-1:]])
             lower_contour = lower_mid
         lower_contour = np.concatenate([upper_contour[:1], lower_contour, upper_contour[-1:]])
-        cells = np.rint(marks[UPPER_LIP, :2]).astype(np.intp).clip(0, (crop_w - 1, crop_h - 1))
-        brightness = min(1.1, max(0.35, float(source[cells[:, 1], cells[:, 0]].mean()) / 140.0))
+        brightness = min(1.1, max(0.35, float(sample_pixels(source, marks[UPPER_LIP, :2]).mean()) / 140.0))
         paint_mouth(warped, upper_contour, lower_contour, frame, brightness, teeth=not split)

@@ -196,8 +196,14 @@ def rotate_points(points3d: np.ndarray, pivot: np.ndarray, matrix: np.ndarray) -
     return ((points3d - pivot) @ matrix.T + pivot)[:, :2]
 
 
+def centroid(points: np.ndarray) -> np.ndarray:
+    """The mean of (N, k) points, as one matrix-vector product (numpy's mean over the long axis of an array with
+    a short last axis is several times slower)."""
+    return np.full(len(points), 1.0 / len(points)) @ points
+
+
 def head_pivot(landmarks: np.ndarray, iod: float) -> np.ndarray:
     """The point the head turns about: behind the middle of the face, about where the neck meets the skull."""
-    pivot = landmarks[:, :3].mean(axis=0)
+    pivot = centroid(landmarks[:, :3])
     pivot[2] += iod
     return pivot

@@ -65,7 +65,8 @@ class FaceRegion:
 
 def face_region(landmarks: np.ndarray, width: int, height: int) -> FaceRegion:
     """Where a face's edit may reach, clipped to the image."""
-    (left, top), (right, bottom) = landmarks[:, :2].min(axis=0).tolist(), landmarks[:, :2].max(axis=0).tolist()
+    xs, ys = landmarks[:, 0], landmarks[:, 1]  # (reductions over a two-wide axis are slow in numpy)
+    left, top, right, bottom = float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
     half_x, half_y = max((right - left) / 2, 4.0), max((bottom - top) / 2, 4.0)
     centre_x, centre_y = (left + right) / 2, (top + bottom) / 2 + RING_DROP * half_y
     reach_x, reach_y = FADE_END * RING_RADII[0] * half_x, FADE_END * RING_RADII[1] * half_y
@@ -283,7 +284,9 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
                               (-(start @ eye.normal) - starts[k]) * across_scale]], np.float32)
         place = cv2.transform(box + pixel_grid(box.shape[1], box.shape[0]), to_table)
         read = cv2.remap(table[k], place, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        box += read[..., :1] * eye.normal.astype(np.float32)
+        across = read[..., 0]
+        box[..., 0] += across * float(eye.normal[0])  # channel by channel: numpy's broadcasting over a two- or
+        box[..., 1] += across * float(eye.normal[1])  # three-wide last axis is several times slower
         results.append((read[..., 1], read[..., 2]))
     return results
 
@@ -296,7 +299,7 @@ def finish_lids(box: np.ndarray, eye: EyeShape, lash: np.ndarray, smooth: np.nda
     soft = cv2.GaussianBlur(pixels, (1, 2 * int(2.5 * sigma) + 1), 0, sigmaY=sigma)
     mixed = cv2.blendLinear(soft, pixels, smooth, 1.0 - smooth)  # weighted means: no clipping needed after
     tint = np.empty_like(mixed)
-    tint[:] = colour
+    tint.reshape(len(tint), -1)[:] = np.tile(colour, tint.shape[1])  # rows of the colour (see fold_lids)
     box[:] = cv2.blendLinear(tint, mixed, lash, 1.0 - lash)
 
 
@@ -312,7 +315,7 @@ def lash_colours(source: np.ndarray, landmarks: np.ndarray, eyes: list[EyeShape]
     normals = np.array([0.03 * eye.width * eye.normal for eye in eyes])
     samples = sample_pixels(source, landmarks[EYE_LIDS[:, 1:LID_LENGTH - 1], :2] - normals[:, None])  # (eye, point)
     darkest = np.argsort(samples.sum(axis=2), axis=1)[:, :2]
-    return samples[np.arange(len(eyes))[:, None], darkest].mean(axis=1)
+    return samples[np.arange(len(eyes))[:, None], darkest].sum(axis=1) * 0.5
 
 
 def move_iris(image: np.ndarray, landmarks: np.ndarray, iris_ids: tuple[int, ...], upper_ids: tuple[int, ...],
@@ -460,7 +463,7 @@ class HeadTurn:
         pivot = geo.head_pivot(marks, frame.iod)
         # The turn in depth as an affine map of (x, y) and depth: turned = xy @ across.T + depth * along + shift.
         self.across, self.along = turn[:, :2].T, turn[:, 2]
-        oval = marks[FACE_OVAL_IDS, :3].mean(axis=0)  # the turn is linear: the outline's mean moves as its mean
+        oval = geo.centroid(marks[FACE_OVAL_IDS, :3])  # the turn is linear: the outline's mean moves as its mean
         self.shift = pivot[:2] - turn @ pivot
         self.shift -= oval @ turn.T + self.shift - oval[:2]  # take out the outline's drift
         angle = math.radians(params["rotate_roll"])
@@ -504,7 +507,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     source = image[y0:y1, x0:x1].copy()
     offset = np.array([x0, y0], np.float64)
     marks = landmarks.astype(np.float64)
-    marks[:, :2] -= offset
+    marks[:, 0] -= x0
+    marks[:, 1] -= y0
     frame = geo.face_frame(marks)  # in crop pixels
 
     gaze_x, gaze_y = params["pupil_x"] / 15.0, params["pupil_y"] / 15.0
@@ -591,7 +595,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash))
 
     # Only the part of the crop that moves is resampled (a smile leaves the forehead where it was).
-    moving = np.abs(coarse).max(axis=2) > 0.2  # a fifth of a pixel: below what anyone can see
+    moving = np.maximum(np.abs(coarse[..., 0]), np.abs(coarse[..., 1])) > 0.2  # a fifth of a pixel: not visible
     if not moving.any():
         moving[len(ys) // 2, len(xs) // 2] = True
     rows, cols = np.nonzero(moving)
@@ -628,5 +632,6 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             upper_contour = np.concatenate([upper_contour[:1], upper_mid, upper_contour[-1:]])
             lower_contour = lower_mid
         lower_contour = np.concatenate([upper_contour[:1], lower_contour, upper_contour[-1:]])
-        brightness = min(1.1, max(0.35, float(sample_pixels(source, marks[UPPER_LIP, :2]).mean()) / 140.0))
+        lip = sample_pixels(source, marks[UPPER_LIP, :2])
+        brightness = min(1.1, max(0.35, float(lip.sum()) / lip.size / 140.0))
         paint_mouth(warped, upper_contour, lower_contour, frame, brightness, teeth=not split)

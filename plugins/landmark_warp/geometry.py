@@ -170,8 +170,8 @@ def expression_offsets(local: np.ndarray, params: dict[str, float]) -> np.ndarra
     if raise_by or lower_by:
         brows = CONTROL_ROWS["brows"]
         inner = _clip01(1.3 - 1.4 * np.abs(x[brows]))
-        dx[brows] = -np.sign(x[brows]) * 0.09 * lower_by * inner
-        dy[brows] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.12 + 0.10 * inner)
+        dx[brows] = -np.sign(x[brows]) * 0.11 * lower_by * inner
+        dy[brows] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.14 + 0.12 * inner)
 
     # Anchors: the nose holds the middle of the face still (the eyes are anchored by the renderer).
     return out

@@ -14,9 +14,21 @@ def test_bench_prints_its_figures_as_json():
     assert 0 < figures["preprocess"]["ms"]["median"] <= figures["preprocess"]["ms"]["p95"]
     assert set(figures["warp"]) == {"happy", "surprised", "angry", "sleepy"}
     for ms in figures["warp"].values():
-        assert 0 < ms["median"] <= ms["p95"]
+        assert 0 < ms["median"] <= ms["p95"] and ms["passes"] == 3
+        assert 0 < ms["quietest_pass_median"] <= ms["p95"]
     assert "still" not in figures and "segmind" not in figures
     assert figures["peak_memory_mb"] > 0
+
+
+def test_bench_still_and_segmind_sections_print_their_figures():
+    result = run_cli("bench", "--only", "still", "--only", "segmind", "--frames", "10", "--json", timeout=600)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["still"]["megapixels"] >= 11.5
+    assert 0 < figures["still"]["ms"]["synthesize"]["median"] < figures["still"]["ms"]["total"]["median"]
+    assert figures["segmind"]["calls"] == 20 and figures["segmind"]["client_ms"]["median"] > 0
+    assert 0 < figures["segmind"]["share_of_documented_round_trip"] < 1
+    assert "warp" not in figures and "preprocess" not in figures
 
 
 def test_bench_text_names_each_figure():

@@ -40,6 +40,7 @@ LID_SMOOTH = 0.1  # the unfolded lid is smooth: folds carried down with it are b
 LASH_DARKNESS, LASH_WIDTH = 0.85, 0.07  # the lash line along a closing lid (width in eye widths, mid-lid)
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
+MOUTH_MIX = np.ascontiguousarray(MOUTH_COLOURS.T)  # as a per-pixel transform: colour = MOUTH_MIX @ weights
 
 
 _GRID = np.zeros((0, 0, 2), np.float32)
@@ -442,12 +443,10 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
     mix[..., 0] = keep * (1 - tongue) * shading
     mix[..., 1] = keep * 0.8 * tongue
     mix[..., 2] = tooth
-    cavity = mix @ MOUTH_COLOURS
-    alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None]
+    cavity = cv2.transform(mix, MOUTH_MIX)  # each pixel's 3x3 product (numpy's matmul would loop over rows)
+    alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)
     alpha *= 1.0 / 255.0
-    pixels = roi.astype(np.float32)
-    pixels += (cavity - pixels) * alpha
-    roi[:] = pixels.clip(0, 255)
+    roi[:] = cv2.blendLinear(cavity, roi.astype(np.float32), alpha, 1.0 - alpha)  # the mix stays below 255
 
 
 # ---------------------------------------------------------------------------------------------------- face

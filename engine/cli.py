@@ -245,7 +245,7 @@ def _sheet(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
 
     check_output_dir(sheet_path.parent if str(sheet_path.parent) else ".")
     pipeline = Pipeline(registry, settings)
-    rows, failures = [], []
+    pictures, failures = [], []  # (path, image, faces found)
     try:
         for path in _inputs(args.inputs):
             try:
@@ -257,26 +257,42 @@ def _sheet(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
 
             faces = [f for f in select_faces(pipeline.landmarker.detect(image), settings.faces)
                      if f.inter_ocular_px >= settings.min_face_px]
-            if not faces:
+            if faces:
+                pictures.append((path, image, faces))
+            else:
                 failures.append(f"{path}: no face found")
-            rows += [(f"{path.stem}#{n}" if len(faces) > 1 else str(path), image, face.box, face)
-                     for n, face in enumerate(faces, 1)]
-        if not rows:
-            raise FaceSynthError("no face to put on a sheet; " + "; ".join(failures))
-        entry = pipeline.candidates(settings.backend)[0]
-        cache: dict[tuple[int, int], Any] = {}
-        faces_of = {}
-        for name, image, box, face in rows:
-            faces_of.setdefault(id(image), []).append(face)
+        entry = pipeline.candidates(settings.backend)[0] if pictures else None
+        results: dict[tuple[int, int], Any] = {}
 
-        def render(image: Any, expression: Any) -> Any:
+        def synthesize(image: Any, faces: list[Any], expression: Any) -> Any:
             key = (id(image), id(expression))
-            if key not in cache:
+            if key not in results:
                 from engine.backend import SynthesisRequest
 
-                request = SynthesisRequest(image, tuple(faces_of[id(image)]), expression, settings)
-                cache[key] = entry.backend.synthesize(request).image
-            return cache[key]
+                results[key] = entry.backend.synthesize(SynthesisRequest(image, tuple(faces), expression, settings))
+            return results[key]
+
+        # A face the backend will not edit (in profile, say) gets no row: the reason is reported instead, and the
+        # other faces still make the sheet.
+        rows = []
+        for path, image, faces in pictures:
+            try:
+                skipped = synthesize(image, faces, columns[0][1]).info.get("skipped", [])
+            except FaceSynthError as exc:
+                failures.append(f"{path}: {exc}")
+                continue
+            for number, face in enumerate(faces, 1):
+                reason = next((item["reason"] for item in skipped if list(item["box"]) == list(face.box)), None)
+                if reason:
+                    failures.append(f"{path}: {reason}")
+                else:
+                    rows.append((f"{path.stem}#{number}" if len(faces) > 1 else str(path), image, face.box, faces))
+        if not rows:
+            raise FaceSynthError("no face to put on a sheet; " + "; ".join(failures))
+        faces_of = {id(image): faces for _, image, _, faces in rows}
+
+        def render(image: Any, expression: Any) -> Any:
+            return synthesize(image, faces_of[id(image)], expression).image
 
         sheet = contact_sheet([(name, image, box) for name, image, box, _ in rows], columns, render)
         write_atomic(sheet_path, encode_png(sheet))

@@ -156,3 +156,60 @@ def test_no_command_and_help():
     assert run_cli().returncode == 2
     result = run_cli("apply", "--help")
     assert result.returncode == 0 and "--emotion" in result.stdout and "rotate_pitch" in result.stdout
+
+
+def _sheet_cells(path, columns):
+    """The cells of a one-row contact sheet, each without its caption bar."""
+    sheet = cv2.imread(str(path))
+    width = sheet.shape[1] // (columns + 1)
+    return sheet, [sheet[40:, k * width + 4:(k + 1) * width - 4].astype(int) for k in range(columns + 1)]
+
+
+def test_sheet_of_the_sample_photo(tmp_path):
+    out = tmp_path / "sheet.png"
+    result = run_cli("apply", SAMPLE, "--sheet", out, "--emotion", "happy", "--emotion", "sleepy", "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["faces"] == 1 and record["columns"] == ["happy", "sleepy"] and record["errors"] == []
+    sheet, (original, happy, sleepy) = _sheet_cells(out, 2)
+    assert sheet.shape[0] < sheet.shape[1] / 2  # one row of three cells
+    for edited in (happy, sleepy):  # the same face, edited: close to the input on the whole, but changed
+        assert 1.0 < np.abs(edited - original).mean() < 40
+    assert np.abs(happy - sleepy).mean() > 1.0
+
+
+def test_sheet_sweep_gives_a_column_per_value(tmp_path):
+    from engine.sheet import sweep_values
+
+    out = tmp_path / "sweep.png"
+    result = run_cli("apply", SAMPLE, "--sheet", out, "--sweep", "aaa", "--json")
+    assert result.returncode == 0, result.stderr
+    values = sweep_values("aaa")
+    assert json.loads(result.stdout)["columns"] == [f"aaa={v:g}" for v in values]
+    _, cells = _sheet_cells(out, len(values))
+    closed, widest = cells[1 + values.index(0.0)], cells[-1]
+    assert np.abs(closed - cells[0]).max() <= 2  # aaa=0 on a neutral base is the input itself
+    assert np.abs(widest - cells[0]).mean() > 2.0
+
+
+def test_sheet_refuses_bad_input(tmp_path):
+    assert_one_line_error(run_cli("apply", SAMPLE, "--sheet", tmp_path / "sheet.jpg"), "ending in .png")
+    assert_one_line_error(run_cli("apply", SAMPLE, "--sweep", "smile"), "--sweep goes with --sheet")
+    unknown = run_cli("apply", SAMPLE, "--sheet", tmp_path / "s.png", "--sweep", "grin")
+    assert unknown.returncode == 2
+    assert_one_line_error(unknown, "grin")
+    cat = run_cli("apply", CAT, "--sheet", tmp_path / "cat.png")
+    assert cat.returncode == 1 and not (tmp_path / "cat.png").exists()
+    assert_one_line_error(cat, "no face to put on a sheet", "no face found")
+
+
+def test_sheet_leaves_out_a_face_it_cannot_edit(dev_faces, tmp_path):
+    out = tmp_path / "sheet.png"
+    result = run_cli("apply", dev_faces / "interfaces_012.jpg", SAMPLE, "--sheet", out, "--emotion", "happy",
+                     "--json")
+    assert result.returncode == 1  # something was left out: said on stderr and in the JSON, the sheet is made
+    record = json.loads(result.stdout)
+    assert record["faces"] == 1 and len(record["errors"]) == 1 and "face in profile" in record["errors"][0]
+    assert_one_line_error(result, "interfaces_012.jpg", "face in profile")
+    sheet, _ = _sheet_cells(out, 1)
+    assert sheet.shape[0] < sheet.shape[1]  # one row: the sample photo's

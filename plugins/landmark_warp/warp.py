@@ -507,7 +507,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     x0, y0, x1, y1 = region.crop
     if x1 - x0 < 8 or y1 - y0 < 8:
         return
-    source = image[y0:y1, x0:x1].copy()
+    source = image[y0:y1, x0:x1]  # read until the result is written back (a copy if irises move)
     offset = np.array([x0, y0], np.float64)
     marks = landmarks.astype(np.float64)
     marks[:, 0] -= x0
@@ -516,6 +516,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
 
     gaze_x, gaze_y = params["pupil_x"] / 15.0, params["pupil_y"] / 15.0
     if gaze_x or gaze_y:
+        source = source.copy()
         for iris, upper, lower in ((geo.IRIS_A, geo.EYE_A_UPPER, geo.EYE_A_LOWER),
                                    (geo.IRIS_B, geo.EYE_B_UPPER, geo.EYE_B_LOWER)):
             move_iris(source, marks, iris, upper, lower, frame, gaze_x, gaze_y)
@@ -617,24 +618,26 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     folded = fold_lids([maps[y:y + lid.box[3] - lid.box[1], x:x + lid.box[2] - lid.box[0]]
                         for (x, y), lid in zip(corners, lids)],
                        corners, [lid.eye for lid in lids], [lid.closure for lid in lids], widen, lift) if lids else []
+    paint = inner_gap_dst > max(inner_gap_src + 0.03, 0.05)  # an opening mouth: its inside is painted
+    if paint:  # (the lips' brightness is read before anything is written back)
+        lip = sample_pixels(source, marks[UPPER_LIP, :2])
+        brightness = min(1.1, max(0.35, float(lip.sum()) / lip.size / 140.0))
     remapped = cv2.remap(cv2.cvtColor(source, cv2.COLOR_BGR2BGRA), maps, None,
                          cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    warped = image[y0:y1, x0:x1]  # the crop is edited in place; `source` keeps what it was
+    warped = image[y0:y1, x0:x1]  # the crop is edited in place
     if gaze_x or gaze_y:
         warped[:] = source  # the moved irises, wherever nothing else moves
-    warped[ay0:ay1, ax0:ax1] = cv2.cvtColor(remapped, cv2.COLOR_BGRA2BGR)
+    cv2.cvtColor(remapped, cv2.COLOR_BGRA2BGR, dst=warped[ay0:ay1, ax0:ax1])  # straight into the picture
     for lid, (lash, smooth) in zip(lids, folded):
         if lid.closure:
             bx0, by0, bx1, by1 = lid.box
             finish_lids(warped[by0:by1, bx0:bx1], lid.eye, lash, smooth, lid.colour)
 
-    if inner_gap_dst > max(inner_gap_src + 0.03, 0.05):
+    if paint:
         upper_contour = targets_all[UPPER_INNER_ROWS]
         lower_contour = targets_all[LOWER_INNER_ROWS]
         if split:
             upper_contour = np.concatenate([upper_contour[:1], upper_mid, upper_contour[-1:]])
             lower_contour = lower_mid
         lower_contour = np.concatenate([upper_contour[:1], lower_contour, upper_contour[-1:]])
-        lip = sample_pixels(source, marks[UPPER_LIP, :2])
-        brightness = min(1.1, max(0.35, float(lip.sum()) / lip.size / 140.0))
         paint_mouth(warped, upper_contour, lower_contour, frame, brightness, teeth=not split)

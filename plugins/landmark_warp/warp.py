@@ -33,7 +33,8 @@ FADE_START, FADE_END = 0.95, 1.25  # in ring radii
 TPS_REGULARISATION = 1e-3
 GRID_PER_IOD = 4.0  # coarse-grid nodes per inter-ocular distance; the field is upsampled bilinearly
 # Closing lids, tuned by measuring eyeBlink on the development photos and by looking at the results.
-LID_MEET = 0.25  # closed lids meet this fraction of the opening above the lower lid ...
+# Closed lids meet this fraction of the opening above the lower lid (the upper lid does most of the closing) ...
+LID_MEET = 0.15
 LID_SAG = 0.08  # ... on a line that sags this many eye widths in the middle (the lid is round over the eyeball)
 LID_REACH = 0.6  # the skin up to this many eye widths above the lid stretches down with it
 LID_SMOOTH = 0.1  # the unfolded lid is smooth: folds carried down with it are blurred (sigma in eye widths)

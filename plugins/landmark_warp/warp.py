@@ -251,23 +251,31 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     new_upper = upper + closure * (meet - upper) - (widen * 0.2) * opening
     new_lower = lower + closure * (meet - lower) - (lower_lift * (1 - closure)) * opening
     top, bottom = upper - LID_REACH * width, lower + 0.4 * width
-    # Above the new lid line: the lash band just above the lid moves down (thinning as the lashes fold onto
-    # the lower lid), the skin above it stretches to follow.
+    # How far along the normal each row reads, minus the row. Above the new lid line the lash band just above
+    # the lid moves down (thinning as the lashes fold onto the lower lid) and the skin above it stretches to
+    # follow; below it, [new_upper, new_lower] reads the eye from where the lid now starts down to the lower lid
+    # (not squashed), and the skin under the lower lid stretches back to where nothing moves. Each column is
+    # piecewise linear across the eye, so all columns are one np.interp through their knots (each column moved
+    # into a range of its own, the rows in increasing order).
+    is_open = opening > 0.5
     band = 0.08 * width
     folded = band * (1.0 - 0.6 * closure)
-    stretched = top + (pv - top) * ((upper - band - top) / np.maximum(new_upper - folded - top, 1e-3))
-    lid = np.where(pv < new_upper - folded, stretched, upper - (new_upper - pv) * (band / folded))
-    lid = np.where(pv < top, pv, lid)
-    # Below it: [new_upper, new_lower] reads the eye from where the lid now starts down to the lower lid.
-    start = np.maximum(new_upper, upper)
-    seen = start + (pv - new_upper) * ((lower - start) / np.maximum(new_lower - new_upper, 1e-3))
-    below = lower + (pv - new_lower) * ((bottom - lower) / np.maximum(bottom - new_lower, 1e-3))
-    eye_v = np.where(pv > new_lower, np.where(pv > bottom, pv, below), seen)
-    eye_v = np.where(pv < new_upper, np.minimum(pv, start), eye_v)
-    is_open = opening > 0.5
-    covered = (pv < new_upper) & is_open
+    fold_at = np.maximum(new_upper - folded, top)  # where the lash band starts
+    start = np.maximum(new_upper, upper)  # below the new lid line the eye is seen from here down
+    seen_end = start + (new_lower - new_upper) * ((lower - start) / np.maximum(new_lower - new_upper, 1e-3))
+    zero = np.zeros_like(top)
+    # (eye, knot, sample); the new lid line and the new lower lid twice: the value may jump there
+    knots = np.concatenate([top, fold_at, new_upper, new_upper, new_lower, new_lower, bottom], axis=1)
+    np.maximum.accumulate(knots, axis=1, out=knots)  # in order even for a degenerate eye
+    values = np.concatenate([zero, (upper - band - fold_at) * is_open, (upper - new_upper) * is_open,
+                             start - new_upper, seen_end - new_lower, lower - new_lower, zero], axis=1)
+    low = min(starts) - 1.0
+    column = (np.arange(count * len(EYE_SAMPLES)) * (max(starts) - low + rows + 2.0)
+              - low).reshape(count, -1, 1)  # (eye, sample, 1)
+    read = np.interp((pv.reshape(count, 1, -1) + column).ravel(), (knots.transpose(0, 2, 1) + column).ravel(),
+                     values.transpose(0, 2, 1).ravel())
     table = np.empty(pv.shape[:2] + (upper.shape[2], 3), np.float32)
-    np.subtract(np.where(covered, lid, eye_v), pv, out=table[..., 0])  # how far along the normal each point reads
+    table[..., 0] = read.reshape(count, -1, rows).transpose(0, 2, 1)
     if not any(closures):  # lids that only open wider: no lash line, nothing to smooth
         table[..., 1:] = 0.0
     else:
@@ -278,7 +286,7 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
                     out=table[..., 1])
         skin = np.minimum(np.maximum((pv - upper) / (0.1 * width) + 2.0, 0.0), 1.0)  # from just above the lid
         fade = np.minimum(opening * (2.0 / (opening.max(axis=2, keepdims=True) + 1e-3)), 1.0) * closure
-        np.multiply(skin, np.where(covered, fade, 0.0), out=table[..., 2])
+        np.multiply(skin, (pv < new_upper) * (fade * is_open), out=table[..., 2])  # on the lid, above its edge
     results = []
     last = len(EYE_SAMPLES) - 1
     for k, (box, corner, eye) in enumerate(zip(boxes, corners, eyes)):

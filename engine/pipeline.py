@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import structlog
@@ -178,18 +178,21 @@ class Pipeline:
         return outcome
 
     def store_capture(self, frame: Frame, expression: Expression, backend_id: str, store: CaptureStore,
-                      meta: dict[str, Any], source: str = "") -> tuple[Capture, Outcome]:
+                      meta: dict[str, Any], source: str = "", caption: str = "output",
+                      on_faces: Callable[[Capture, Outcome], None] | None = None) -> tuple[Capture, Outcome]:
         """Edit `frame` with `backend_id` and store it as a capture; returns the capture and the outcome.
 
         The input and its metadata (status pending) are written before the backend runs, so a failing or
-        slow backend loses nothing; the outputs and the result fields follow.
+        slow backend loses nothing; the outputs and the result fields follow. `on_faces(capture, outcome)` runs
+        once faces are found, before the backend.
         """
         capture = store.new(source or frame.source or "capture",
                             {**meta, "parameters": expression.as_dict(), "backend_requested": backend_id,
                              "status": "pending"})
         capture.write_image("input.png", frame.image)
         capture.write_meta()
-        outcome = self.process(frame, expression, backend_id)
+        outcome = self.process(frame, expression, backend_id, caption,
+                               on_faces=(lambda found: on_faces(capture, found)) if on_faces else None)
         if outcome.ok:
             capture.write_image("output.png", outcome.result.image)
             capture.write_image("compare.png", outcome.composite)
@@ -213,38 +216,26 @@ class Pipeline:
             self._error("capture", str(exc), Frame(np.zeros((1, 1, 3), np.uint8), source=str(path)), "InputError")
             return record
         record["timings_ms"]["read"] = round((time.perf_counter() - started) * 1000, 2)
-        frame = Frame(image, source=str(path))
-        capture = store.new(str(path), {**recipe, "parameters": expression.as_dict(),
-                                        "backend_requested": backend_id, "status": "pending"})
-        record["output_dir"] = str(capture.folder)
-        capture.write_image("input.png", image)
-        capture.write_meta()
         emotions = self.registry.emotions
 
-        def store_faces(outcome: Outcome) -> None:
+        def store_faces(capture: Capture, outcome: Outcome) -> None:
             edited_ids = {id(face) for face in outcome.edited}
             faces = [face_record(face, id(face) in edited_ids, emotions) for face in outcome.faces]
             capture.write_meta(faces=faces, skipped_faces=outcome.skipped)
 
-        outcome = self.process(frame, expression, backend_id, caption, on_faces=store_faces)
+        capture, outcome = self.store_capture(Frame(image, source=str(path)), expression, backend_id, store, recipe,
+                                              caption=caption, on_faces=store_faces)
+        record["output_dir"] = str(capture.folder)
+        record["timings_ms"].update(outcome.timings_ms)
         edited_ids = {id(face) for face in outcome.edited}
         record["faces"] = [face_record(face, id(face) in edited_ids) for face in outcome.faces]
-        record["timings_ms"].update(outcome.timings_ms)
         record["backend"] = outcome.backend or None
-        meta: dict[str, Any] = {"timings_ms": record["timings_ms"], "backend": outcome.backend or None,
-                                "fallback": outcome.fallback or None, "errors": [outcome.error] if outcome.error else []}
-        if outcome.ok:
-            capture.write_image("output.png", outcome.result.image)
-            capture.write_image("compare.png", outcome.composite)
-            meta["backend_info"] = dict(outcome.result.info)
-            meta["output_faces"] = self._output_analysis(outcome)
-            record["status"] = "ok"
-        else:
-            record["error"] = outcome.error
+        extra = {"output_faces": self._output_analysis(outcome)} if outcome.ok else {}
+        record["status"], record["error"] = ("ok", None) if outcome.ok else ("failed", outcome.error)
         if outcome.fallback:
             record["fallback"] = outcome.fallback
         record["timings_ms"]["total"] = round((time.perf_counter() - started) * 1000, 2)
-        capture.write_meta(status=record["status"], **meta)
+        capture.write_meta(timings_ms=record["timings_ms"], **extra)
         return record
 
     def _output_analysis(self, outcome: Outcome) -> list[dict[str, Any]]:

@@ -191,11 +191,6 @@ def rotation_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:
                      [sy, cy * sp, cy * cp]])
 
 
-def rotate_points(points3d: np.ndarray, pivot: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Rotate (N, 3) points about `pivot`; returns the new (N, 2) image positions."""
-    return ((points3d - pivot) @ matrix.T + pivot)[:, :2]
-
-
 def centroid(points: np.ndarray) -> np.ndarray:
     """The mean of (N, k) points, as one matrix-vector product (numpy's mean over the long axis of an array with
     a short last axis is several times slower)."""

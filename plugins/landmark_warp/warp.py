@@ -292,10 +292,10 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     for k, (box, corner, eye) in enumerate(zip(boxes, corners, eyes)):
         # Each point's place in the table: column from its position along the eye, row from across it.
         along_scale, across_scale = last / eye.width, float(LID_ROWS_PER_PIXEL)
-        start = eye.c0 - corner
-        to_table = np.array([[eye.axis[0] * along_scale, eye.axis[1] * along_scale, -(start @ eye.axis) * along_scale],
+        origin = eye.c0 - corner  # the eye's corner in box pixels
+        to_table = np.array([[eye.axis[0] * along_scale, eye.axis[1] * along_scale, -(origin @ eye.axis) * along_scale],
                              [eye.normal[0] * across_scale, eye.normal[1] * across_scale,
-                              (-(start @ eye.normal) - starts[k]) * across_scale]], np.float32)
+                              (-(origin @ eye.normal) - starts[k]) * across_scale]], np.float32)
         place = cv2.transform(box + pixel_grid(box.shape[1], box.shape[0]), to_table)
         read = cv2.remap(table[k], place, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         across = read[..., 0]

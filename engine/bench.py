@@ -109,9 +109,10 @@ def bench_warp(frames: list[np.ndarray], registry: Registry, model: str, passes:
 
     with Landmarker(model, video=True, max_faces=1) as landmarker:
         faces = [landmarker.detect(frame, int(i * 1000 / 30)) for i, frame in enumerate(frames)]
-    if sum(bool(found) for found in faces) < 4:
-        raise UsageError(f"the warp is measured on faces: {sum(bool(f) for f in faces)} of the {len(frames)} frames "
-                         "have one; give --source a video of a face")
+    with_face = sum(bool(found) for found in faces)
+    if with_face < 4:
+        raise UsageError(f"the warp is measured on faces: {with_face} of the {len(frames)} frames have one; "
+                         "give --source a video of a face")
     presets = {name: registry.expression([(name, 1.0)]).as_dict() for name in ("happy", "surprised", "angry", "sleepy")}
     times: dict[str, list[list[float]]] = {name: [[] for _ in range(passes)] for name in presets}
     threads = cv2.getNumThreads()

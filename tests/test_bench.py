@@ -19,6 +19,8 @@ def test_bench_prints_its_figures_as_json():
     for ms in figures["warp"].values():
         assert 0 < ms["median"] <= ms["p95"] and ms["passes"] == 3
         assert 0 < ms["quietest_pass_median"] <= ms["p95"]
+    readings = figures["warp_call_reference_ms"]  # the machine's speed during each pass
+    assert len(readings) == 3 and all(value > 0 for value in readings)
     assert "still" not in figures and "segmind" not in figures
     assert figures["peak_memory_mb"] > 0
 
@@ -40,6 +42,7 @@ def test_bench_text_names_each_figure():
     lines = result.stdout.splitlines()
     assert lines[0].startswith("machine:") and lines[1].startswith("reference workload:")
     assert sum(line.startswith("warp ") for line in lines) == 4
+    assert sum(line.startswith("small-call reference during the warp passes: ") for line in lines) == 1
     assert lines[-1].startswith("peak memory:")
 
 

@@ -204,15 +204,17 @@ def eye_shapes(landmarks: np.ndarray, down: np.ndarray) -> list[EyeShape]:
     return [EyeShape(c0[k], axis[k], normal[k], float(width[k]), upper[k], lower[k]) for k in range(2)]
 
 
-LID_ROWS_PER_PIXEL = 2  # the lid model is tabulated every half pixel across the eye
-LID_ALONG = np.sin(np.pi * EYE_SAMPLES).astype(np.float32)[None, None, :]  # 0 at the eye's corners, 1 mid-eye
+LID_STEPS_PER_PIXEL = 2  # the lid model is tabulated every half pixel across the eye
+# Per-sample constants, shaped (1, sample, 1) like the lid table's per-column quantities (see fold_lids).
+LID_ALONG = np.sin(np.pi * EYE_SAMPLES).astype(np.float32)[None, :, None]  # 0 at the eye's corners, 1 mid-eye
 LID_HALF_LASH = (LASH_WIDTH / 2) * (0.4 + 0.6 * LID_ALONG)  # half the lash line's width, in eye widths
+LID_REACHES = np.array([-LID_REACH, 0.4], np.float32).reshape(1, 2, 1, 1)  # how far above / below the lids skin moves
 
 
 @functools.lru_cache(maxsize=32)
-def _lid_rows(rows: int) -> np.ndarray:
-    """Row positions of the lid table, relative to its first row, as a (1, rows, 1) array."""
-    return (np.arange(rows, dtype=np.float32) / LID_ROWS_PER_PIXEL).reshape(1, rows, 1)
+def _lid_steps(steps: int) -> np.ndarray:
+    """Positions across the eye of the lid table's columns, relative to its first, as a (1, 1, steps) array."""
+    return (np.arange(steps, dtype=np.float32) / LID_STEPS_PER_PIXEL).reshape(1, 1, steps)
 
 
 class Lid(NamedTuple):
@@ -235,72 +237,83 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     weighted by the returned `smooth`), with the lashes along its edge; below that line the eye shows as it
     was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball.
 
-    The model is computed on a small table in each eye's own axes (a column per lid-profile sample, a row
-    every half pixel across the eye), both eyes stacked; each box pixel then reads its table with one
-    `cv2.remap` (the cost here is per numpy call, not per pixel).
+    The model is computed on a small table in each eye's own axes (a row per lid-profile sample, a column
+    every half pixel across the eye: numpy's loops then run along the long axis), both eyes stacked; each box
+    pixel then reads its table with one `cv2.remap` (the cost here is per numpy call, not per pixel).
     """
     count = len(eyes)
+    samples = len(EYE_SAMPLES)
+    profiles = np.array([(e.upper, e.lower) for e in eyes], np.float32).reshape(count, 2, samples, 1)
+    upper, lower = profiles[:, 0], profiles[:, 1]  # (eye, sample, 1)
     width = np.array([e.width for e in eyes], np.float32).reshape(count, 1, 1)
     closure = np.array(closures, np.float32).reshape(count, 1, 1)
-    upper = np.array([e.upper for e in eyes], np.float32)[:, None, :]
-    lower = np.array([e.lower for e in eyes], np.float32)[:, None, :]
-    # Table rows: from above where the lid's skin starts stretching to below where the lower lid's ends.
+    # Table columns: from above where the lid's skin starts stretching to below where the lower lid's ends.
     starts = [float(e.upper.min()) - LID_REACH * e.width - 2.0 for e in eyes]
-    rows = int(math.ceil(max(float(e.lower.max()) + 0.45 * e.width + 2.0 - start
-                             for e, start in zip(eyes, starts)) * LID_ROWS_PER_PIXEL)) + 1
-    pv = np.array(starts, np.float32).reshape(count, 1, 1) + _lid_rows(rows)
+    steps = int(math.ceil(max(float(e.lower.max()) + 0.45 * e.width + 2.0 - start
+                              for e, start in zip(eyes, starts)) * LID_STEPS_PER_PIXEL)) + 1
+    pv = np.array(starts, np.float32).reshape(count, 1, 1) + _lid_steps(steps)  # (eye, 1, step): across the eye
     opening = lower - upper
     meet = lower - LID_MEET * opening + (LID_SAG * width * closure) * LID_ALONG
-    new_upper = upper + closure * (meet - upper) - (widen * 0.2) * opening
-    new_lower = lower + closure * (meet - lower) - (lower_lift * (1 - closure)) * opening
-    top, bottom = upper - LID_REACH * width, lower + 0.4 * width
-    # How far along the normal each row reads, minus the row. Above the new lid line the lash band just above
+    # Both lids at once: each closes towards where they meet; the upper one opens wider by `widen`, the lower one
+    # is lifted by `lower_lift` as far as it is not closing. The skin moves from `reach` above and below.
+    lift = np.array([(widen * 0.2, lower_lift * (1.0 - closure)) for closure in closures], np.float32)
+    moved = profiles + closure[:, None] * (meet[:, None] - profiles) - lift.reshape(count, 2, 1, 1) * opening[:, None]
+    new_upper, new_lower = moved[:, 0], moved[:, 1]
+    reach = profiles + LID_REACHES * width[:, None]
+    top, bottom = reach[:, 0], reach[:, 1]
+    # How far along the normal each position reads, minus the position. Above the new lid line the lash band just above
     # the lid moves down (thinning as the lashes fold onto the lower lid) and the skin above it stretches to
     # follow; below it, [new_upper, new_lower] reads the eye from where the lid now starts down to the lower lid
     # (not squashed), and the skin under the lower lid stretches back to where nothing moves. Each column is
     # piecewise linear across the eye, so all columns are one np.interp through their knots (each column moved
-    # into a range of its own, the rows in increasing order).
+    # into a range of its own, the positions in increasing order).
     is_open = opening > 0.5
     band = 0.08 * width
-    folded = band * (1.0 - 0.6 * closure)
-    fold_at = np.maximum(new_upper - folded, top)  # where the lash band starts
+    fold_at = np.maximum(new_upper - band * (1.0 - 0.6 * closure), top)  # where the lash band starts
     start = np.maximum(new_upper, upper)  # below the new lid line the eye is seen from here down
-    seen_end = start + (new_lower - new_upper) * ((lower - start) / np.maximum(new_lower - new_upper, 1e-3))
+    span = new_lower - new_upper
+    seen_end = start + span * ((lower - start) / np.maximum(span, 1e-3))
     zero = np.zeros_like(top)
-    # (eye, knot, sample); the new lid line and the new lower lid twice: the value may jump there
-    knots = np.concatenate([top, fold_at, new_upper, new_upper, new_lower, new_lower, bottom], axis=1)
-    np.maximum.accumulate(knots, axis=1, out=knots)  # in order even for a degenerate eye
-    values = np.concatenate([zero, (upper - band - fold_at) * is_open, (upper - new_upper) * is_open,
-                             start - new_upper, seen_end - new_lower, lower - new_lower, zero], axis=1)
+    # (eye, sample, knot); the new lid line and the new lower lid twice: the value may jump there
+    knots = np.concatenate([top, fold_at, new_upper, new_upper, new_lower, new_lower, bottom], axis=2)
+    np.maximum.accumulate(knots, axis=2, out=knots)  # in order even for a degenerate eye
+    values = np.concatenate([zero, upper - band - fold_at, upper - new_upper, start - new_upper,
+                             seen_end - new_lower, lower - new_lower, zero], axis=2)
+    values[:, :, 1:3] *= is_open  # a closed eye's lash band stays where it is
     low = min(starts) - 1.0
-    column = (np.arange(count * len(EYE_SAMPLES)) * (max(starts) - low + rows + 2.0)
-              - low).reshape(count, -1, 1)  # (eye, sample, 1)
-    read = np.interp((pv.reshape(count, 1, -1) + column).ravel(), (knots.transpose(0, 2, 1) + column).ravel(),
-                     values.transpose(0, 2, 1).ravel())
-    table = np.empty(pv.shape[:2] + (upper.shape[2], 3), np.float32)
-    table[..., 0] = read.reshape(count, -1, rows).transpose(0, 2, 1)
+    column = (np.arange(count * samples) * (max(starts) - low + steps + 2.0) - low).reshape(count, -1, 1)
+    # The table's three channels are computed apart and interleaved per eye by cv2.merge (numpy writes into an
+    # interleaved channel slowly): the displacement, the lash line's alpha and how much to smooth.
+    shift = np.interp(pv + column, (knots + column).ravel(), values.ravel()).astype(np.float32)
     if not any(closures):  # lids that only open wider: no lash line, nothing to smooth
-        table[..., 1:] = 0.0
+        lash = smooth = np.zeros_like(shift)
     else:
-        # The lash line along the new lid edge, and the lid skin to smooth (fading out towards the corners).
+        # The lash line along the new lid edge: a band of half-width `half_lash` centred just below it, its alpha
+        # ramping over 0.8 px on either side (1 - (|pv - centre| - half_lash) / 0.8, clipped to 0..1).
         half_lash = width * LID_HALF_LASH
-        edge = np.abs(pv - new_upper - half_lash / 2) - half_lash
-        np.multiply(np.minimum(np.maximum(1.0 - edge / 0.8, 0.0), 1.0), (LASH_DARKNESS * closure) * is_open,
-                    out=table[..., 1])
-        skin = np.minimum(np.maximum((pv - upper) / (0.1 * width) + 2.0, 0.0), 1.0)  # from just above the lid
-        fade = np.minimum(opening * (2.0 / (opening.max(axis=2, keepdims=True) + 1e-3)), 1.0) * closure
-        np.multiply(skin, (pv < new_upper) * (fade * is_open), out=table[..., 2])  # on the lid, above its edge
+        lash = np.abs(pv - (new_upper + half_lash * 0.5))
+        lash *= -1.25
+        lash += (half_lash + 0.8) * 1.25
+        lash = lash.clip(0.0, 1.0)
+        lash *= (LASH_DARKNESS * closure) * is_open
+        # The lid skin to smooth, from just above the lid down to its new edge (fading out towards the corners).
+        scale = 10.0 / width  # the ramp is a tenth of an eye width
+        skin = (pv * scale - (upper * scale - 2.0)).clip(0.0, 1.0)
+        fade = np.minimum(opening * (2.0 / (opening.max(axis=1, keepdims=True) + 1e-3)), 1.0) * closure
+        smooth = skin * ((pv < new_upper) * (fade * is_open))  # on the lid, above its edge
     results = []
     last = len(EYE_SAMPLES) - 1
     for k, (box, corner, eye) in enumerate(zip(boxes, corners, eyes)):
-        # Each point's place in the table: column from its position along the eye, row from across it.
-        along_scale, across_scale = last / eye.width, float(LID_ROWS_PER_PIXEL)
+        # Each point's place in the table: column from its position across the eye, row from along it.
+        along_scale, across_scale = last / eye.width, float(LID_STEPS_PER_PIXEL)
         origin = eye.c0 - corner  # the eye's corner in box pixels
-        to_table = np.array([[eye.axis[0] * along_scale, eye.axis[1] * along_scale, -(origin @ eye.axis) * along_scale],
-                             [eye.normal[0] * across_scale, eye.normal[1] * across_scale,
-                              (-(origin @ eye.normal) - starts[k]) * across_scale]], np.float32)
+        to_table = np.array([[eye.normal[0] * across_scale, eye.normal[1] * across_scale,
+                              (-(origin @ eye.normal) - starts[k]) * across_scale],
+                             [eye.axis[0] * along_scale, eye.axis[1] * along_scale, -(origin @ eye.axis) * along_scale]],
+                            np.float32)
         place = cv2.transform(box + pixel_grid(box.shape[1], box.shape[0]), to_table)
-        read = cv2.remap(table[k], place, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        table = cv2.merge((shift[k], lash[k], smooth[k]))
+        read = cv2.remap(table, place, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         across = read[..., 0]
         box[..., 0] += across * float(eye.normal[0])  # channel by channel: numpy's broadcasting over a two- or
         box[..., 1] += across * float(eye.normal[1])  # three-wide last axis is several times slower

@@ -228,10 +228,11 @@ class Lid(NamedTuple):
 
 
 def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: list[EyeShape], closures: list[float],
-              widen: float, lower_lift: float) -> list[tuple[np.ndarray, np.ndarray]]:
+              widen: float, lower_lift: float) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
     """Move the lids of one or two eyes inside the face's maps: each of `boxes` (h, w, 2) is an eye box of the
     face's relative map (box pixel (x, y) reads the source at its value plus (x, y) plus its `corners` entry),
-    changed in place. Returns per eye the lash line's alpha and how much to smooth.
+    changed in place. Returns per eye the lash line's alpha and how much to smooth (None for both when no lid
+    closes: lids that only open wider get neither).
 
     The skin above the upper lid slides down to the new lid line, unfolding (the caller blurs its folds away,
     weighted by the returned `smooth`), with the lashes along its edge; below that line the eye shows as it
@@ -285,9 +286,8 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     # The table's three channels are computed apart and interleaved per eye by cv2.merge (numpy writes into an
     # interleaved channel slowly): the displacement, the lash line's alpha and how much to smooth.
     shift = np.interp(pv + column, (knots + column).ravel(), values.ravel()).astype(np.float32)
-    if not any(closures):  # lids that only open wider: no lash line, nothing to smooth
-        lash = smooth = np.zeros_like(shift)
-    else:
+    closing = any(closures)  # otherwise the lids only open wider: no lash line, nothing to smooth
+    if closing:
         # The lash line along the new lid edge: a band of half-width `half_lash` centred just below it, its alpha
         # ramping over 0.8 px on either side (1 - (|pv - centre| - half_lash) / 0.8, clipped to 0..1).
         half_lash = width * LID_HALF_LASH
@@ -312,12 +312,12 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
                              [eye.axis[0] * along_scale, eye.axis[1] * along_scale, -(origin @ eye.axis) * along_scale]],
                             np.float32)
         place = cv2.transform(box + pixel_grid(box.shape[1], box.shape[0]), to_table)
-        table = cv2.merge((shift[k], lash[k], smooth[k]))
+        table = cv2.merge((shift[k], lash[k], smooth[k])) if closing else shift[k]
         read = cv2.remap(table, place, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        across = read[..., 0]
+        across = read[..., 0] if closing else read
         box[..., 0] += across * float(eye.normal[0])  # channel by channel: numpy's broadcasting over a two- or
         box[..., 1] += across * float(eye.normal[1])  # three-wide last axis is several times slower
-        results.append((read[..., 1], read[..., 2]))
+        results.append((read[..., 1], read[..., 2]) if closing else (None, None))
     return results
 
 
@@ -449,9 +449,10 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
     # The cavity: darkest at the lips, a little lighter mid-way.
     shading = 1.0 - 0.8 * np.minimum(np.abs(below_up / gap - 0.5), 0.5)
     opening_iod = float(opening.max())
-    # Tongue: a dark red mound at the bottom of a wide opening.
-    tongue = np.maximum(1.0 - (across / (0.55 * half)) ** 2 - ((v - v_low) / (0.35 * gap)) ** 2, 0.0)
-    tongue *= float(smoothstep(0.12, 0.3, opening_iod))
+    # Tongue: a dark red mound at the bottom of a wide opening (none in a narrow one).
+    tongue = float(smoothstep(0.12, 0.3, opening_iod))
+    if tongue:
+        tongue *= np.maximum(1.0 - (across / (0.55 * half)) ** 2 - ((v - v_low) / (0.35 * gap)) ** 2, 0.0)
     keep = depth
     tooth = 0.0
     if teeth:

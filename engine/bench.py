@@ -149,8 +149,9 @@ def bench_warp(frames: list[np.ndarray], registry: Registry, model: str,
     figures = {}
     for name, runs in times.items():
         runs[0] = runs[0][3:]  # warm-up
+        medians = [_summary(run)["median"] for run in runs]
         figures[name] = {**_summary([t for run in runs for t in run]), "passes": passes,
-                         "quietest_pass_median": min(_summary(run)["median"] for run in runs)}
+                         "quietest_pass_median": min(medians), "pass_medians": medians}
     return figures, [round(float(np.median(readings)), 3) for readings in machine_ms]
 
 

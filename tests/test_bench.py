@@ -19,6 +19,7 @@ def test_bench_prints_its_figures_as_json():
     for ms in figures["warp"].values():
         assert 0 < ms["median"] <= ms["p95"] and ms["passes"] == 3
         assert 0 < ms["quietest_pass_median"] <= ms["p95"]
+        assert len(ms["pass_medians"]) == 3 and min(ms["pass_medians"]) == ms["quietest_pass_median"]
     readings = figures["warp_call_reference_ms"]  # the machine's speed during each pass
     assert len(readings) == 3 and all(value > 0 for value in readings)
     assert "still" not in figures and "segmind" not in figures

@@ -214,7 +214,7 @@ LID_STEPS_PER_PIXEL = 2  # the lid model is tabulated every half pixel across th
 # Per-sample constants, shaped (1, sample, 1) like the lid table's per-column quantities (see fold_lids).
 LID_ALONG = np.sin(np.pi * EYE_SAMPLES).astype(np.float32)[None, :, None]  # 0 at the eye's corners, 1 mid-eye
 LID_HALF_LASH = (LASH_WIDTH / 2) * (0.4 + 0.6 * LID_ALONG)  # half the lash line's width, in eye widths
-LID_REACHES = np.array([-LID_REACH, 0.4], np.float32).reshape(1, 2, 1, 1)  # how far above / below the lids skin moves
+LID_REACHES = np.array([-LID_REACH, 0.4], np.float32).reshape(1, 2, 1, 1)  # skin moving above / below the lids
 
 
 @functools.lru_cache(maxsize=32)
@@ -263,17 +263,17 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     meet = lower - LID_MEET * opening + (LID_SAG * width * closure) * LID_ALONG
     # Both lids at once: each closes towards where they meet; the upper one opens wider by `widen`, the lower one
     # is lifted by `lower_lift` as far as it is not closing. The skin moves from `reach` above and below.
-    lift = np.array([(widen * 0.2, lower_lift * (1.0 - closure)) for closure in closures], np.float32)
+    lift = np.array([(widen * 0.2, lower_lift * (1.0 - shut)) for shut in closures], np.float32)
     moved = profiles + closure[:, None] * (meet[:, None] - profiles) - lift.reshape(count, 2, 1, 1) * opening[:, None]
     new_upper, new_lower = moved[:, 0], moved[:, 1]
     reach = profiles + LID_REACHES * width[:, None]
     top, bottom = reach[:, 0], reach[:, 1]
-    # How far along the normal each position reads, minus the position. Above the new lid line the lash band just above
-    # the lid moves down (thinning as the lashes fold onto the lower lid) and the skin above it stretches to
-    # follow; below it, [new_upper, new_lower] reads the eye from where the lid now starts down to the lower lid
-    # (not squashed), and the skin under the lower lid stretches back to where nothing moves. Each column is
-    # piecewise linear across the eye, so all columns are one np.interp through their knots (each column moved
-    # into a range of its own, the positions in increasing order).
+    # How far along the normal each position reads, minus the position. Above the new lid line the lash band
+    # just above the lid moves down (thinning as the lashes fold onto the lower lid) and the skin above it
+    # stretches to follow; below it, [new_upper, new_lower] reads the eye from where the lid now starts down to
+    # the lower lid (not squashed), and the skin under the lower lid stretches back to where nothing moves. Each
+    # sample's profile is piecewise linear across the eye, so all are one np.interp through their knots (each
+    # sample moved into a range of its own, the positions in increasing order).
     is_open = opening > 0.5
     band = 0.08 * width
     fold_at = np.maximum(new_upper - band * (1.0 - 0.6 * closure), top)  # where the lash band starts
@@ -315,8 +315,8 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
         origin = eye.c0 - corner  # the eye's corner in box pixels
         to_table = np.array([[eye.normal[0] * across_scale, eye.normal[1] * across_scale,
                               (-(origin @ eye.normal) - starts[k]) * across_scale],
-                             [eye.axis[0] * along_scale, eye.axis[1] * along_scale, -(origin @ eye.axis) * along_scale]],
-                            np.float32)
+                             [eye.axis[0] * along_scale, eye.axis[1] * along_scale,
+                              -(origin @ eye.axis) * along_scale]], np.float32)
         place = cv2.transform(box + pixel_grid(box.shape[1], box.shape[0]), to_table)
         table = cv2.merge((shift[k], lash[k], smooth[k])) if closing else shift[k]
         read = cv2.remap(table, place, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

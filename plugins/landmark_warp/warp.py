@@ -139,7 +139,7 @@ def tps_fit(points: np.ndarray, values: np.ndarray, scale: float,
     rhs = np.zeros((n + 3, 2), np.float32)
     rhs[:n] = values
     solved, solution = cv2.solve(system, rhs, flags=cv2.DECOMP_LU) if n >= 4 else (False, None)
-    if not solved:  # too few points, or all on one line: the least-squares spline
+    if not solved or not np.isfinite(solution).all():  # too few points, all on one line, or too ill-conditioned
         solution = np.linalg.lstsq(system.astype(np.float64), rhs.astype(np.float64), rcond=None)[0]
     return pts, solution, scale
 

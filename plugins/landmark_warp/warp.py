@@ -369,10 +369,9 @@ def move_iris(image: np.ndarray, landmarks: np.ndarray, iris_ids: tuple[int, ...
         return
     reach_x = 0.6 * max(0.0, eye_width / 2 - radius)
     shift = frame.ex * gaze_x * reach_x - frame.ey * gaze_y * 0.4 * radius
-    x0, y0 = np.floor(outline.min(axis=0) - radius - 3).astype(int)
-    x1, y1 = np.ceil(outline.max(axis=0) + radius + 3).astype(int)
-    x0, y0 = max(0, int(x0)), max(0, int(y0))
-    x1, y1 = min(image.shape[1], int(x1)), min(image.shape[0], int(y1))
+    (left, right), (top, bottom) = extent(outline[:, 0]), extent(outline[:, 1])
+    x0, y0 = max(0, math.floor(left - radius - 3)), max(0, math.floor(top - radius - 3))
+    x1, y1 = min(image.shape[1], math.ceil(right + radius + 3)), min(image.shape[0], math.ceil(bottom + radius + 3))
     if x1 - x0 < 4 or y1 - y0 < 4:
         return
     roi = image[y0:y1, x0:x1]

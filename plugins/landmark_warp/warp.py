@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from plugins.landmark_warp import geometry as geo
+from plugins.landmark_warp import kernels
 
 # The anchor ring and the fade, as ellipses around the face centre (lowered, so an opening jaw has room).
 RING_RADII = (1.45, 1.7)  # in face half-sizes (x, y)
@@ -39,24 +40,9 @@ LID_SAG = 0.08  # ... on a line that sags this many eye widths in the middle (th
 LID_REACH = 0.6  # the skin up to this many eye widths above the lid stretches down with it
 LID_SMOOTH = 0.1  # the unfolded lid is smooth: folds carried down with it are blurred (sigma in eye widths)
 LASH_DARKNESS, LASH_WIDTH = 0.85, 0.07  # the lash line along a closing lid (width in eye widths, mid-lid)
+LASH_BAND = 0.08  # the band of skin with the lashes just above the lid, in eye widths
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
-MOUTH_MIX = np.ascontiguousarray(MOUTH_COLOURS.T)  # as a per-pixel transform: colour = MOUTH_MIX @ weights
-
-
-_GRID = np.zeros((0, 0, 2), np.float32)
-
-
-def pixel_grid(width: int, height: int) -> np.ndarray:
-    """The identity map of a width x height image as a read-only (height, width, 2) float32 view (one grid, grown
-    when a bigger one is asked for: live frames change their crop sizes all the time)."""
-    global _GRID
-    if _GRID.shape[0] < height or _GRID.shape[1] < width:
-        size = (max(height, _GRID.shape[0]), max(width, _GRID.shape[1]))
-        grid = np.dstack(np.meshgrid(np.arange(size[1], dtype=np.float32), np.arange(size[0], dtype=np.float32)))
-        grid.setflags(write=False)
-        _GRID = grid
-    return _GRID[:height, :width]
 
 
 @dataclass(frozen=True)
@@ -211,16 +197,9 @@ def eye_shapes(landmarks: np.ndarray, down: np.ndarray) -> list[EyeShape]:
 
 
 LID_STEPS_PER_PIXEL = 2  # the lid model is tabulated every half pixel across the eye
-# Per-sample constants, shaped (1, sample, 1) like the lid table's per-column quantities (see fold_lids).
-LID_ALONG = np.sin(np.pi * EYE_SAMPLES).astype(np.float32)[None, :, None]  # 0 at the eye's corners, 1 mid-eye
-LID_HALF_LASH = (LASH_WIDTH / 2) * (0.4 + 0.6 * LID_ALONG)  # half the lash line's width, in eye widths
-LID_REACHES = np.array([-LID_REACH, 0.4], np.float32).reshape(1, 2, 1, 1)  # skin moving above / below the lids
-
-
-@functools.lru_cache(maxsize=32)
-def _lid_steps(steps: int) -> np.ndarray:
-    """Positions across the eye of the lid table's columns, relative to its first, as a (1, 1, steps) array."""
-    return (np.arange(steps, dtype=np.float32) / LID_STEPS_PER_PIXEL).reshape(1, 1, steps)
+LID_ALONG = np.sin(np.pi * EYE_SAMPLES)  # per lid-profile sample: 0 at the eye's corners, 1 mid-eye
+# The lid model's constants as the compiled loop reads them (in the order of kernels.MEET, SAG, ...).
+LID_MODEL = np.array([LID_MEET, LID_SAG, LID_REACH, LASH_DARKNESS, LASH_WIDTH, LASH_BAND])
 
 
 class Lid(NamedTuple):
@@ -237,93 +216,30 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
               widen: float, lower_lift: float) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
     """Move the lids of one or two eyes inside the face's maps: each of `boxes` (h, w, 2) is an eye box of the
     face's relative map (box pixel (x, y) reads the source at its value plus (x, y) plus its `corners` entry),
-    changed in place. Returns per eye the lash line's alpha and how much to smooth (None for both when no lid
-    closes: lids that only open wider get neither).
+    changed in place. Returns per eye the lash line's alpha and how much to smooth (None for both for lids that
+    only open wider: they get neither).
 
     The skin above the upper lid slides down to the new lid line, unfolding (the caller blurs its folds away,
     weighted by the returned `smooth`), with the lashes along its edge; below that line the eye shows as it
-    was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball.
+    was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball. The upper lid
+    opens wider by `widen` (0..1); the lower lid is lifted by `lower_lift` (eye openings) as far as it is not
+    closing.
 
-    The model is computed on a small table in each eye's own axes (a row per lid-profile sample, a column
-    every half pixel across the eye: numpy's loops then run along the long axis), both eyes stacked; each box
-    pixel then reads its table with one `cv2.remap` (the cost here is per numpy call, not per pixel).
+    The model is tabulated in each eye's own axes (a row per lid-profile sample, a column every half pixel
+    across the eye, from above where the lid's skin starts stretching to below where the lower lid's ends) and
+    read at each box pixel, by one compiled loop per eye (`kernels.fold_lid_box`).
     """
-    count = len(eyes)
-    samples = len(EYE_SAMPLES)
-    profiles = np.array([(e.upper, e.lower) for e in eyes], np.float32).reshape(count, 2, samples, 1)
-    upper, lower = profiles[:, 0], profiles[:, 1]  # (eye, sample, 1)
-    width = np.array([e.width for e in eyes], np.float32).reshape(count, 1, 1)
-    closure = np.array(closures, np.float32).reshape(count, 1, 1)
-    # Table columns: from above where the lid's skin starts stretching to below where the lower lid's ends.
     starts = [float(e.upper.min()) - LID_REACH * e.width - 2.0 for e in eyes]
     steps = int(math.ceil(max(float(e.lower.max()) + 0.45 * e.width + 2.0 - start
                               for e, start in zip(eyes, starts)) * LID_STEPS_PER_PIXEL)) + 1
-    pv = np.array(starts, np.float32).reshape(count, 1, 1) + _lid_steps(steps)  # (eye, 1, step): across the eye
-    opening = lower - upper
-    meet = lower - LID_MEET * opening + (LID_SAG * width * closure) * LID_ALONG
-    # Both lids at once: each closes towards where they meet; the upper one opens wider by `widen`, the lower one
-    # is lifted by `lower_lift` as far as it is not closing. The skin moves from `reach` above and below.
-    lift = np.array([(widen * 0.2, lower_lift * (1.0 - shut)) for shut in closures], np.float32)
-    moved = profiles + closure[:, None] * (meet[:, None] - profiles) - lift.reshape(count, 2, 1, 1) * opening[:, None]
-    new_upper, new_lower = moved[:, 0], moved[:, 1]
-    reach = profiles + LID_REACHES * width[:, None]
-    top, bottom = reach[:, 0], reach[:, 1]
-    # How far along the normal each position reads, minus the position. Above the new lid line the lash band
-    # just above the lid moves down (thinning as the lashes fold onto the lower lid) and the skin above it
-    # stretches to follow; below it, [new_upper, new_lower] reads the eye from where the lid now starts down to
-    # the lower lid (not squashed), and the skin under the lower lid stretches back to where nothing moves. Each
-    # sample's profile is piecewise linear across the eye, so all are one np.interp through their knots (each
-    # sample moved into a range of its own, the positions in increasing order).
-    is_open = opening > 0.5
-    band = 0.08 * width
-    fold_at = np.maximum(new_upper - band * (1.0 - 0.6 * closure), top)  # where the lash band starts
-    start = np.maximum(new_upper, upper)  # below the new lid line the eye is seen from here down
-    span = new_lower - new_upper
-    seen_end = start + span * ((lower - start) / np.maximum(span, 1e-3))
-    zero = np.zeros_like(top)
-    # (eye, sample, knot); the new lid line and the new lower lid twice: the value may jump there
-    knots = np.concatenate([top, fold_at, new_upper, new_upper, new_lower, new_lower, bottom], axis=2)
-    np.maximum.accumulate(knots, axis=2, out=knots)  # in order even for a degenerate eye
-    values = np.concatenate([zero, upper - band - fold_at, upper - new_upper, start - new_upper,
-                             seen_end - new_lower, lower - new_lower, zero], axis=2)
-    values[:, :, 1:3] *= is_open  # a closed eye's lash band stays where it is
-    low = min(starts) - 1.0
-    column = (np.arange(count * samples) * (max(starts) - low + steps + 2.0) - low).reshape(count, -1, 1)
-    # The table's three channels are computed apart and interleaved per eye by cv2.merge (numpy writes into an
-    # interleaved channel slowly): the displacement, the lash line's alpha and how much to smooth.
-    shift = np.interp(pv + column, (knots + column).ravel(), values.ravel()).astype(np.float32)
-    closing = any(closures)  # otherwise the lids only open wider: no lash line, nothing to smooth
-    if closing:
-        # The lash line along the new lid edge: a band of half-width `half_lash` centred just below it, its alpha
-        # ramping over 0.8 px on either side (1 - (|pv - centre| - half_lash) / 0.8, clipped to 0..1).
-        half_lash = width * LID_HALF_LASH
-        lash = np.abs(pv - (new_upper + half_lash * 0.5))
-        lash *= -1.25
-        lash += (half_lash + 0.8) * 1.25
-        lash = lash.clip(0.0, 1.0)
-        lash *= (LASH_DARKNESS * closure) * is_open
-        # The lid skin to smooth, from just above the lid down to its new edge (fading out towards the corners).
-        scale = 10.0 / width  # the ramp is a tenth of an eye width
-        skin = (pv * scale - (upper * scale - 2.0)).clip(0.0, 1.0)
-        fade = np.minimum(opening * (2.0 / (opening.max(axis=1, keepdims=True) + 1e-3)), 1.0) * closure
-        smooth = skin * ((pv < new_upper) * (fade * is_open))  # on the lid, above its edge
     results = []
-    last = len(EYE_SAMPLES) - 1
-    for k, (box, corner, eye) in enumerate(zip(boxes, corners, eyes)):
-        # Each point's place in the table: column from its position across the eye, row from along it.
-        along_scale, across_scale = last / eye.width, float(LID_STEPS_PER_PIXEL)
-        origin = eye.c0 - corner  # the eye's corner in box pixels
-        to_table = np.array([[eye.normal[0] * across_scale, eye.normal[1] * across_scale,
-                              (-(origin @ eye.normal) - starts[k]) * across_scale],
-                             [eye.axis[0] * along_scale, eye.axis[1] * along_scale,
-                              -(origin @ eye.axis) * along_scale]], np.float32)
-        place = cv2.transform(box + pixel_grid(box.shape[1], box.shape[0]), to_table)
-        table = cv2.merge((shift[k], lash[k], smooth[k])) if closing else shift[k]
-        read = cv2.remap(table, place, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        across = read[..., 0] if closing else read
-        box[..., 0] += across * float(eye.normal[0])  # channel by channel: numpy's broadcasting over a two- or
-        box[..., 1] += across * float(eye.normal[1])  # three-wide last axis is several times slower
-        results.append((read[..., 1], read[..., 2]) if closing else (None, None))
+    for box, corner, eye, closure, start in zip(boxes, corners, eyes, closures, starts):
+        shape = box.shape[:2] if closure else (1, 1)  # (unused when the lid only opens wider)
+        lash, smooth = np.empty(shape, np.float32), np.empty(shape, np.float32)
+        kernels.fold_lid_box(box, eye.c0 - corner, eye.axis, eye.normal, eye.width, eye.upper, eye.lower,
+                             LID_ALONG, LID_MODEL, closure, widen * 0.2, lower_lift * (1.0 - closure),
+                             start, steps, lash, smooth)
+        results.append((lash, smooth) if closure else (None, None))
     return results
 
 
@@ -431,54 +347,15 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
     cv2.fillPoly(mask, [np.round((polygon - (x0, y0)) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
     if not mask.any():
         return
-    # Face-frame coordinates (u across, v down, in IODs) of the box's pixels, as an affine map of x and y.
-    xs = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(frame.origin[0])
-    ys = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(frame.origin[1])
-    ex, ey = frame.ex / frame.iod, frame.ey / frame.iod
-    u = xs * float(ex[0]) + ys * float(ex[1])
-    v = xs * float(ey[0]) + ys * float(ey[1])
-    lips = frame.local(np.concatenate([upper, lower]))
-    up_local, low_local = lips[:len(upper)], lips[len(upper):]
-    order_up, order_low = np.argsort(up_local[:, 0]), np.argsort(low_local[:, 0])
-    v_up = np.interp(u, up_local[order_up, 0], up_local[order_up, 1]).astype(np.float32)
-    v_low = np.interp(u, low_local[order_low, 0], low_local[order_low, 1]).astype(np.float32)
-    opening = v_low - v_up
-    gap = np.maximum(opening, 1e-3)
-    left, right = float(up_local[order_up[0], 0]), float(up_local[order_up[-1], 0])
-    centre_u, half = (left + right) / 2, max(1e-3, (right - left) / 2)
-    across = u - centre_u
-    side = np.minimum(np.abs(across) / half, 1.0)
-    side2 = side * side
-    depth = (1.0 - 0.7 * side2) * brightness  # corners recede into shadow
-    below_up = v - v_up
-    # The cavity: darkest at the lips, a little lighter mid-way.
-    shading = 1.0 - 0.8 * np.minimum(np.abs(below_up / gap - 0.5), 0.5)
-    opening_iod = float(opening.max())
-    # Tongue: a dark red mound at the bottom of a wide opening (none in a narrow one).
-    tongue = float(smoothstep(0.12, 0.3, opening_iod))
-    if tongue:
-        tongue *= np.maximum(1.0 - (across / (0.55 * half)) ** 2 - ((v - v_low) / (0.35 * gap)) ** 2, 0.0)
-    keep = depth
-    tooth = 0.0
-    if teeth:
-        # Teeth: a band under the upper lip, a thinner one over the lower lip, with faint gaps between teeth.
-        upper_band = np.minimum(0.10, 0.4 * gap)
-        lower_band = np.minimum(0.07, 0.18 * gap) * smoothstep(0.15, 0.3, gap)
-        teeth_upper = (1.0 - smoothstep(upper_band * 0.75, upper_band, below_up)) * (upper_band > 0.005)
-        teeth_lower = (1.0 - smoothstep(lower_band * 0.7, lower_band, v_low - v)) * (lower_band > 0.005)
-        gaps = 1.0 - 0.12 * np.exp(-(((across / 0.09) % 1.0 - 0.5) / 0.06) ** 2)
-        shade = (1.0 - 0.3 * below_up / np.maximum(upper_band, 1e-3)).clip(0.6, 1.0) * (1.0 - 0.35 * side2)
-        keep = (1 - teeth_lower) * (1 - teeth_upper) * depth
-        tooth = depth * gaps * ((1 - teeth_lower) * teeth_upper * shade + 0.8 * teeth_lower)
-    # Each pixel is a mix of three colours: cavity, tongue and tooth, layered in that order.
-    mix = np.empty(u.shape + (3,), np.float32)
-    mix[..., 0] = keep * (1 - tongue) * shading
-    mix[..., 1] = keep * 0.8 * tongue
-    mix[..., 2] = tooth
-    cavity = cv2.transform(mix, MOUTH_MIX)  # each pixel's 3x3 product (numpy's matmul would loop over rows)
     alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)
     alpha *= 1.0 / 255.0
-    roi[:] = cv2.blendLinear(cavity, roi.astype(np.float32), alpha, 1.0 - alpha)  # the mix stays below 255
+    # The lips and the box's pixels in face-frame coordinates (u across, v down, in IODs).
+    lips = frame.local(np.concatenate([upper, lower]))
+    up_local, low_local = lips[:len(upper)], lips[len(upper):]
+    up_local, low_local = up_local[np.argsort(up_local[:, 0])], low_local[np.argsort(low_local[:, 0])]
+    kernels.paint_mouth_box(roi, alpha, np.array([x0, y0]) - frame.origin, frame.ex / frame.iod, frame.ey / frame.iod,
+                            up_local[:, 0], up_local[:, 1], low_local[:, 0], low_local[:, 1], brightness, teeth,
+                            MOUTH_COLOURS)
 
 
 # ---------------------------------------------------------------------------------------------------- face

@@ -1,0 +1,197 @@
+"""The warp's per-pixel loops, compiled by numba.
+
+Numpy pays for every call it makes (a few microseconds each on this machine, twice that in its slow phases), and
+the lid and mouth models are many small steps over small boxes: as numpy code they were hundreds of calls per
+face. Here each is one loop over the box's pixels, compiled once and cached beside this file (`cache=True`), and
+run without the GIL (`nogil=True`: the live view's threads go on meanwhile).
+
+Numba caches a function by this file alone: a tuning constant read from another module would be frozen into the
+cache and go stale, so the callers pass every constant in (`warp.LID_MODEL`).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# The lid model's constants, in the order of `warp.LID_MODEL`.
+MEET, SAG, REACH, LASH_DARKNESS, LASH_WIDTH, BAND = range(6)
+
+
+@numba.njit(cache=True, nogil=True)
+def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, closure, widen_lift, lower_lift,
+                 start, steps, lash, smooth):
+    """Fold one eye's lids into its box of the face's relative map, in place; fill `lash` and `smooth` (box-sized,
+    float32) when the lid closes (`closure` > 0).
+
+    `box` (h, w, 2) float32: box pixel (x, y) reads the source at its value plus (x, y); `origin` is the eye's
+    corner in those coordinates, `axis` and `normal` its unit axes (along the eye, down across it), `width` its
+    width. `upper` and `lower` are the lid heights across the eye at the samples whose `along` weights (0 at the
+    corners, 1 mid-eye) are given. The model (see `warp.fold_lids`) is tabulated per sample every half pixel
+    across the eye from `start` (`steps` columns), and each box pixel reads the table bilinearly at the place
+    it reads the source from, the table's edge values beyond it.
+    """
+    samples = upper.shape[0]
+    max_opening = -1e30
+    for s in range(samples):
+        max_opening = max(max_opening, lower[s] - upper[s])
+    closing = closure > 0.0
+    band = model[BAND] * width  # the lash band just above the lid
+    scale = 10.0 / width  # the smoothed skin's ramp is a tenth of an eye width
+    table = np.zeros((samples, steps, 3 if closing else 1))
+    knots = np.empty(7)
+    values = np.empty(7)
+    for s in range(samples):
+        up, low = upper[s], lower[s]
+        opening = low - up
+        # Both lids close towards where they meet, on a line that sags mid-eye; the upper one opens wider by
+        # `widen_lift`, the lower one is lifted by `lower_lift`. The skin moves from `reach` above and below.
+        meet = low - model[MEET] * opening + model[SAG] * width * closure * along[s]
+        new_upper = up + closure * (meet - up) - widen_lift * opening
+        new_lower = low + closure * (meet - low) - lower_lift * opening
+        is_open = 1.0 if opening > 0.5 else 0.0
+        top, bottom = up - model[REACH] * width, low + 0.4 * width
+        # How far along the normal each place reads, minus the place, piecewise linear through these knots:
+        # above the new lid line the lash band moves down (thinning as the lashes fold onto the lower lid) and
+        # the skin above it stretches to follow; below it, [new_upper, new_lower] reads the eye from where the
+        # lid now starts down to the lower lid (not squashed), and the skin under the lower lid stretches back
+        # to where nothing moves. The new lid line and the new lower lid come twice: the value may jump there.
+        fold_at = max(new_upper - band * (1.0 - 0.6 * closure), top)
+        seen_start = max(new_upper, up)
+        span = new_lower - new_upper
+        seen_end = seen_start + span * ((low - seen_start) / max(span, 1e-3))
+        knots[0], knots[1], knots[2], knots[3] = top, fold_at, new_upper, new_upper
+        knots[4], knots[5], knots[6] = new_lower, new_lower, bottom
+        values[0], values[1], values[2] = 0.0, (up - band - fold_at) * is_open, (up - new_upper) * is_open
+        values[3], values[4], values[5], values[6] = seen_start - new_upper, seen_end - new_lower, low - new_lower, 0.0
+        for k in range(1, 7):  # in order even for a degenerate eye
+            knots[k] = max(knots[k], knots[k - 1])
+        # The lash line along the new lid edge: a band of half-width `half_lash` centred just below it, its alpha
+        # ramping over 0.8 px on either side; the lid skin to smooth, from just above the lid down to its new
+        # edge, fading out towards the corners.
+        half_lash = width * (model[LASH_WIDTH] / 2) * (0.4 + 0.6 * along[s])
+        lash_centre = new_upper + half_lash * 0.5
+        lash_gain = model[LASH_DARKNESS] * closure * is_open
+        smooth_gain = min(opening * (2.0 / (max_opening + 1e-3)), 1.0) * closure * is_open
+        k = 0
+        for c in range(steps):
+            place = start + c * 0.5
+            while k < 6 and knots[k + 1] <= place:
+                k += 1
+            if place <= knots[0]:
+                table[s, c, 0] = values[0]
+            elif k == 6:
+                table[s, c, 0] = values[6]
+            else:
+                table[s, c, 0] = values[k] + (values[k + 1] - values[k]) * (place - knots[k]) / (knots[k + 1] - knots[k])
+            if closing:
+                table[s, c, 1] = min(max((half_lash + 0.8 - abs(place - lash_centre)) * 1.25, 0.0), 1.0) * lash_gain
+                if place < new_upper:
+                    table[s, c, 2] = min(max((place - up) * scale + 2.0, 0.0), 1.0) * smooth_gain
+    last = samples - 1
+    along_scale = last / width
+    for y in range(box.shape[0]):
+        for x in range(box.shape[1]):
+            qx = box[y, x, 0] + x - origin[0]
+            qy = box[y, x, 1] + y - origin[1]
+            col = min(max((normal[0] * qx + normal[1] * qy - start) * 2.0, 0.0), steps - 1.0)
+            row = min(max((axis[0] * qx + axis[1] * qy) * along_scale, 0.0), float(last))
+            c0, s0 = min(int(col), steps - 2), min(int(row), last - 1)
+            g, f = col - c0, row - s0
+            w00, w01, w10, w11 = (1 - f) * (1 - g), (1 - f) * g, f * (1 - g), f * g
+            shift = (w00 * table[s0, c0, 0] + w01 * table[s0, c0 + 1, 0]
+                     + w10 * table[s0 + 1, c0, 0] + w11 * table[s0 + 1, c0 + 1, 0])
+            box[y, x, 0] += shift * normal[0]
+            box[y, x, 1] += shift * normal[1]
+            if closing:
+                lash[y, x] = (w00 * table[s0, c0, 1] + w01 * table[s0, c0 + 1, 1]
+                              + w10 * table[s0 + 1, c0, 1] + w11 * table[s0 + 1, c0 + 1, 1])
+                smooth[y, x] = (w00 * table[s0, c0, 2] + w01 * table[s0, c0 + 1, 2]
+                                + w10 * table[s0 + 1, c0, 2] + w11 * table[s0 + 1, c0 + 1, 2])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _smoothstep(edge0, edge1, x):
+    """0 below edge0, 1 above edge1, a smooth S between (as `warp.smoothstep`)."""
+    t = min(max((x - edge0) / max(edge1 - edge0, 1e-6), 0.0), 1.0)
+    return t * t * (3 - 2 * t)
+
+
+@numba.njit(cache=True, nogil=True)
+def _interp(x, xp, fp):
+    """As np.interp for one value: xp increasing, the end values beyond the ends."""
+    last = xp.shape[0] - 1
+    if x <= xp[0]:
+        return fp[0]
+    if x >= xp[last]:
+        return fp[last]
+    low, high = 0, last
+    while high - low > 1:  # xp[low] <= x < xp[high]
+        mid = (low + high) // 2
+        if xp[mid] <= x:
+            low = mid
+        else:
+            high = mid
+    return fp[low] + (fp[high] - fp[low]) * (x - xp[low]) / (xp[high] - xp[low])
+
+
+@numba.njit(cache=True, nogil=True)
+def paint_mouth_box(roi, alpha, corner, ex, ey, upper_u, upper_v, lower_u, lower_v, brightness, teeth, colours):
+    """Paint the inside of an open mouth into `roi` (h, w, 3) uint8, in place, weighted by `alpha` (h, w).
+
+    Pixel (x, y) of `roi` sits at `corner` + (x, y) relative to the face frame's origin; `ex` and `ey` turn
+    that into face units (across, down, in inter-ocular distances). The inner lips' heights across the mouth in
+    face units are (`upper_u`, `upper_v`) and (`lower_u`, `lower_v`), both increasing in u. Each pixel mixes
+    `colours` (rows: cavity, tongue, tooth, BGR) over what was there (see `warp.paint_mouth`).
+    """
+    height, width = roi.shape[0], roi.shape[1]
+    left, right = upper_u[0], upper_u[upper_u.shape[0] - 1]
+    centre_u, half = (left + right) / 2, max(1e-3, (right - left) / 2)
+    # The tongue shows in a wide opening only: how wide the opening is at its widest in this box.
+    widest = -1e30
+    for y in range(height):
+        for x in range(width):
+            px, py = corner[0] + x, corner[1] + y
+            u = px * ex[0] + py * ex[1]
+            widest = max(widest, _interp(u, lower_u, lower_v) - _interp(u, upper_u, upper_v))
+    tongue_gain = _smoothstep(0.12, 0.3, widest)
+    for y in range(height):
+        for x in range(width):
+            a = alpha[y, x]
+            if a <= 0.0:
+                continue
+            px, py = corner[0] + x, corner[1] + y
+            u, v = px * ex[0] + py * ex[1], px * ey[0] + py * ey[1]
+            v_up, v_low = _interp(u, upper_u, upper_v), _interp(u, lower_u, lower_v)
+            gap = max(v_low - v_up, 1e-3)
+            across = u - centre_u
+            side = min(abs(across) / half, 1.0)
+            side2 = side * side
+            depth = (1.0 - 0.7 * side2) * brightness  # corners recede into shadow
+            below_up = v - v_up
+            # The cavity: darkest at the lips, a little lighter mid-way.
+            shading = 1.0 - 0.8 * min(abs(below_up / gap - 0.5), 0.5)
+            # Tongue: a dark red mound at the bottom of a wide opening.
+            tongue = 0.0
+            if tongue_gain > 0.0:
+                tongue = tongue_gain * max(1.0 - (across / (0.55 * half)) ** 2 - ((v - v_low) / (0.35 * gap)) ** 2,
+                                           0.0)
+            keep = depth
+            tooth = 0.0
+            if teeth:
+                # Teeth: a band under the upper lip, a thinner one over the lower lip, faint gaps between teeth.
+                upper_band = min(0.10, 0.4 * gap)
+                lower_band = min(0.07, 0.18 * gap) * _smoothstep(0.15, 0.3, gap)
+                teeth_upper = (1.0 - _smoothstep(upper_band * 0.75, upper_band, below_up)) if upper_band > 0.005 \
+                    else 0.0
+                teeth_lower = (1.0 - _smoothstep(lower_band * 0.7, lower_band, v_low - v)) if lower_band > 0.005 \
+                    else 0.0
+                gaps = 1.0 - 0.12 * np.exp(-(((across / 0.09) % 1.0 - 0.5) / 0.06) ** 2)
+                shade = min(max(1.0 - 0.3 * below_up / max(upper_band, 1e-3), 0.6), 1.0) * (1.0 - 0.35 * side2)
+                keep = (1 - teeth_lower) * (1 - teeth_upper) * depth
+                tooth = depth * gaps * ((1 - teeth_lower) * teeth_upper * shade + 0.8 * teeth_lower)
+            # Each pixel is a mix of three colours: cavity, tongue and tooth, layered in that order.
+            cavity_w, tongue_w = keep * (1 - tongue) * shading, keep * 0.8 * tongue
+            for c in range(3):
+                colour = cavity_w * colours[0, c] + tongue_w * colours[1, c] + tooth * colours[2, c]
+                roi[y, x, c] = int(min((colour * a + roi[y, x, c] * (1.0 - a)) / (1.0 + 1e-5), 255.0))

@@ -195,3 +195,77 @@ def paint_mouth_box(roi, alpha, corner, ex, ey, upper_u, upper_v, lower_u, lower
             for c in range(3):
                 colour = cavity_w * colours[0, c] + tongue_w * colours[1, c] + tooth * colours[2, c]
                 roi[y, x, c] = int(min((colour * a + roi[y, x, c] * (1.0 - a)) / (1.0 + 1e-5), 255.0))
+
+
+@numba.njit(cache=True, nogil=True)
+def eye_geometry(points, down, samples):
+    """Both eyes in their own axes, from `points` (eye, 2 * lid length, 2): each eye's upper then lower lid
+    landmarks, each lid from corner to corner, and the face's `down` direction. Returns per eye (rows) the
+    corner, the unit axis to the other corner, the unit normal (down), the width, and the upper and lower lid
+    heights across the eye at `samples` (fractions of the eye width along it)."""
+    eyes, length = points.shape[0], points.shape[1] // 2
+    corner = np.empty((eyes, 2))
+    axis = np.empty((eyes, 2))
+    normal = np.empty((eyes, 2))
+    width = np.empty(eyes)
+    upper = np.empty((eyes, samples.shape[0]))
+    lower = np.empty((eyes, samples.shape[0]))
+    along = np.empty(length)
+    across = np.empty(length)
+    for e in range(eyes):
+        corner[e] = points[e, 0]
+        ax, ay = points[e, length - 1, 0] - corner[e, 0], points[e, length - 1, 1] - corner[e, 1]
+        width[e] = max(np.hypot(ax, ay), 1e-6)
+        ax, ay = ax / width[e], ay / width[e]
+        projection = ax * down[0] + ay * down[1]
+        nx, ny = down[0] - projection * ax, down[1] - projection * ay
+        norm = max(np.hypot(nx, ny), 1e-6)
+        nx, ny = nx / norm, ny / norm
+        axis[e, 0], axis[e, 1], normal[e, 0], normal[e, 1] = ax, ay, nx, ny
+        for lid in range(2):
+            for i in range(length):
+                dx, dy = points[e, lid * length + i, 0] - corner[e, 0], points[e, lid * length + i, 1] - corner[e, 1]
+                along[i], across[i] = dx * ax + dy * ay, dx * nx + dy * ny
+            order = np.argsort(along)
+            heights = lower if lid else upper
+            for s in range(samples.shape[0]):
+                heights[e, s] = _interp(samples[s] * width[e], along[order], across[order])
+        for s in range(samples.shape[0]):  # the upper lid is the one above
+            upper[e, s], lower[e, s] = min(upper[e, s], lower[e, s]), max(upper[e, s], lower[e, s])
+    return corner, axis, normal, width, upper, lower
+
+
+@numba.njit(cache=True, nogil=True)
+def lash_colours(image, points, normal, width, reach):
+    """The colour of each eye's upper lashes (rows, float32 BGR): the mean of the two darkest pixels nearest to
+    the upper lid's inner landmarks (`points` (eye, lid length, 2)) moved up by `reach` eye widths."""
+    eyes, length = points.shape[0], points.shape[1]
+    colours = np.zeros((eyes, 3), np.float32)
+    sums = np.empty(length - 2)
+    pixels = np.empty((length - 2, 3), np.float32)
+    for e in range(eyes):
+        for i in range(1, length - 1):
+            x = int(np.rint(points[e, i, 0] - reach * width[e] * normal[e, 0]))
+            y = int(np.rint(points[e, i, 1] - reach * width[e] * normal[e, 1]))
+            x, y = min(max(x, 0), image.shape[1] - 1), min(max(y, 0), image.shape[0] - 1)
+            for c in range(3):
+                pixels[i - 1, c] = image[y, x, c]
+            sums[i - 1] = pixels[i - 1, 0] + pixels[i - 1, 1] + pixels[i - 1, 2]
+        darkest = np.argsort(sums, kind="mergesort")[:2]  # stable: the first of equals, as before
+        for c in range(3):
+            colours[e, c] = (pixels[darkest[0], c] + pixels[darkest[1], c]) * np.float32(0.5)
+    return colours
+
+
+@numba.njit(cache=True, nogil=True)
+def finish_lid_box(box, soft, lash, smooth, colour):
+    """Mix a rendered eye box (h, w, 3 uint8, in place) with its blurred copy `soft` by `smooth`, then with the
+    lash `colour` by `lash` (weighted means, as cv2.blendLinear: no clipping needed)."""
+    eps = np.float32(1e-5)
+    for y in range(box.shape[0]):
+        for x in range(box.shape[1]):
+            s, a = smooth[y, x], lash[y, x]
+            s_rest, a_rest = np.float32(1.0) - s, np.float32(1.0) - a
+            for c in range(3):
+                mixed = (soft[y, x, c] * s + np.float32(box[y, x, c]) * s_rest) / (s + s_rest + eps)
+                box[y, x, c] = int((colour[c] * a + mixed * a_rest) / (a + a_rest + eps))

@@ -170,29 +170,11 @@ class EyeShape(NamedTuple):
 # Each eye's upper then lower lid landmarks, each lid from corner to corner.
 EYE_LIDS = np.array([geo.EYE_A_UPPER + geo.EYE_A_LOWER, geo.EYE_B_UPPER + geo.EYE_B_LOWER])
 LID_LENGTH = len(geo.EYE_A_UPPER)
-_LID_STARTS = (np.arange(4) * LID_LENGTH)[:, None]  # where each of the four lids starts in the flattened (4, lid) array
-_LID_BASE = np.arange(4.0)[:, None] * 1e6  # each lid's range of its own (beyond any image's size), see eye_shapes
 
 
 def eye_shapes(landmarks: np.ndarray, down: np.ndarray) -> list[EyeShape]:
     """Describe both eyes (a, b) from their lid landmarks, `down` being the face's down direction."""
-    points = landmarks[EYE_LIDS, :2]  # (eye, lid point, xy)
-    c0 = points[:, 0]
-    axis = points[:, LID_LENGTH - 1] - c0
-    width = np.maximum(np.hypot(axis[:, 0], axis[:, 1]), 1e-6)
-    axis /= width[:, None]
-    normal = down - (axis @ down)[:, None] * axis
-    normal /= np.maximum(np.hypot(normal[:, 0], normal[:, 1]), 1e-6)[:, None]
-    # Every lid point along and across its eye: one product with each eye's (axis, normal) pair.
-    local = (points - c0[:, None]) @ np.stack([axis, normal], axis=2)
-    lid_along, lid_across = local[..., 0].reshape(4, LID_LENGTH), local[..., 1].reshape(4, LID_LENGTH)
-    # The four lid profiles (upper a, lower a, upper b, lower b) in one interpolation: each lid moved into a range
-    # of its own. Each lid runs from its eye's corner (0 along) to the other corner (one eye width along), so
-    # the samples never fall between two lids' ranges.
-    order = (np.argsort(lid_along, axis=1) + _LID_STARTS).ravel()  # each lid's points in order, as flat indices
-    xp = (lid_along.ravel()[order].reshape(4, -1) + _LID_BASE).ravel()
-    samples = np.interp(EYE_SAMPLES * np.repeat(width, 2)[:, None] + _LID_BASE, xp, lid_across.ravel()[order])
-    upper, lower = np.minimum(samples[0::2], samples[1::2]), np.maximum(samples[0::2], samples[1::2])
+    c0, axis, normal, width, upper, lower = kernels.eye_geometry(landmarks[EYE_LIDS, :2], down, EYE_SAMPLES)
     return [EyeShape(c0[k], axis[k], normal[k], float(width[k]), upper[k], lower[k]) for k in range(2)]
 
 
@@ -247,12 +229,8 @@ def finish_lids(box: np.ndarray, eye: EyeShape, lash: np.ndarray, smooth: np.nda
                 colour: np.ndarray) -> None:
     """Blur a rendered eye box's lid folds away and draw its lash line, in place."""
     sigma = max(0.5, LID_SMOOTH * eye.width)
-    pixels = box.astype(np.float32)
-    soft = cv2.GaussianBlur(pixels, (1, 2 * int(2.5 * sigma) + 1), 0, sigmaY=sigma)
-    mixed = cv2.blendLinear(soft, pixels, smooth, 1.0 - smooth)  # weighted means: no clipping needed after
-    # The lash colour as an image: one pixel resized (a third of the time of numpy's broadcast or tile here).
-    tint = cv2.resize(colour.reshape(1, 1, 3), (box.shape[1], box.shape[0]), interpolation=cv2.INTER_NEAREST)
-    box[:] = cv2.blendLinear(tint, mixed, lash, 1.0 - lash)
+    soft = cv2.GaussianBlur(box.astype(np.float32), (1, 2 * int(2.5 * sigma) + 1), 0, sigmaY=sigma)
+    kernels.finish_lid_box(box, soft, lash, smooth, colour)
 
 
 def sample_pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -263,12 +241,10 @@ def sample_pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def lash_colours(source: np.ndarray, landmarks: np.ndarray, eyes: list[EyeShape]) -> np.ndarray:
-    """The colour of each eye's upper lashes (one row per eye): the darkest samples just above the upper lid's
+    """The colour of each eye's upper lashes (one row per eye): the darkest pixels just above the upper lid's
     landmarks."""
-    normals = np.array([0.03 * eye.width * eye.normal for eye in eyes])
-    samples = sample_pixels(source, landmarks[EYE_LIDS[:, 1:LID_LENGTH - 1], :2] - normals[:, None])  # (eye, point)
-    darkest = np.argsort(samples.sum(axis=2), axis=1)[:, :2]
-    return samples[np.arange(len(eyes))[:, None], darkest].sum(axis=1) * 0.5
+    return kernels.lash_colours(source, landmarks[EYE_LIDS[:, :LID_LENGTH], :2], np.array([e.normal for e in eyes]),
+                                np.array([e.width for e in eyes]), 0.03)
 
 
 def move_iris(image: np.ndarray, landmarks: np.ndarray, iris_ids: tuple[int, ...], upper_ids: tuple[int, ...],

@@ -135,6 +135,28 @@ def _interp(x, xp, fp):
     return fp[low] + (fp[high] - fp[low]) * (x - xp[low]) / (xp[high] - xp[low])
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _segment(x, xp, j):
+    """The j with xp[j] <= x < xp[j + 1] (0 below xp[0], the last segment's start at and beyond the end), found by
+    walking from a nearby j: along a row of pixels u changes steadily, so the walk is a step or two."""
+    last = xp.shape[0] - 2
+    while j > 0 and x < xp[j]:
+        j -= 1
+    while j < last and x >= xp[j + 1]:
+        j += 1
+    return j
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _on_segment(x, xp, fp, j):
+    """np.interp's value at x on the segment j found by `_segment`."""
+    if x <= xp[0]:
+        return fp[0]
+    if x >= xp[xp.shape[0] - 1]:
+        return fp[xp.shape[0] - 1]
+    return fp[j] + (fp[j + 1] - fp[j]) * (x - xp[j]) / (xp[j + 1] - xp[j])
+
+
 @numba.njit(cache=True, nogil=True)
 def paint_mouth_box(roi, alpha, corner, ex, ey, upper_u, upper_v, lower_u, lower_v, brightness, teeth, colours):
     """Paint the inside of an open mouth into `roi` (h, w, 3) uint8, in place, weighted by `alpha` (h, w).
@@ -149,11 +171,13 @@ def paint_mouth_box(roi, alpha, corner, ex, ey, upper_u, upper_v, lower_u, lower
     centre_u, half = (left + right) / 2, max(1e-3, (right - left) / 2)
     # The tongue shows in a wide opening only: how wide the opening is at its widest in this box.
     widest = -1e30
+    j_up = j_low = 0
     for y in range(height):
         for x in range(width):
             px, py = corner[0] + x, corner[1] + y
             u = px * ex[0] + py * ex[1]
-            widest = max(widest, _interp(u, lower_u, lower_v) - _interp(u, upper_u, upper_v))
+            j_up, j_low = _segment(u, upper_u, j_up), _segment(u, lower_u, j_low)
+            widest = max(widest, _on_segment(u, lower_u, lower_v, j_low) - _on_segment(u, upper_u, upper_v, j_up))
     tongue_gain = _smoothstep(0.12, 0.3, widest)
     for y in range(height):
         for x in range(width):
@@ -162,7 +186,8 @@ def paint_mouth_box(roi, alpha, corner, ex, ey, upper_u, upper_v, lower_u, lower
                 continue
             px, py = corner[0] + x, corner[1] + y
             u, v = px * ex[0] + py * ex[1], px * ey[0] + py * ey[1]
-            v_up, v_low = _interp(u, upper_u, upper_v), _interp(u, lower_u, lower_v)
+            j_up, j_low = _segment(u, upper_u, j_up), _segment(u, lower_u, j_low)
+            v_up, v_low = _on_segment(u, upper_u, upper_v, j_up), _on_segment(u, lower_u, lower_v, j_low)
             gap = max(v_low - v_up, 1e-3)
             across = u - centre_u
             side = min(abs(across) / half, 1.0)
@@ -186,10 +211,11 @@ def paint_mouth_box(roi, alpha, corner, ex, ey, upper_u, upper_v, lower_u, lower
                     else 0.0
                 teeth_lower = (1.0 - _smoothstep(lower_band * 0.7, lower_band, v_low - v)) if lower_band > 0.005 \
                     else 0.0
-                gaps = 1.0 - 0.12 * np.exp(-(((across / 0.09) % 1.0 - 0.5) / 0.06) ** 2)
-                shade = min(max(1.0 - 0.3 * below_up / max(upper_band, 1e-3), 0.6), 1.0) * (1.0 - 0.35 * side2)
-                keep = (1 - teeth_lower) * (1 - teeth_upper) * depth
-                tooth = depth * gaps * ((1 - teeth_lower) * teeth_upper * shade + 0.8 * teeth_lower)
+                if teeth_upper > 0.0 or teeth_lower > 0.0:
+                    gaps = 1.0 - 0.12 * np.exp(-(((across / 0.09) % 1.0 - 0.5) / 0.06) ** 2)
+                    shade = min(max(1.0 - 0.3 * below_up / max(upper_band, 1e-3), 0.6), 1.0) * (1.0 - 0.35 * side2)
+                    keep = (1 - teeth_lower) * (1 - teeth_upper) * depth
+                    tooth = depth * gaps * ((1 - teeth_lower) * teeth_upper * shade + 0.8 * teeth_lower)
             # Each pixel is a mix of three colours: cavity, tongue and tooth, layered in that order.
             cavity_w, tongue_w = keep * (1 - tongue) * shading, keep * 0.8 * tongue
             for c in range(3):
@@ -269,3 +295,46 @@ def finish_lid_box(box, soft, lash, smooth, colour):
             for c in range(3):
                 mixed = (soft[y, x, c] * s + np.float32(box[y, x, c]) * s_rest) / (s + s_rest + eps)
                 box[y, x, c] = int((colour[c] * a + mixed * a_rest) / (a + a_rest + eps))
+
+
+@numba.njit(cache=True, nogil=True)
+def faded_nodes(xs, ys, centre, radii, fade_start, fade_end):
+    """The coarse grid's nodes (x from `xs`, y from `ys`) inside the fade: the ellipse of `radii` about `centre`
+    grown to `fade_end` of its size. Returns their positions (M, 2), the fade (1 inside `fade_start`, a smooth
+    S down to 0 at `fade_end`) and their indices in the grid's flattened (row-major) order."""
+    count = 0
+    nodes = np.empty((xs.shape[0] * ys.shape[0], 2))
+    fade = np.empty(xs.shape[0] * ys.shape[0], np.float32)
+    index = np.empty(xs.shape[0] * ys.shape[0], np.int64)
+    for r in range(ys.shape[0]):
+        dy = ((ys[r] - centre[1]) / radii[1]) ** 2
+        for c in range(xs.shape[0]):
+            weight = np.float32(1.0 - _smoothstep(fade_start, fade_end, np.sqrt(((xs[c] - centre[0]) / radii[0]) ** 2
+                                                                                 + dy)))
+            if weight != 0.0:
+                nodes[count, 0], nodes[count, 1] = xs[c], ys[r]
+                fade[count] = weight
+                index[count] = r * xs.shape[0] + c
+                count += 1
+    return nodes[:count], fade[:count], index[:count]
+
+
+@numba.njit(cache=True, nogil=True)
+def spread_field(coarse, index, values, fade, threshold):
+    """Write `values` (M, 2) times `fade` into the grid `coarse` (rows, cols, 2) at the flattened `index`; return
+    the rows and columns [first, last] of the nodes that move by more than `threshold` in x or y (all -1 if
+    none do)."""
+    cols = coarse.shape[1]
+    first_row, last_row, first_col, last_col = -1, -1, cols, -1
+    for m in range(index.shape[0]):
+        r, c = index[m] // cols, index[m] % cols
+        dx, dy = values[m, 0] * fade[m], values[m, 1] * fade[m]
+        coarse[r, c, 0], coarse[r, c, 1] = dx, dy
+        if abs(dx) > threshold or abs(dy) > threshold:
+            if first_row < 0:
+                first_row = r
+            last_row = r
+            first_col, last_col = min(first_col, c), max(last_col, c)
+    if first_row < 0:
+        return -1, -1, -1, -1
+    return first_row, last_row, first_col, last_col

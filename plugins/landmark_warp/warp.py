@@ -454,12 +454,14 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     step = max(2.0, frame.iod / GRID_PER_IOD)
     xs, ys = coarse_nodes(crop_w, step), coarse_nodes(crop_h, step)
     centre = region.centre - offset
-    radii = np.array(RING_RADII) * region.half
-    rho = np.sqrt((((xs - centre[0]) / radii[0]) ** 2)[None, :] + (((ys - centre[1]) / radii[1]) ** 2)[:, None])
-    fade = (1.0 - smoothstep(FADE_START, FADE_END, rho)).astype(np.float32)
-    rows, cols = np.nonzero(fade)
-    coarse = np.zeros(rho.shape + (2,), np.float32)
-    coarse[rows, cols] = tps_eval(fit, np.stack([xs[cols], ys[rows]], axis=1)) * fade[rows, cols][:, None]
+    nodes, fade, index = kernels.faded_nodes(xs, ys, centre, np.array(RING_RADII) * region.half, FADE_START, FADE_END)
+    coarse = np.zeros((len(ys), len(xs), 2), np.float32)
+    # Only the part of the crop that moves is resampled (a smile leaves the forehead where it was): a fifth of a
+    # pixel is not visible.
+    first_row, last_row, first_col, last_col = kernels.spread_field(coarse, index, tps_eval(fit, nodes), fade, 0.2)
+    if first_row < 0:
+        first_row = last_row = len(ys) // 2
+        first_col = last_col = len(xs) // 2
 
     # Eyelids: where they move, a small box around each eye.
     # Lids close faster at first, as a drowsy eye does; -20 is shut.
@@ -483,13 +485,9 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             continue
         lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash))
 
-    # Only the part of the crop that moves is resampled (a smile leaves the forehead where it was).
-    moving = np.maximum(np.abs(coarse[..., 0]), np.abs(coarse[..., 1])) > 0.2  # a fifth of a pixel: not visible
-    if not moving.any():
-        moving[len(ys) // 2, len(xs) // 2] = True
-    rows, cols = np.nonzero(moving)
-    ax0, ax1 = int(max(0, xs[max(0, cols.min() - 1)])), int(min(crop_w, xs[min(len(xs) - 1, cols.max() + 1)] + 2))
-    ay0, ay1 = int(max(0, ys[max(0, rows.min() - 1)])), int(min(crop_h, ys[min(len(ys) - 1, rows.max() + 1)] + 2))
+    # The moving part with a node's margin (the field is bilinear between nodes), grown to hold the lid boxes.
+    ax0, ax1 = int(max(0, xs[max(0, first_col - 1)])), int(min(crop_w, xs[min(len(xs) - 1, last_col + 1)] + 2))
+    ay0, ay1 = int(max(0, ys[max(0, first_row - 1)])), int(min(crop_h, ys[min(len(ys) - 1, last_row + 1)] + 2))
     for lid in lids:
         bx0, by0, bx1, by1 = lid.box
         ax0, ay0, ax1, ay1 = min(ax0, bx0), min(ay0, by0), max(ax1, bx1), max(ay1, by1)

@@ -338,3 +338,45 @@ def spread_field(coarse, index, values, fade, threshold):
     if first_row < 0:
         return -1, -1, -1, -1
     return first_row, last_row, first_col, last_col
+
+
+@numba.njit(cache=True, nogil=True)
+def spline_system(points, values, scale, min_distance, regularisation):
+    """The thin-plate spline's linear system through `points` (N, 2) with `values` (N, 2), coordinates divided
+    by `scale`, in single precision: a point closer than `min_distance` to an earlier one is left out. Returns
+    the points kept (scaled), the system (kernel r^2 log r plus `regularisation` on its diagonal, bordered by
+    the affine part) and its right-hand side (the kept points' values, then three zeros)."""
+    n = points.shape[0]
+    scaled = np.empty((n, 2), np.float32)
+    for i in range(n):
+        scaled[i, 0], scaled[i, 1] = points[i, 0] / scale, points[i, 1] / scale
+    limit = np.float32((min_distance / scale) ** 2)
+    kept = np.empty(n, np.int64)
+    count = 0
+    for j in range(n):
+        near = False
+        for i in range(j):
+            dx, dy = scaled[i, 0] - scaled[j, 0], scaled[i, 1] - scaled[j, 1]
+            if dx * dx + dy * dy < limit:
+                near = True
+                break
+        if not near:
+            kept[count] = j
+            count += 1
+    pts = np.empty((count, 2), np.float32)
+    system = np.zeros((count + 3, count + 3), np.float32)
+    rhs = np.zeros((count + 3, 2), np.float32)
+    for a in range(count):
+        pts[a] = scaled[kept[a]]
+        rhs[a, 0], rhs[a, 1] = values[kept[a], 0], values[kept[a], 1]
+    half = np.float32(0.5)
+    for a in range(count):
+        system[a, a] = regularisation  # the kernel is 0 at r = 0
+        for b in range(a + 1, count):
+            dx, dy = pts[a, 0] - pts[b, 0], pts[a, 1] - pts[b, 1]
+            d2 = max(dx * dx + dy * dy, np.float32(1e-20))
+            system[a, b] = system[b, a] = half * d2 * np.log(d2)
+        system[a, count] = system[count, a] = 1.0
+        system[a, count + 1] = system[count + 1, a] = pts[a, 0]
+        system[a, count + 2] = system[count + 2, a] = pts[a, 1]
+    return pts, system, rhs

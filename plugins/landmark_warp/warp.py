@@ -12,7 +12,6 @@ Per face, on a crop around it:
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -81,12 +80,6 @@ def _kernel(d2: np.ndarray) -> np.ndarray:
     return cv2.multiply(d2, cv2.log(d2), dst=d2, scale=0.5)
 
 
-@functools.lru_cache(maxsize=32)
-def _later(count: int) -> np.ndarray:
-    """[i, j] is true where i < j (cached: the control-point count takes a few dozen values)."""
-    return np.triu(np.ones((count, count), bool), 1)
-
-
 def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """|a_i - b_j|^2 for (N, 2) and (M, 2) float32 arrays, as one matrix product: |a|^2 + |b|^2 - 2 a.b, the
     terms as rows (x, y, |a|^2, 1) times columns (-2 x, -2 y, 1, |b|^2) (no broadcast sums over the matrix)."""
@@ -107,23 +100,11 @@ def tps_fit(points: np.ndarray, values: np.ndarray, scale: float,
 
     A point closer than `min_distance` to an earlier one is left out (the spline cannot go through both).
     """
-    pts = (points / scale).astype(np.float32)  # in single precision, as the spline is evaluated
-    d2 = _squared_distances(pts, pts)
-    keep = ~((d2 < (min_distance / scale) ** 2) & _later(len(pts))).any(axis=0)
-    if not keep.all():
-        pts, values, d2 = pts[keep], values[keep], d2[np.ix_(keep, keep)]
+    # In single precision, as the spline is evaluated, and solved so by OpenCV's LU: 0.6 of the time of LAPACK's
+    # double precision solve here; the field moves by at most a few hundredths of a pixel (0.14 px for the most
+    # extreme parameters).
+    pts, system, rhs = kernels.spline_system(points, values, scale, min_distance, TPS_REGULARISATION)
     n = len(pts)
-    # Solved in single precision by OpenCV's LU: 0.6 of the time of LAPACK's double precision solve here; the
-    # field moves by at most a few hundredths of a pixel (0.14 px for the most extreme parameters).
-    system = np.zeros((n + 3, n + 3), np.float32)
-    system[:n, :n] = _kernel(d2)
-    system.flat[:n * (n + 4):n + 4] += TPS_REGULARISATION  # the first n diagonal entries
-    system[:n, n] = 1.0
-    system[:n, n + 1:] = pts
-    system[n, :n] = 1.0
-    system[n + 1:, :n] = pts.T
-    rhs = np.zeros((n + 3, 2), np.float32)
-    rhs[:n] = values
     solved, solution = cv2.solve(system, rhs, flags=cv2.DECOMP_LU) if n >= 4 else (False, None)
     if not solved or not np.isfinite(solution).all():  # too few points, all on one line, or too ill-conditioned
         solution = np.linalg.lstsq(system.astype(np.float64), rhs.astype(np.float64), rcond=None)[0]

@@ -11,6 +11,7 @@ import functools
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 # MediaPipe face-mesh indices. "a" is the eye on the image's left (the subject's right), "b" the other.
@@ -82,10 +83,6 @@ def face_frame(landmarks: np.ndarray) -> FaceFrame:
     return FaceFrame(np.array(origin), np.array(ex), np.array(ey), iod)
 
 
-def _clip01(values: np.ndarray) -> np.ndarray:
-    return values.clip(0.0, 1.0)  # the method: half the call cost of np.clip on small arrays
-
-
 # The control landmarks of `expression_offsets`, always in this order: rows of each group are static slices.
 OVAL_CONTROL = tuple(i for i in FACE_OVAL[::2] if i not in CHIN)
 CONTROL_GROUPS = {"lips": tuple(int(i) for i in LIP_IDS), "chin": CHIN, "oval": OVAL_CONTROL, "cheek_a": CHEEK_A,
@@ -119,67 +116,83 @@ def expression_offsets(points: np.ndarray, params: dict[str, float]) -> np.ndarr
 
     The eyes' lids and irises are not moved here: closing lids and moving irises are done by the eye stage.
     """
-    x, y = points[:, 0], points[:, 1]
-    out = np.zeros_like(points)
-    dx, dy = out[:, 0], out[:, 1]
+    return _offsets(points, params["smile"], params["eee"] / 15.0, params["woo"] / 15.0, params["aaa"],
+                    params["eyebrow"], params["wink"] / 25.0)
 
+
+# Each group's rows as (start, stop), for the compiled loop (numba caches it by this file, constants included).
+_LIPS, _CHIN, _OVAL = (CONTROL_ROWS[g].indices(len(CONTROL_IDS))[:2] for g in ("lips", "chin", "oval"))
+_CHEEK_A, _CHEEK_B, _BROWS = (CONTROL_ROWS[g].indices(len(CONTROL_IDS))[:2] for g in ("cheek_a", "cheek_b", "brows"))
+_CORNER_A, _CORNER_B = CONTROL_ROW[MOUTH_CORNERS[0]], CONTROL_ROW[MOUTH_CORNERS[1]]
+_INNER_UPPER_MID, _INNER_LOWER_MID, _CHIN_TIP = CONTROL_ROW[13], CONTROL_ROW[14], CONTROL_ROW[152]
+
+
+@numba.njit(cache=True, nogil=True)
+def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
+    """`expression_offsets` with the parameters as numbers (eee, woo and wink scaled to -1..1 or 0..1), one loop
+    per landmark group: a few dozen numpy calls on arrays of a dozen points each cost far more than the sums."""
+    out = np.zeros_like(points)
     # Mouth frame: side position s in [-1, 1] from the centre line to each corner.
-    (corner_a, _), (corner_b, _) = points[CONTROL_ROW[MOUTH_CORNERS[0]]], points[CONTROL_ROW[MOUTH_CORNERS[1]]]
+    corner_a, corner_b = points[_CORNER_A, 0], points[_CORNER_B, 0]
     centre_x = (corner_a + corner_b) / 2
     half_width = max(0.15, abs(corner_b - corner_a) / 2)
-    mouth_y = (points[CONTROL_ROW[13], 1] + points[CONTROL_ROW[14], 1]) / 2
-    chin_y = max(points[CONTROL_ROW[152], 1], mouth_y + 0.3)
-
-    smile, eee, woo, aaa = params["smile"], params["eee"] / 15.0, params["woo"] / 15.0, params["aaa"]
+    mouth_y = (points[_INNER_UPPER_MID, 1] + points[_INNER_LOWER_MID, 1]) / 2
+    chin_y = max(points[_CHIN_TIP, 1], mouth_y + 0.3)
     jaw = 0.6 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
     press = max(0.0, -aaa) / 30.0
 
-    # The lip contours in one pass: every point's offset is a sum of terms, each weighted by whether it is on
-    # the upper or lower lip, inner or outer contour.
-    lips = CONTROL_ROWS["lips"]
-    up, low = LIP_UPPER, _LOW
-    side = ((x[lips] - centre_x) / half_width).clip(-1.0, 1.0)
-    reach = np.abs(side)
-    middle = 1.0 - reach ** 2
-    # smile: corners up and out, the whole contour following them with the side position; eee: corners out,
-    # lips flatten; woo: corners in, lips round and push out, a small round opening between them; aaa > 0:
-    # the jaw carries the lower lip down, the corners follow half-way, the upper lip lifts a little; aaa < 0:
-    # lips pressed together and thinned.
-    dx[lips] = side * (0.13 * smile + 0.10 * eee - 0.14 * woo - 0.10 * jaw - 0.03 * press)
-    per_middle = np.array([max(smile, 0.0), eee, woo, max(woo, 0.0), jaw, press]) @ LIP_MIDDLE_TERMS
-    lips_dy = middle * per_middle
-    if smile:
-        lips_dy -= 0.20 * smile * reach ** 1.6
-    if jaw:
-        lips_dy += 0.40 * jaw * (up * reach ** 3 + low)
-    dy[lips] = lips_dy
+    # The lip contours: every point's offset is a sum of terms, each weighted by whether it is on the upper or
+    # lower lip, inner or outer contour. smile: corners up and out, the whole contour following them with the
+    # side position; eee: corners out, lips flatten; woo: corners in, lips round and push out, a small round
+    # opening between them; aaa > 0: the jaw carries the lower lip down, the corners follow half-way, the upper
+    # lip lifts a little; aaa < 0: lips pressed together and thinned.
+    terms = (max(smile, 0.0), eee, woo, max(woo, 0.0), jaw, press)
+    outward = 0.13 * smile + 0.10 * eee - 0.14 * woo - 0.10 * jaw - 0.03 * press
+    for row in range(_LIPS[0], _LIPS[1]):
+        k = row - _LIPS[0]
+        side = min(max((points[row, 0] - centre_x) / half_width, -1.0), 1.0)
+        reach = abs(side)
+        out[row, 0] = side * outward
+        per_middle = 0.0
+        for t in range(6):
+            per_middle += terms[t] * LIP_MIDDLE_TERMS[t, k]
+        dy = (1.0 - reach ** 2) * per_middle
+        if smile:
+            dy -= 0.20 * smile * reach ** 1.6
+        if jaw:
+            dy += 0.40 * jaw * (LIP_UPPER[k] * reach ** 3 + 1.0 - LIP_UPPER[k])
+        out[row, 1] = dy
 
     # Chin and jaw: follow the jaw drop by how far below the mouth they are; the mentalis lifts a pressed chin.
-    chin = CONTROL_ROWS["chin"]
-    below = _clip01((y[chin] - mouth_y) / (chin_y - mouth_y))
-    dy[chin] = jaw * (0.85 + 0.15 * below) + (0.02 * max(smile, 0) - 0.03 * press) * below
+    for row in range(_CHIN[0], _CHIN[1]):
+        below = min(max((points[row, 1] - mouth_y) / (chin_y - mouth_y), 0.0), 1.0)
+        out[row, 1] = jaw * (0.85 + 0.15 * below) + (0.02 * max(smile, 0.0) - 0.03 * press) * below
 
     # Face oval: the part below the mouth swings with the jaw (less towards the ears); the rest holds.
     if jaw:
-        oval = CONTROL_ROWS["oval"]
-        low = _clip01((y[oval] - mouth_y + 0.15) / (chin_y - mouth_y + 0.15))
-        sideways = _clip01(1.0 - np.abs(x[oval] - centre_x) / 1.1)
-        dx[oval] = -(x[oval] - centre_x) * 0.04 * jaw * low
-        dy[oval] = jaw * low ** 1.5 * (0.35 + 0.65 * sideways)
+        for row in range(_OVAL[0], _OVAL[1]):
+            x, y = points[row, 0], points[row, 1]
+            low = min(max((y - mouth_y + 0.15) / (chin_y - mouth_y + 0.15), 0.0), 1.0)
+            sideways = min(max(1.0 - abs(x - centre_x) / 1.1, 0.0), 1.0)
+            out[row, 0] = -(x - centre_x) * 0.04 * jaw * low
+            out[row, 1] = jaw * low ** 1.5 * (0.35 + 0.65 * sideways)
 
     # Cheeks lift with a smile (and with a wink on that side), drop a little with an open jaw.
     lift = 0.09 * smile
-    out[CONTROL_ROWS["cheek_a"]] = (-0.03 * smile, -lift + 0.12 * jaw)
-    out[CONTROL_ROWS["cheek_b"]] = (0.03 * smile, -lift - 0.05 * params["wink"] / 25.0 + 0.12 * jaw)
+    for row in range(_CHEEK_A[0], _CHEEK_A[1]):
+        out[row, 0], out[row, 1] = -0.03 * smile, -lift + 0.12 * jaw
+    for row in range(_CHEEK_B[0], _CHEEK_B[1]):
+        out[row, 0], out[row, 1] = 0.03 * smile, -lift - 0.05 * wink + 0.12 * jaw
 
     # Brows: raised as a whole; lowered, they also draw together and the inner ends drop most.
-    raise_by = max(0.0, params["eyebrow"]) / 15.0
-    lower_by = max(0.0, -params["eyebrow"]) / 10.0
+    raise_by = max(0.0, eyebrow) / 15.0
+    lower_by = max(0.0, -eyebrow) / 10.0
     if raise_by or lower_by:
-        brows = CONTROL_ROWS["brows"]
-        inner = _clip01(1.3 - 1.4 * np.abs(x[brows]))
-        dx[brows] = -np.sign(x[brows]) * 0.11 * lower_by * inner
-        dy[brows] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.14 + 0.12 * inner)
+        for row in range(_BROWS[0], _BROWS[1]):
+            x = points[row, 0]
+            inner = min(max(1.3 - 1.4 * abs(x), 0.0), 1.0)
+            out[row, 0] = -np.sign(x) * 0.11 * lower_by * inner
+            out[row, 1] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.14 + 0.12 * inner)
 
     # Anchors: the nose holds the middle of the face still (the eyes are anchored by the renderer).
     return out

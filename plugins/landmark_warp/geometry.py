@@ -210,16 +210,3 @@ def rotation_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:
     return np.array([[cr * cy, cr * -sy * sp - sr * cp, cr * -sy * cp + sr * sp],
                      [sr * cy, sr * -sy * sp + cr * cp, sr * -sy * cp - cr * sp],
                      [sy, cy * sp, cy * cp]])
-
-
-def centroid(points: np.ndarray) -> np.ndarray:
-    """The mean of (N, k) points, as one matrix-vector product (numpy's mean over the long axis of an array with
-    a short last axis is several times slower)."""
-    return np.full(len(points), 1.0 / len(points)) @ points
-
-
-def head_pivot(landmarks: np.ndarray, iod: float) -> np.ndarray:
-    """The point the head turns about: behind the middle of the face, about where the neck meets the skull."""
-    pivot = centroid(landmarks[:, :3])
-    pivot[2] += iod
-    return pivot

@@ -158,14 +158,50 @@ def _on_segment(x, xp, fp, j):
 
 
 @numba.njit(cache=True, nogil=True)
-def paint_mouth_box(roi, alpha, corner, ex, ey, upper_u, upper_v, lower_u, lower_v, brightness, teeth, colours):
-    """Paint the inside of an open mouth into `roi` (h, w, 3) uint8, in place, weighted by `alpha` (h, w).
+def mouth_polygon(upper, lower, width, height):
+    """The inner lips' polygon (`upper` then `lower` reversed, image pixels, each from corner to corner): its box
+    [x0, y0, x1, y1) with a 2 px margin, clipped to a `width` x `height` image, and its vertices relative to the
+    box in quarter pixels (for cv2.fillPoly with shift=2)."""
+    count = upper.shape[0] + lower.shape[0]
+    polygon = np.empty((count, 2))
+    polygon[:upper.shape[0]] = upper
+    polygon[upper.shape[0]:] = lower[::-1]
+    x0 = max(0, int(np.floor(polygon[:, 0].min() - 2)))
+    y0 = max(0, int(np.floor(polygon[:, 1].min() - 2)))
+    x1 = min(width, int(np.ceil(polygon[:, 0].max() + 2)))
+    y1 = min(height, int(np.ceil(polygon[:, 1].max() + 2)))
+    fixed = np.empty((count, 2), np.int32)
+    for i in range(count):
+        fixed[i, 0] = np.int32(np.rint((polygon[i, 0] - x0) * 4))
+        fixed[i, 1] = np.int32(np.rint((polygon[i, 1] - y0) * 4))
+    return x0, y0, x1, y1, fixed
 
-    Pixel (x, y) of `roi` sits at `corner` + (x, y) relative to the face frame's origin; `ex` and `ey` turn
-    that into face units (across, down, in inter-ocular distances). The inner lips' heights across the mouth in
-    face units are (`upper_u`, `upper_v`) and (`lower_u`, `lower_v`), both increasing in u. Each pixel mixes
-    `colours` (rows: cavity, tongue, tooth, BGR) over what was there (see `warp.paint_mouth`).
+
+@numba.njit(cache=True, nogil=True)
+def _lip_heights(contour, origin, ex, ey):
+    """A lip contour (image pixels) in face units, as its u (across) and v (down) in increasing u."""
+    u = np.empty(contour.shape[0])
+    v = np.empty(contour.shape[0])
+    for i in range(contour.shape[0]):
+        dx, dy = contour[i, 0] - origin[0], contour[i, 1] - origin[1]
+        u[i], v[i] = dx * ex[0] + dy * ex[1], dx * ey[0] + dy * ey[1]
+    order = np.argsort(u)
+    return u[order], v[order]
+
+
+@numba.njit(cache=True, nogil=True)
+def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightness, teeth, colours):
+    """Paint the inside of an open mouth into `roi` (h, w, 3) uint8, in place, over `coverage` (h, w) uint8 (255
+    inside the inner lips).
+
+    Pixel (x, y) of `roi` is image pixel `corner` + (x, y); `origin` is the face frame's origin and `ex`, `ey`
+    its axes divided by the inter-ocular distance (so face units: u across, v down). `upper` and `lower` are the
+    inner lips in image pixels. Each pixel mixes `colours` (rows: cavity, tongue, tooth, BGR) over what was
+    there (see `warp.paint_mouth`).
     """
+    upper_u, upper_v = _lip_heights(upper, origin, ex, ey)
+    lower_u, lower_v = _lip_heights(lower, origin, ex, ey)
+    start_x, start_y = corner[0] - origin[0], corner[1] - origin[1]  # pixel (0, 0) relative to the origin
     height, width = roi.shape[0], roi.shape[1]
     left, right = upper_u[0], upper_u[upper_u.shape[0] - 1]
     centre_u, half = (left + right) / 2, max(1e-3, (right - left) / 2)
@@ -174,17 +210,17 @@ def paint_mouth_box(roi, alpha, corner, ex, ey, upper_u, upper_v, lower_u, lower
     j_up = j_low = 0
     for y in range(height):
         for x in range(width):
-            px, py = corner[0] + x, corner[1] + y
+            px, py = start_x + x, start_y + y
             u = px * ex[0] + py * ex[1]
             j_up, j_low = _segment(u, upper_u, j_up), _segment(u, lower_u, j_low)
             widest = max(widest, _on_segment(u, lower_u, lower_v, j_low) - _on_segment(u, upper_u, upper_v, j_up))
     tongue_gain = _smoothstep(0.12, 0.3, widest)
     for y in range(height):
         for x in range(width):
-            a = alpha[y, x]
-            if a <= 0.0:
+            if coverage[y, x] == 0:
                 continue
-            px, py = corner[0] + x, corner[1] + y
+            a = coverage[y, x] / 255.0
+            px, py = start_x + x, start_y + y
             u, v = px * ex[0] + py * ex[1], px * ey[0] + py * ey[1]
             j_up, j_low = _segment(u, upper_u, j_up), _segment(u, lower_u, j_low)
             v_up, v_low = _on_segment(u, upper_u, upper_v, j_up), _on_segment(u, lower_u, lower_v, j_low)
@@ -380,3 +416,25 @@ def spline_system(points, values, scale, min_distance, regularisation):
         system[a, count + 1] = system[count + 1, a] = pts[a, 0]
         system[a, count + 2] = system[count + 2, a] = pts[a, 1]
     return pts, system, rhs
+
+
+@numba.njit(cache=True, nogil=True)
+def turn_points(points, depth, follow, outline, turn, roll):
+    """Where `points` (N, 2) with `depth` (N,) go when the head turns: `turn` holds the image x and y rows of
+    the 3D rotation in depth (pitch and yaw), `roll` is the tilt in the picture (radians). Each point follows
+    the turn in depth by its `follow` fraction; everything turns about the centre of `outline` (the face
+    outline's landmarks, (K, 3)), which stays in place, and then rolls about it."""
+    centre = np.zeros(3)
+    for i in range(outline.shape[0]):
+        for k in range(3):
+            centre[k] += outline[i, k]
+    centre /= outline.shape[0]
+    cos, sin = np.cos(roll), np.sin(roll)
+    out = np.empty((points.shape[0], 2))
+    for i in range(points.shape[0]):
+        x, y, z = points[i, 0] - centre[0], points[i, 1] - centre[1], depth[i] - centre[2]
+        turned_x = turn[0, 0] * x + turn[0, 1] * y + turn[0, 2] * z
+        turned_y = turn[1, 0] * x + turn[1, 1] * y + turn[1, 2] * z
+        x, y = x + (turned_x - x) * follow[i], y + (turned_y - y) * follow[i]
+        out[i, 0], out[i, 1] = centre[0] + x * cos - y * sin, centre[1] + x * sin + y * cos
+    return out

@@ -293,60 +293,22 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
 
     `upper` and `lower` are the inner lip contours in image pixels, each from corner to corner.
     """
-    polygon = np.concatenate([upper, lower[::-1]])
-    (left, right), (top, bottom) = extent(polygon[:, 0]), extent(polygon[:, 1])
-    x0, y0 = max(0, math.floor(left - 2)), max(0, math.floor(top - 2))
-    x1, y1 = min(image.shape[1], math.ceil(right + 2)), min(image.shape[0], math.ceil(bottom + 2))
+    x0, y0, x1, y1, polygon = kernels.mouth_polygon(upper, lower, image.shape[1], image.shape[0])
     if x1 - x0 < 3 or y1 - y0 < 2:
         return
-    roi = image[y0:y1, x0:x1]
-    mask = np.zeros(roi.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round((polygon - (x0, y0)) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
-    if not mask.any():
-        return
-    alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)
-    alpha *= 1.0 / 255.0
-    # The lips and the box's pixels in face-frame coordinates (u across, v down, in IODs).
-    lips = frame.local(np.concatenate([upper, lower]))
-    up_local, low_local = lips[:len(upper)], lips[len(upper):]
-    up_local, low_local = up_local[np.argsort(up_local[:, 0])], low_local[np.argsort(low_local[:, 0])]
-    kernels.paint_mouth_box(roi, alpha, np.array([x0, y0]) - frame.origin, frame.ex / frame.iod, frame.ey / frame.iod,
-                            up_local[:, 0], up_local[:, 1], low_local[:, 0], low_local[:, 1], brightness, teeth,
-                            MOUTH_COLOURS)
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(mask, [polygon], 255, cv2.LINE_AA, shift=2)
+    kernels.paint_mouth_box(image[y0:y1, x0:x1], cv2.GaussianBlur(mask, (3, 3), 0), np.array([x0, y0]), frame.origin,
+                            frame.ex / frame.iod, frame.ey / frame.iod, upper, lower, brightness, teeth, MOUTH_COLOURS)
 
 
 # ---------------------------------------------------------------------------------------------------- face
 
-class HeadTurn:
-    """Head rotation from the 3D landmarks: pitch and yaw turn the face in depth, roll tilts it in the picture.
-
-    The turn in depth moves the features (the nose swings, the far cheek narrows) while the face outline, which
-    in a photo is mostly the silhouette, follows only partly; the outline's mean shift is taken out so the head
-    turns in place instead of sliding. Roll is a plain rotation of everything about the face's centre.
-    """
-
-    OUTLINE_FOLLOW = 0.35
-
-    def __init__(self, marks: np.ndarray, frame: geo.FaceFrame, params: dict[str, float]) -> None:
-        turn = geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], 0.0)[:2]  # image x and y rows
-        pivot = geo.head_pivot(marks, frame.iod)
-        # The turn in depth as an affine map of (x, y) and depth: turned = xy @ across.T + depth * along + shift.
-        self.across, self.along = turn[:, :2].T, turn[:, 2]
-        oval = geo.centroid(marks[FACE_OVAL_IDS, :3])  # the turn is linear: the outline's mean moves as its mean
-        self.shift = pivot[:2] - turn @ pivot
-        self.shift -= oval @ turn.T + self.shift - oval[:2]  # take out the outline's drift
-        angle = math.radians(params["rotate_roll"])
-        roll = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])  # transposed
-        self.roll, self.roll_shift = roll, oval[:2] - oval[:2] @ roll  # about the outline's centre
-
-    def apply(self, points: np.ndarray, depth: np.ndarray, follow: np.ndarray) -> np.ndarray:
-        """Where `points` (N, 2) with `depth` (N,) go; `follow` (N, 1) is how far each follows the turn in depth
-        (`OUTLINE_FOLLOW` for the face outline, 1 elsewhere)."""
-        turned = points @ self.across
-        turned += depth[:, None] * self.along
-        turned += self.shift
-        moved = points + (turned - points) * follow
-        return moved @ self.roll + self.roll_shift
+# Head rotation from the 3D landmarks: pitch and yaw turn the face in depth, roll tilts it in the picture. The
+# turn in depth moves the features (the nose swings, the far cheek narrows) while the face outline, which in a
+# photo is mostly the silhouette, follows only partly; the head turns about the outline's centre, so it turns in
+# place instead of sliding. Roll is a plain rotation of everything about that centre (kernels.turn_points).
+OUTLINE_FOLLOW = 0.35
 
 
 FACE_OVAL_IDS = np.array(geo.FACE_OVAL)
@@ -361,7 +323,7 @@ EYE_LIFT_ROWS = [(list(EYE_IDS).index(lower), lower, upper) for lower, upper in 
 # Everything a head turn moves, in one pass: control points, eye anchors, both eyes' lids (for the lid boxes).
 TURN_IDS = np.concatenate([geo.CONTROL_IDS, EYE_IDS, EYE_LIDS.ravel()])
 TURN_FOLLOW = np.where(np.r_[geo.ON_OUTLINE, np.zeros(len(TURN_IDS) - len(geo.CONTROL_IDS), bool)],
-                       HeadTurn.OUTLINE_FOLLOW, 1.0)[:, None]
+                       OUTLINE_FOLLOW, 1.0)
 _RING_ANGLES = np.linspace(0, 2 * np.pi, 14, endpoint=False)
 RING_DIRECTIONS = np.stack([np.cos(_RING_ANGLES), np.sin(_RING_ANGLES)], axis=1)
 
@@ -401,10 +363,11 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             eye_targets[row] -= lift * (marks[lower, :2] - marks[upper, :2]) @ frame.ey * frame.ey
     # Then the head rotation of everything in 3D, eye outlines included (for the lid boxes).
     outlines = list(marks[EYE_LIDS, :2])
-    turn = None
     if params["rotate_pitch"] or params["rotate_yaw"] or params["rotate_roll"]:
-        turn = HeadTurn(marks, frame, params)
-        turned = turn.apply(np.concatenate([targets_all, eye_targets, *outlines]), marks[TURN_IDS, 2], TURN_FOLLOW)
+        turned = kernels.turn_points(np.concatenate([targets_all, eye_targets, *outlines]), marks[TURN_IDS, 2],
+                                     TURN_FOLLOW, marks[FACE_OVAL_IDS, :3],
+                                     geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], 0.0)[:2],
+                                     math.radians(params["rotate_roll"]))
         count, eyes = len(targets_all), len(eye_targets)
         targets_all, eye_targets = turned[:count], turned[count:count + eyes]
         half = (len(turned) - count - eyes) // 2

@@ -7,13 +7,26 @@ over a closing eye, irises moving inside the eye.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
+
+import structlog
 
 from engine import hookimpl
 from engine.backend import SynthesisRequest, SynthesisResult
 from engine.errors import InputError
 
 MAX_ABS_YAW = 50.0  # beyond this the far side of the face is hidden: leave the face as it is
+
+log = structlog.get_logger()
+
+
+def kernels_cached(folder: Path = Path(__file__).parent / "__pycache__") -> bool:
+    """Whether numba's cache beside the compiled modules holds code for this Python: if not, the first use on
+    this machine compiles it (about 20 s, once; see kernels.py)."""
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}"
+    return all(any(folder.glob(f"{module}.*.{tag}.nbi")) for module in ("kernels", "geometry"))
 
 
 class LandmarkWarpBackend:
@@ -28,6 +41,9 @@ class LandmarkWarpBackend:
 
     def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
         """Edit every face of the request on a copy of the image."""
+        if "plugins.landmark_warp.warp" not in sys.modules and not kernels_cached():
+            log.warning("warp_compiling", note="the first use of the local backend on this machine compiles it: "
+                        "about 20 s, once")
         from plugins.landmark_warp.warp import edit_face
 
         output = request.image.copy()

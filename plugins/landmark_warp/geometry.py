@@ -127,11 +127,12 @@ _CORNER_A, _CORNER_B = CONTROL_ROW[MOUTH_CORNERS[0]], CONTROL_ROW[MOUTH_CORNERS[
 _INNER_UPPER_MID, _INNER_LOWER_MID, _CHIN_TIP = CONTROL_ROW[13], CONTROL_ROW[14], CONTROL_ROW[152]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit("float64[:, :](float64[:, :], float64, float64, float64, float64, float64, float64)", cache=True,
+            nogil=True)  # compiled when this module loads, as in kernels.py
 def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
     """`expression_offsets` with the parameters as numbers (eee, woo and wink scaled to -1..1 or 0..1), one loop
     per landmark group: a few dozen numpy calls on arrays of a dozen points each cost far more than the sums."""
-    out = np.zeros_like(points)
+    out = np.zeros((points.shape[0], 2))
     # Mouth frame: side position s in [-1, 1] from the centre line to each corner.
     corner_a, corner_b = points[_CORNER_A, 0], points[_CORNER_B, 0]
     centre_x = (corner_a + corner_b) / 2
@@ -191,7 +192,7 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
         for row in range(_BROWS[0], _BROWS[1]):
             x = points[row, 0]
             inner = min(max(1.3 - 1.4 * abs(x), 0.0), 1.0)
-            out[row, 0] = -np.sign(x) * 0.11 * lower_by * inner
+            out[row, 0] = -math.copysign(0.11 * lower_by * inner, x) if x else 0.0
             out[row, 1] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.14 + 0.12 * inner)
 
     # Anchors: the nose holds the middle of the face still (the eyes are anchored by the renderer).

@@ -1,24 +1,60 @@
-"""The warp's per-pixel loops, compiled by numba.
+"""The warp's loops over pixels and points, compiled by numba.
 
-Numpy pays for every call it makes (a few microseconds each on this machine, twice that in its slow phases), and
-the lid and mouth models are many small steps over small boxes: as numpy code they were hundreds of calls per
-face. Here each is one loop over the box's pixels, compiled once and cached beside this file (`cache=True`), and
-run without the GIL (`nogil=True`: the live view's threads go on meanwhile).
+Numpy pays for every call it makes (a few microseconds each on this machine, twice that in its slow phases), and a
+face's edit was 500-760 such calls on small arrays: the lid and mouth models over their boxes, the eyes' shapes,
+the spline's system and grid, the head turn. Here each of those is one loop, compiled once and cached beside
+this file (`cache=True`), and run without the GIL (`nogil=True`: the live view's threads go on meanwhile). The
+first use on a machine compiles them all (about 20 s); after that a process loads them in about 0.8 s (numba's
+import and its code generator's start), see `warp.kernels_cached`.
 
 Numba caches a function by this file alone: a tuning constant read from another module would be frozen into the
-cache and go stale, so the callers pass every constant in (`warp.LID_MODEL`).
+cache and go stale, so the callers pass every constant in (`warp.LID_MODEL`). Helpers avoid numpy's sorts and
+reductions inside compiled code: each takes seconds to compile, for arrays of a dozen values.
 """
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
+
+
+
+def compiled(signature: str):
+    """Compile for exactly this signature when this module loads (or load it from the cache): its arrays take any
+    layout, so a box that happens to be contiguous does not start a second compile in the middle of a run."""
+    return numba.njit(signature, cache=True, nogil=True)
+
 
 # The lid model's constants, in the order of `warp.LID_MODEL`.
 MEET, SAG, REACH, LASH_DARKNESS, LASH_WIDTH, BAND = range(6)
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled("int64[:](float64[:])")
+def _order(values):
+    """The indices that sort `values` (a short 1-D array) in increasing order, equal values in their order."""
+    order = np.arange(values.shape[0])
+    for i in range(1, values.shape[0]):
+        current, j = order[i], i
+        while j > 0 and values[order[j - 1]] > values[current]:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = current
+    return order
+
+
+@compiled("int64(float64)")
+def _round_even(value):
+    """The nearest integer, halves to even (as np.rint and OpenCV's rounding)."""
+    nearest = math.floor(value + 0.5)
+    if nearest - value == 0.5 and nearest % 2 != 0:
+        nearest -= 1
+    return int(nearest)
+
+
+@compiled("void(float32[:, :, :], float64[:], float64[:], float64[:], float64, float64[:], float64[:], float64[:], "
+          "float64[:], float64, float64, float64, float64, int64, float32[:, :], float32[:, :])")
 def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, closure, widen_lift, lower_lift,
                  start, steps, lash, smooth):
     """Fold one eye's lids into its box of the face's relative map, in place; fill `lash` and `smooth` (box-sized,
@@ -83,7 +119,8 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, c
             elif k == 6:
                 table[s, c, 0] = values[6]
             else:
-                table[s, c, 0] = values[k] + (values[k + 1] - values[k]) * (place - knots[k]) / (knots[k + 1] - knots[k])
+                fraction = (place - knots[k]) / (knots[k + 1] - knots[k])
+                table[s, c, 0] = values[k] + (values[k + 1] - values[k]) * fraction
             if closing:
                 table[s, c, 1] = min(max((half_lash + 0.8 - abs(place - lash_centre)) * 1.25, 0.0), 1.0) * lash_gain
                 if place < new_upper:
@@ -110,14 +147,14 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, c
                                 + w10 * table[s0 + 1, c0, 2] + w11 * table[s0 + 1, c0 + 1, 2])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@compiled("float64(float64, float64, float64)")
 def _smoothstep(edge0, edge1, x):
     """0 below edge0, 1 above edge1, a smooth S between (as `warp.smoothstep`)."""
     t = min(max((x - edge0) / max(edge1 - edge0, 1e-6), 0.0), 1.0)
     return t * t * (3 - 2 * t)
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled("float64(float64, float64[:], float64[:])")
 def _interp(x, xp, fp):
     """As np.interp for one value: xp increasing, the end values beyond the ends."""
     last = xp.shape[0] - 1
@@ -135,7 +172,7 @@ def _interp(x, xp, fp):
     return fp[low] + (fp[high] - fp[low]) * (x - xp[low]) / (xp[high] - xp[low])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@compiled("int64(float64, float64[:], int64)")
 def _segment(x, xp, j):
     """The j with xp[j] <= x < xp[j + 1] (0 below xp[0], the last segment's start at and beyond the end), found by
     walking from a nearby j: along a row of pixels u changes steadily, so the walk is a step or two."""
@@ -147,7 +184,7 @@ def _segment(x, xp, j):
     return j
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@compiled("float64(float64, float64[:], float64[:], int64)")
 def _on_segment(x, xp, fp, j):
     """np.interp's value at x on the segment j found by `_segment`."""
     if x <= xp[0]:
@@ -157,27 +194,31 @@ def _on_segment(x, xp, fp, j):
     return fp[j] + (fp[j + 1] - fp[j]) * (x - xp[j]) / (xp[j + 1] - xp[j])
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled("Tuple((int64, int64, int64, int64, int32[:, :]))(float64[:, :], float64[:, :], int64, int64)")
 def mouth_polygon(upper, lower, width, height):
     """The inner lips' polygon (`upper` then `lower` reversed, image pixels, each from corner to corner): its box
     [x0, y0, x1, y1) with a 2 px margin, clipped to a `width` x `height` image, and its vertices relative to the
     box in quarter pixels (for cv2.fillPoly with shift=2)."""
     count = upper.shape[0] + lower.shape[0]
     polygon = np.empty((count, 2))
-    polygon[:upper.shape[0]] = upper
-    polygon[upper.shape[0]:] = lower[::-1]
-    x0 = max(0, int(np.floor(polygon[:, 0].min() - 2)))
-    y0 = max(0, int(np.floor(polygon[:, 1].min() - 2)))
-    x1 = min(width, int(np.ceil(polygon[:, 0].max() + 2)))
-    y1 = min(height, int(np.ceil(polygon[:, 1].max() + 2)))
+    for i in range(upper.shape[0]):
+        polygon[i, 0], polygon[i, 1] = upper[i, 0], upper[i, 1]
+    for i in range(lower.shape[0]):
+        polygon[count - 1 - i, 0], polygon[count - 1 - i, 1] = lower[i, 0], lower[i, 1]
+    left, top, right, bottom = polygon[0, 0], polygon[0, 1], polygon[0, 0], polygon[0, 1]
+    for i in range(1, count):
+        left, right = min(left, polygon[i, 0]), max(right, polygon[i, 0])
+        top, bottom = min(top, polygon[i, 1]), max(bottom, polygon[i, 1])
+    x0, y0 = max(0, math.floor(left - 2)), max(0, math.floor(top - 2))
+    x1, y1 = min(width, math.ceil(right + 2)), min(height, math.ceil(bottom + 2))
     fixed = np.empty((count, 2), np.int32)
     for i in range(count):
-        fixed[i, 0] = np.int32(np.rint((polygon[i, 0] - x0) * 4))
-        fixed[i, 1] = np.int32(np.rint((polygon[i, 1] - y0) * 4))
+        fixed[i, 0] = _round_even((polygon[i, 0] - x0) * 4)
+        fixed[i, 1] = _round_even((polygon[i, 1] - y0) * 4)
     return x0, y0, x1, y1, fixed
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled("UniTuple(float64[:], 2)(float64[:, :], float64[:], float64[:], float64[:])")
 def _lip_heights(contour, origin, ex, ey):
     """A lip contour (image pixels) in face units, as its u (across) and v (down) in increasing u."""
     u = np.empty(contour.shape[0])
@@ -185,11 +226,15 @@ def _lip_heights(contour, origin, ex, ey):
     for i in range(contour.shape[0]):
         dx, dy = contour[i, 0] - origin[0], contour[i, 1] - origin[1]
         u[i], v[i] = dx * ex[0] + dy * ex[1], dx * ey[0] + dy * ey[1]
-    order = np.argsort(u)
-    return u[order], v[order]
+    order = _order(u)
+    sorted_u, sorted_v = np.empty(u.shape[0]), np.empty(u.shape[0])
+    for i in range(u.shape[0]):
+        sorted_u[i], sorted_v[i] = u[order[i]], v[order[i]]
+    return sorted_u, sorted_v
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled("void(uint8[:, :, :], uint8[:, :], int64[:], float64[:], float64[:], float64[:], float64[:, :], "
+          "float64[:, :], float64, boolean, float32[:, :])")
 def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightness, teeth, colours):
     """Paint the inside of an open mouth into `roi` (h, w, 3) uint8, in place, over `coverage` (h, w) uint8 (255
     inside the inner lips).
@@ -248,7 +293,7 @@ def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightn
                 teeth_lower = (1.0 - _smoothstep(lower_band * 0.7, lower_band, v_low - v)) if lower_band > 0.005 \
                     else 0.0
                 if teeth_upper > 0.0 or teeth_lower > 0.0:
-                    gaps = 1.0 - 0.12 * np.exp(-(((across / 0.09) % 1.0 - 0.5) / 0.06) ** 2)
+                    gaps = 1.0 - 0.12 * math.exp(-(((across / 0.09) % 1.0 - 0.5) / 0.06) ** 2)
                     shade = min(max(1.0 - 0.3 * below_up / max(upper_band, 1e-3), 0.6), 1.0) * (1.0 - 0.35 * side2)
                     keep = (1 - teeth_lower) * (1 - teeth_upper) * depth
                     tooth = depth * gaps * ((1 - teeth_lower) * teeth_upper * shade + 0.8 * teeth_lower)
@@ -259,7 +304,8 @@ def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightn
                 roi[y, x, c] = int(min((colour * a + roi[y, x, c] * (1.0 - a)) / (1.0 + 1e-5), 255.0))
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled("Tuple((float64[:, :], float64[:, :], float64[:, :], float64[:], float64[:, :], float64[:, :]))"
+          "(float64[:, :, :], float64[:], float64[:])")
 def eye_geometry(points, down, samples):
     """Both eyes in their own axes, from `points` (eye, 2 * lid length, 2): each eye's upper then lower lid
     landmarks, each lid from corner to corner, and the face's `down` direction. Returns per eye (rows) the
@@ -272,32 +318,34 @@ def eye_geometry(points, down, samples):
     width = np.empty(eyes)
     upper = np.empty((eyes, samples.shape[0]))
     lower = np.empty((eyes, samples.shape[0]))
-    along = np.empty(length)
-    across = np.empty(length)
+    along, across = np.empty(length), np.empty(length)
+    sorted_along, sorted_across = np.empty(length), np.empty(length)
     for e in range(eyes):
-        corner[e] = points[e, 0]
+        corner[e, 0], corner[e, 1] = points[e, 0, 0], points[e, 0, 1]
         ax, ay = points[e, length - 1, 0] - corner[e, 0], points[e, length - 1, 1] - corner[e, 1]
-        width[e] = max(np.hypot(ax, ay), 1e-6)
+        width[e] = max(math.hypot(ax, ay), 1e-6)
         ax, ay = ax / width[e], ay / width[e]
         projection = ax * down[0] + ay * down[1]
         nx, ny = down[0] - projection * ax, down[1] - projection * ay
-        norm = max(np.hypot(nx, ny), 1e-6)
+        norm = max(math.hypot(nx, ny), 1e-6)
         nx, ny = nx / norm, ny / norm
         axis[e, 0], axis[e, 1], normal[e, 0], normal[e, 1] = ax, ay, nx, ny
         for lid in range(2):
             for i in range(length):
                 dx, dy = points[e, lid * length + i, 0] - corner[e, 0], points[e, lid * length + i, 1] - corner[e, 1]
                 along[i], across[i] = dx * ax + dy * ay, dx * nx + dy * ny
-            order = np.argsort(along)
+            order = _order(along)
+            for i in range(length):
+                sorted_along[i], sorted_across[i] = along[order[i]], across[order[i]]
             heights = lower if lid else upper
             for s in range(samples.shape[0]):
-                heights[e, s] = _interp(samples[s] * width[e], along[order], across[order])
+                heights[e, s] = _interp(samples[s] * width[e], sorted_along, sorted_across)
         for s in range(samples.shape[0]):  # the upper lid is the one above
             upper[e, s], lower[e, s] = min(upper[e, s], lower[e, s]), max(upper[e, s], lower[e, s])
     return corner, axis, normal, width, upper, lower
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled("float32[:, :](uint8[:, :, :], float64[:, :, :], float64[:, :], float64[:], float64)")
 def lash_colours(image, points, normal, width, reach):
     """The colour of each eye's upper lashes (rows, float32 BGR): the mean of the two darkest pixels nearest to
     the upper lid's inner landmarks (`points` (eye, lid length, 2)) moved up by `reach` eye widths."""
@@ -307,19 +355,19 @@ def lash_colours(image, points, normal, width, reach):
     pixels = np.empty((length - 2, 3), np.float32)
     for e in range(eyes):
         for i in range(1, length - 1):
-            x = int(np.rint(points[e, i, 0] - reach * width[e] * normal[e, 0]))
-            y = int(np.rint(points[e, i, 1] - reach * width[e] * normal[e, 1]))
+            x = _round_even(points[e, i, 0] - reach * width[e] * normal[e, 0])
+            y = _round_even(points[e, i, 1] - reach * width[e] * normal[e, 1])
             x, y = min(max(x, 0), image.shape[1] - 1), min(max(y, 0), image.shape[0] - 1)
             for c in range(3):
                 pixels[i - 1, c] = image[y, x, c]
             sums[i - 1] = pixels[i - 1, 0] + pixels[i - 1, 1] + pixels[i - 1, 2]
-        darkest = np.argsort(sums, kind="mergesort")[:2]  # stable: the first of equals, as before
+        darkest = _order(sums)
         for c in range(3):
             colours[e, c] = (pixels[darkest[0], c] + pixels[darkest[1], c]) * np.float32(0.5)
     return colours
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled("void(uint8[:, :, :], float32[:, :, :], float32[:, :], float32[:, :], float32[:])")
 def finish_lid_box(box, soft, lash, smooth, colour):
     """Mix a rendered eye box (h, w, 3 uint8, in place) with its blurred copy `soft` by `smooth`, then with the
     lash `colour` by `lash` (weighted means, as cv2.blendLinear: no clipping needed)."""
@@ -333,7 +381,8 @@ def finish_lid_box(box, soft, lash, smooth, colour):
                 box[y, x, c] = int((colour[c] * a + mixed * a_rest) / (a + a_rest + eps))
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled("Tuple((float64[:, :], float32[:], int64[:]))"
+          "(float64[:], float64[:], float64[:], float64[:], float64, float64)")
 def faded_nodes(xs, ys, centre, radii, fade_start, fade_end):
     """The coarse grid's nodes (x from `xs`, y from `ys`) inside the fade: the ellipse of `radii` about `centre`
     grown to `fade_end` of its size. Returns their positions (M, 2), the fade (1 inside `fade_start`, a smooth
@@ -345,7 +394,7 @@ def faded_nodes(xs, ys, centre, radii, fade_start, fade_end):
     for r in range(ys.shape[0]):
         dy = ((ys[r] - centre[1]) / radii[1]) ** 2
         for c in range(xs.shape[0]):
-            weight = np.float32(1.0 - _smoothstep(fade_start, fade_end, np.sqrt(((xs[c] - centre[0]) / radii[0]) ** 2
+            weight = np.float32(1.0 - _smoothstep(fade_start, fade_end, math.sqrt(((xs[c] - centre[0]) / radii[0]) ** 2
                                                                                  + dy)))
             if weight != 0.0:
                 nodes[count, 0], nodes[count, 1] = xs[c], ys[r]
@@ -355,7 +404,7 @@ def faded_nodes(xs, ys, centre, radii, fade_start, fade_end):
     return nodes[:count], fade[:count], index[:count]
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled("UniTuple(int64, 4)(float32[:, :, :], int64[:], float32[:, :], float32[:], float64)")
 def spread_field(coarse, index, values, fade, threshold):
     """Write `values` (M, 2) times `fade` into the grid `coarse` (rows, cols, 2) at the flattened `index`; return
     the rows and columns [first, last] of the nodes that move by more than `threshold` in x or y (all -1 if
@@ -376,7 +425,7 @@ def spread_field(coarse, index, values, fade, threshold):
     return first_row, last_row, first_col, last_col
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled("UniTuple(float32[:, :], 3)(float64[:, :], float64[:, :], float64, float64, float64)")
 def spline_system(points, values, scale, min_distance, regularisation):
     """The thin-plate spline's linear system through `points` (N, 2) with `values` (N, 2), coordinates divided
     by `scale`, in single precision: a point closer than `min_distance` to an earlier one is left out. Returns
@@ -403,7 +452,7 @@ def spline_system(points, values, scale, min_distance, regularisation):
     system = np.zeros((count + 3, count + 3), np.float32)
     rhs = np.zeros((count + 3, 2), np.float32)
     for a in range(count):
-        pts[a] = scaled[kept[a]]
+        pts[a, 0], pts[a, 1] = scaled[kept[a], 0], scaled[kept[a], 1]
         rhs[a, 0], rhs[a, 1] = values[kept[a], 0], values[kept[a], 1]
     half = np.float32(0.5)
     for a in range(count):
@@ -411,14 +460,14 @@ def spline_system(points, values, scale, min_distance, regularisation):
         for b in range(a + 1, count):
             dx, dy = pts[a, 0] - pts[b, 0], pts[a, 1] - pts[b, 1]
             d2 = max(dx * dx + dy * dy, np.float32(1e-20))
-            system[a, b] = system[b, a] = half * d2 * np.log(d2)
+            system[a, b] = system[b, a] = half * d2 * math.log(d2)
         system[a, count] = system[count, a] = 1.0
         system[a, count + 1] = system[count + 1, a] = pts[a, 0]
         system[a, count + 2] = system[count + 2, a] = pts[a, 1]
     return pts, system, rhs
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled("float64[:, :](float64[:, :], float64[:], float64[:], float64[:, :], float64[:, :], float64)")
 def turn_points(points, depth, follow, outline, turn, roll):
     """Where `points` (N, 2) with `depth` (N,) go when the head turns: `turn` holds the image x and y rows of
     the 3D rotation in depth (pitch and yaw), `roll` is the tilt in the picture (radians). Each point follows
@@ -427,9 +476,8 @@ def turn_points(points, depth, follow, outline, turn, roll):
     centre = np.zeros(3)
     for i in range(outline.shape[0]):
         for k in range(3):
-            centre[k] += outline[i, k]
-    centre /= outline.shape[0]
-    cos, sin = np.cos(roll), np.sin(roll)
+            centre[k] += outline[i, k] / outline.shape[0]
+    cos, sin = math.cos(roll), math.sin(roll)
     out = np.empty((points.shape[0], 2))
     for i in range(points.shape[0]):
         x, y, z = points[i, 0] - centre[0], points[i, 1] - centre[1], depth[i] - centre[2]

@@ -103,7 +103,8 @@ def tps_fit(points: np.ndarray, values: np.ndarray, scale: float,
     # In single precision, as the spline is evaluated, and solved so by OpenCV's LU: 0.6 of the time of LAPACK's
     # double precision solve here; the field moves by at most a few hundredths of a pixel (0.14 px for the most
     # extreme parameters).
-    pts, system, rhs = kernels.spline_system(points, values, scale, min_distance, TPS_REGULARISATION)
+    pts, system, rhs = kernels.spline_system(np.asarray(points, np.float64), np.asarray(values, np.float64),
+                                             scale, min_distance, TPS_REGULARISATION)
     n = len(pts)
     solved, solution = cv2.solve(system, rhs, flags=cv2.DECOMP_LU) if n >= 4 else (False, None)
     if not solved or not np.isfinite(solution).all():  # too few points, all on one line, or too ill-conditioned

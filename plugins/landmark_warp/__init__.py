@@ -24,7 +24,7 @@ log = structlog.get_logger()
 
 def kernels_cached(folder: Path = Path(__file__).parent / "__pycache__") -> bool:
     """Whether numba's cache beside the compiled modules holds code for this Python: if not, the first use on
-    this machine compiles it (about 20 s, once; see kernels.py)."""
+    this machine compiles it (about 17 s here, once; see kernels.py)."""
     tag = f"py{sys.version_info.major}{sys.version_info.minor}"
     return all(any(folder.glob(f"{module}.*.{tag}.nbi")) for module in ("kernels", "geometry"))
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from plugins.landmark_warp import kernels, kernels_cached
-from plugins.landmark_warp.warp import EYE_SAMPLES, LID_ALONG, LID_MODEL, LID_REACH, MOUTH_COLOURS, TPS_REGULARISATION
+from plugins.landmark_warp.warp import (EYE_SAMPLES, LID_ALONG, LID_MODEL, LID_REACH, MOUTH_COLOURS, TPS_REGULARISATION,
+                                       tps_eval, tps_fit)
 
 
 def test_sorting_and_rounding_helpers_match_numpy():
@@ -160,3 +161,9 @@ def test_compile_notice_reads_numba_cache(tmp_path):
     assert not kernels_cached(tmp_path)  # both modules' code is needed
     (tmp_path / f"geometry._offsets-20.{tag}.nbi").touch()
     assert kernels_cached(tmp_path)
+
+
+def test_spline_at_no_points_is_empty():
+    rng = np.random.default_rng(4)
+    fit = tps_fit(rng.uniform(0, 100, (10, 2)), rng.normal(size=(10, 2)), 50.0)
+    assert tps_eval(fit, np.zeros((0, 2))).shape == (0, 2)

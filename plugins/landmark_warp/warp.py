@@ -115,6 +115,8 @@ def tps_fit(points: np.ndarray, values: np.ndarray, scale: float,
 def tps_eval(fit: tuple[np.ndarray, np.ndarray, float], points: np.ndarray) -> np.ndarray:
     """The spline at `points` (M, 2): an (M, 2) float32 array."""
     pts, solution, scale = fit
+    if not len(points):  # no grid node inside the fade (a face almost entirely outside the picture)
+        return np.zeros((0, 2), np.float32)
     flat = (points / scale).astype(np.float32)
     n = len(pts)
     solution = solution.astype(np.float32, copy=False)

@@ -259,7 +259,7 @@ def render_text(results: dict[str, Any]) -> str:
                          f"over {ms['passes']} passes; quietest pass median {ms['quietest_pass_median']} ms")
         readings = " / ".join(str(value) for value in results["warp_call_reference_ms"])
         lines.append(f"small-call reference during the warp passes: {readings} ms (about 0.47 on a quiet run of the "
-                     f"development machine; the warp is mostly small calls and slows with it)")
+                     f"development machine; the warp slows with it, less than in proportion)")
     if "still" in results:
         ms = results["still"]["ms"]
         lines.append(f"still {results['still']['size']} ({results['still']['megapixels']} MP): total median "

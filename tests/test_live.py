@@ -119,7 +119,7 @@ class VanishingCamera:
 
     opened = 0
 
-    def __init__(self, target, frames=20):
+    def __init__(self, target, frames=150):  # 2.5 s: the landmarker starts meanwhile (up to a second)
         VanishingCamera.opened += 1
         self.first = VanishingCamera.opened == 1
         self.left = frames if self.first else 0

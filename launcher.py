@@ -423,6 +423,11 @@ class Launcher:
             self._still.registry = self.registry
             return self._still
 
+    def _warm_up(self) -> None:
+        """Start the still pipeline's landmarker and let the chosen backend load (the first Start or Capture then
+        does not wait for them)."""
+        self.still_pipeline().prepare(self.backend_id)
+
     def _capture_work(self, frame: Any, expression: Any, backend_id: str) -> None:
         from engine.storage import CaptureStore
 
@@ -557,7 +562,7 @@ class Launcher:
             return self._screenshot(Path(self.args.screenshot))
         if self.args.autostart:
             self.start()
-        threading.Thread(target=self.still_pipeline, daemon=True).start()  # warm up for the first capture
+        threading.Thread(target=self._warm_up, daemon=True).start()
         import signal
 
         signal.signal(signal.SIGTERM, lambda *_: dpg.stop_dearpygui())

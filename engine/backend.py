@@ -33,7 +33,11 @@ class SynthesisResult:
 
 @runtime_checkable
 class Backend(Protocol):
-    """A synthesis backend. Plugins register objects with these members through `register_backends`."""
+    """A synthesis backend. Plugins register objects with these members through `register_backends`.
+
+    A backend may also have `prepare(settings)`: load what it needs before its first request (the panel calls
+    it on a background thread at start-up, so the first frame does not wait). It may be called more than once.
+    """
 
     id: str
     label: str

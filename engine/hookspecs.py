@@ -38,7 +38,8 @@ def register_backends(register: Callable[..., None]) -> None:
 
     :param register: call it once per backend as ``register(backend)``, where ``backend`` follows the
         ``engine.backend.Backend`` protocol: attributes ``id`` and ``label``, and methods
-        ``availability(settings) -> (bool, reason)`` and ``synthesize(request) -> SynthesisResult``.
+        ``availability(settings) -> (bool, reason)`` and ``synthesize(request) -> SynthesisResult``, and
+        optionally ``prepare(settings)`` (load what the first request needs; see the protocol).
 
     Overrides by id follow the same precedence as emotions.
     """

@@ -431,7 +431,10 @@ class LivePipeline:
 
     def run(self, source: FrameSource, max_frames: int = 0) -> dict[str, Any]:
         """Run until the source ends, `max_frames` frames were captured, or `stop()`; returns the figures."""
+        from engine.pipeline import prepare_backend
+
         cv2.setNumThreads(1)  # two workers on two cores: OpenCV's own thread pool would only contend
+        prepare_backend(self.backend, self.backend_id, self.settings)  # loaded before the first frame is read
         capture = threading.Thread(target=self._capture_loop, args=(source, max_frames), name="facesynth-preprocess",
                                    daemon=True)
         render = threading.Thread(target=self._render_loop, name="facesynth-render", daemon=True)

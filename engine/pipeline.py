@@ -66,6 +66,17 @@ def face_record(face: Face, edited: bool, emotions: Any = None) -> dict[str, Any
     return record
 
 
+def prepare_backend(backend: Any, backend_id: str, settings: Settings) -> None:
+    """Call a backend's optional `prepare(settings)` (it loads what its first request needs); a failure is logged,
+    and the backend reports it again when it is used."""
+    prepare = getattr(backend, "prepare", None)
+    if callable(prepare):
+        try:
+            prepare(settings)
+        except Exception as exc:  # a plugin's code: never let it stop the caller
+            log.warning("backend_prepare_failed", backend=backend_id, reason=f"{type(exc).__name__}: {exc}")
+
+
 class Pipeline:
     """Runs the stages for still images with one landmarker; make one per process (or per thread)."""
 
@@ -90,6 +101,11 @@ class Pipeline:
         if self._landmarker is not None:
             self._landmarker.close()
             self._landmarker = None
+
+    def prepare(self, backend_id: str) -> None:
+        """Let the backends `backend_id` would use load what they need now (see `prepare_backend`)."""
+        for entry in self.candidates(backend_id):
+            prepare_backend(entry.backend, entry.id, self.settings)
 
     def candidates(self, backend_id: str, live: bool = False) -> list[BackendEntry]:
         """The backends to try for `backend_id`, best first (one, or the `auto` order)."""

@@ -109,3 +109,42 @@ def test_backends_register_through_register_backends():
     assert registry.backends["landmark-warp"].backend.availability(settings()) == (True, "")
     ok, reason = registry.backends["segmind"].backend.availability(settings())
     assert not ok and "SEGMIND_API_KEY" in reason
+
+
+def test_pipeline_prepare_loads_backends_and_survives_a_failing_one():
+    import sys
+
+    from engine.pipeline import Pipeline
+    from engine.registry import DROP_IN, BackendEntry
+
+    class Slow:
+        id, label = "slow", "Slow (test)"
+        prepared = 0
+
+        def availability(self, settings):
+            return True, ""
+
+        def prepare(self, settings):
+            Slow.prepared += 1
+
+        def synthesize(self, request):
+            raise AssertionError("not called")
+
+    class Broken(Slow):
+        id = "broken"
+
+        def prepare(self, settings):
+            raise RuntimeError("model file missing")
+
+    registry = load_plugins(settings())
+    for backend in (Slow(), Broken()):
+        registry.add_backend(BackendEntry(backend.id, backend.label, backend, "test", DROP_IN))
+    pipeline = Pipeline(registry, settings())
+    pipeline.prepare("slow")
+    assert Slow.prepared == 1
+    with capture_logs() as logs:
+        pipeline.prepare("broken")
+    assert any(e["event"] == "backend_prepare_failed" and "model file missing" in e["reason"] for e in logs)
+    pipeline.prepare("landmark-warp")  # the local backend loads its warp and compiled loops
+    assert "plugins.landmark_warp.warp" in sys.modules
+    pipeline.prepare("segmind")  # no prepare: nothing to do

@@ -39,11 +39,17 @@ class LandmarkWarpBackend:
         """Always available: it needs nothing but the landmarks."""
         return True, ""
 
-    def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
-        """Edit every face of the request on a copy of the image."""
+    def prepare(self, settings: Any = None) -> None:
+        """Load the warp and its compiled loops (numba: about 1 s, or about 20 s to compile them the first time
+        on a machine)."""
         if "plugins.landmark_warp.warp" not in sys.modules and not kernels_cached():
             log.warning("warp_compiling", note="the first use of the local backend on this machine compiles it: "
                         "about 20 s, once")
+        import plugins.landmark_warp.warp  # noqa: F401
+
+    def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
+        """Edit every face of the request on a copy of the image."""
+        self.prepare()
         from plugins.landmark_warp.warp import edit_face
 
         output = request.image.copy()

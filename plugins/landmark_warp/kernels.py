@@ -53,6 +53,36 @@ def _round_even(value):
     return int(nearest)
 
 
+@compiled("float64(float64, float64, float64)")
+def _smoothstep(edge0, edge1, x):
+    """0 below edge0, 1 above edge1, a smooth S between (as `warp.smoothstep`)."""
+    t = min(max((x - edge0) / max(edge1 - edge0, 1e-6), 0.0), 1.0)
+    return t * t * (3 - 2 * t)
+
+
+@compiled("int64(float64, float64[:], int64)")
+def _segment(x, xp, j):
+    """The j with xp[j] <= x < xp[j + 1] (0 below xp[0], the last segment's start at and beyond the end; xp
+    increasing), found by walking from a nearby j: for values that change steadily (along a row of pixels,
+    across a table) the walk is a step or two."""
+    last = xp.shape[0] - 2
+    while j > 0 and x < xp[j]:
+        j -= 1
+    while j < last and x >= xp[j + 1]:
+        j += 1
+    return j
+
+
+@compiled("float64(float64, float64[:], float64[:], int64)")
+def _on_segment(x, xp, fp, j):
+    """np.interp's value at x on the segment j found by `_segment`."""
+    if x <= xp[0]:
+        return fp[0]
+    if x >= xp[xp.shape[0] - 1]:
+        return fp[xp.shape[0] - 1]
+    return fp[j] + (fp[j + 1] - fp[j]) * (x - xp[j]) / (xp[j + 1] - xp[j])
+
+
 @compiled("void(float32[:, :, :], float64[:], float64[:], float64[:], float64, float64[:], float64[:], float64[:], "
           "float64[:], float64, float64, float64, float64, int64, float32[:, :], float32[:, :])")
 def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, closure, widen_lift, lower_lift,
@@ -112,15 +142,8 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, c
         k = 0
         for c in range(steps):
             place = start + c * 0.5
-            while k < 6 and knots[k + 1] <= place:
-                k += 1
-            if place <= knots[0]:
-                table[s, c, 0] = values[0]
-            elif k == 6:
-                table[s, c, 0] = values[6]
-            else:
-                fraction = (place - knots[k]) / (knots[k + 1] - knots[k])
-                table[s, c, 0] = values[k] + (values[k + 1] - values[k]) * fraction
+            k = _segment(place, knots, k)
+            table[s, c, 0] = _on_segment(place, knots, values, k)
             if closing:
                 table[s, c, 1] = min(max((half_lash + 0.8 - abs(place - lash_centre)) * 1.25, 0.0), 1.0) * lash_gain
                 if place < new_upper:
@@ -145,53 +168,6 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, c
                               + w10 * table[s0 + 1, c0, 1] + w11 * table[s0 + 1, c0 + 1, 1])
                 smooth[y, x] = (w00 * table[s0, c0, 2] + w01 * table[s0, c0 + 1, 2]
                                 + w10 * table[s0 + 1, c0, 2] + w11 * table[s0 + 1, c0 + 1, 2])
-
-
-@compiled("float64(float64, float64, float64)")
-def _smoothstep(edge0, edge1, x):
-    """0 below edge0, 1 above edge1, a smooth S between (as `warp.smoothstep`)."""
-    t = min(max((x - edge0) / max(edge1 - edge0, 1e-6), 0.0), 1.0)
-    return t * t * (3 - 2 * t)
-
-
-@compiled("float64(float64, float64[:], float64[:])")
-def _interp(x, xp, fp):
-    """As np.interp for one value: xp increasing, the end values beyond the ends."""
-    last = xp.shape[0] - 1
-    if x <= xp[0]:
-        return fp[0]
-    if x >= xp[last]:
-        return fp[last]
-    low, high = 0, last
-    while high - low > 1:  # xp[low] <= x < xp[high]
-        mid = (low + high) // 2
-        if xp[mid] <= x:
-            low = mid
-        else:
-            high = mid
-    return fp[low] + (fp[high] - fp[low]) * (x - xp[low]) / (xp[high] - xp[low])
-
-
-@compiled("int64(float64, float64[:], int64)")
-def _segment(x, xp, j):
-    """The j with xp[j] <= x < xp[j + 1] (0 below xp[0], the last segment's start at and beyond the end), found by
-    walking from a nearby j: along a row of pixels u changes steadily, so the walk is a step or two."""
-    last = xp.shape[0] - 2
-    while j > 0 and x < xp[j]:
-        j -= 1
-    while j < last and x >= xp[j + 1]:
-        j += 1
-    return j
-
-
-@compiled("float64(float64, float64[:], float64[:], int64)")
-def _on_segment(x, xp, fp, j):
-    """np.interp's value at x on the segment j found by `_segment`."""
-    if x <= xp[0]:
-        return fp[0]
-    if x >= xp[xp.shape[0] - 1]:
-        return fp[xp.shape[0] - 1]
-    return fp[j] + (fp[j + 1] - fp[j]) * (x - xp[j]) / (xp[j + 1] - xp[j])
 
 
 @compiled("Tuple((int64, int64, int64, int64, int32[:, :]))(float64[:, :], float64[:, :], int64, int64)")
@@ -338,8 +314,10 @@ def eye_geometry(points, down, samples):
             for i in range(length):
                 sorted_along[i], sorted_across[i] = along[order[i]], across[order[i]]
             heights = lower if lid else upper
+            j = 0
             for s in range(samples.shape[0]):
-                heights[e, s] = _interp(samples[s] * width[e], sorted_along, sorted_across)
+                j = _segment(samples[s] * width[e], sorted_along, j)
+                heights[e, s] = _on_segment(samples[s] * width[e], sorted_along, sorted_across, j)
         for s in range(samples.shape[0]):  # the upper lid is the one above
             upper[e, s], lower[e, s] = min(upper[e, s], lower[e, s]), max(upper[e, s], lower[e, s])
     return corner, axis, normal, width, upper, lower

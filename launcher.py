@@ -88,7 +88,7 @@ class Launcher:
         self.loader = PluginLoader(self.settings, args.plugins_dir)
         self.registry = self.loader.load()
         self.state = LiveState([("happy", 1.0)])
-        self.backend_id = self.settings.backend if self.settings.backend in self.registry.backends else "landmark-warp"
+        self.backend_id = self.settings.backend if self.settings.backend in self.registry.backends else "auto"
         self.source_spec = args.source or str(ROOT / "samples" / "face.mp4")
         self.pipeline: Any = None
         self.source: Any = None
@@ -106,6 +106,14 @@ class Launcher:
         self.thumbnails: dict[str, str] = {}
         self._still: Any = None
         self._still_lock = threading.Lock()
+
+    @property
+    def synthesizer(self) -> Any:
+        """The synthesize stage over the current registry: every call into a backend goes through its guard."""
+        from engine.events import EventBus
+        from engine.synthesize import Synthesizer
+
+        return Synthesizer(self.registry, self.settings, EventBus())
 
     # ------------------------------------------------------------------------------------------ building
 
@@ -226,7 +234,7 @@ class Launcher:
     def _fill_backends(self) -> None:
         dpg = self.dpg
         for entry in sorted(self.registry.backends.values(), key=lambda e: e.id):
-            ok, reason = entry.backend.availability(self.settings)
+            ok, reason = self.synthesizer.availability(entry)
             item = dpg.add_selectable(label=f"{entry.id}  ({entry.label})", parent="backend_box",
                                       tag=f"backend_{entry.id}", enabled=ok, default_value=entry.id == self.backend_id,
                                       callback=lambda s, v, u: self._choose_backend(u), user_data=entry.id)
@@ -320,7 +328,6 @@ class Launcher:
         self.state.version += 1
 
     def _reset_overrides(self) -> None:
-        from engine.expression import PARAMETERS
 
         self.state.overrides = {}
         self.state.version += 1
@@ -338,9 +345,10 @@ class Launcher:
 
     def start(self) -> None:
         """Open the source and run the live pipeline in the background."""
+        from engine.capture import FrameSource
         from engine.errors import FaceSynthError
         from engine.events import Event
-        from engine.live import FrameSource, LivePipeline
+        from engine.live import LivePipeline
 
         self.stop()
         spec = self.dpg.get_value("source").strip()
@@ -350,7 +358,7 @@ class Launcher:
         except FaceSynthError as exc:
             self.status(f"cannot start: {exc} (files and images still work)", "error")
             return
-        self.pipeline = LivePipeline(self.registry, self.settings, self.state, "landmark-warp")
+        self.pipeline = LivePipeline(self.registry, self.settings, self.state, self.backend_id)
         self.pipeline.bus.on(Event.RENDER, self._on_render)
         self.pipeline.bus.on(Event.PREPROCESS, self._on_faces)
         self.pipeline.bus.on(Event.ERROR, lambda e: self.log.add("error", f"{e.stage}: {e.message}"))
@@ -550,11 +558,10 @@ class Launcher:
         for info in self.registry.failed_plugins():
             self.log.add("error", f"plugin {info.name} failed: {info.reason} ({info.source})")
         for entry in self.registry.backends.values():
-            ok, reason = entry.backend.availability(self.settings)
+            ok, reason = self.synthesizer.availability(entry)
             if not ok:
                 self.log.add("warning", f"backend {entry.id} unavailable: {reason}")
-            account = getattr(entry.backend, "account", None)
-            figures = account(self.settings) if callable(account) else {}
+            figures = self.synthesizer.account(entry)
             if figures.get("remaining_credits") is not None:
                 dpg.set_value("credits", f"{entry.id} credits left: {figures['remaining_credits']} "
                                          f"(as of {figures.get('seen', '?')})")
@@ -633,13 +640,11 @@ class Launcher:
 
     def _screenshot(self, path: Path) -> int:
         """Fill the previews with the sample photo and its edit, render, save the frame buffer as PNG."""
-        import cv2
-
-        from engine.capture import Frame
-        from engine.pipeline import Pipeline
 
         from engine.analysis import estimate
         from engine.bench import read_frames
+        from engine.capture import Frame
+        from engine.pipeline import Pipeline
 
         dpg = self.dpg
         sample = read_frames(ROOT / "samples" / "face.mp4", 1)[0]
@@ -695,6 +700,9 @@ def main(argv: list[str] | None = None) -> int:
               "xvfb-run python launcher.py --screenshot shot.png", file=sys.stderr)
         return 2
     sys.path.insert(0, str(ROOT))
+    from engine.allocator import tune_process
+
+    tune_process()  # before numpy loads: one BLAS thread, frame buffers kept for reuse
     from engine.errors import FaceSynthError
 
     try:

@@ -1,20 +1,10 @@
-"""FaceSynth's core engine: plugins, the expression vector, the event bus, the pipeline and the CLI.
+"""FaceSynth's core engine: plugins, the expression vector, the event bus, the stages and the CLI.
 
-Plugins mark their hook implementations with `engine.hookimpl`.
+Plugins mark their hook implementations with `engine.hookimpl`. Importing the engine changes nothing about the
+process; the entry points (`engine.entry`, the panel) tune it (see `engine.allocator.tune_process`).
 """
 
-import os
-
-# Our matrices are small; BLAS thread pools would only fight the pipeline's own two workers for two cores.
-for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")
-
-import pluggy  # noqa: E402
-
-from engine.allocator import keep_freed_memory  # noqa: E402
-
-# Per-frame image buffers are reused instead of being faulted in again every frame (see engine.allocator).
-keep_freed_memory()
+import pluggy
 
 PROJECT_NAME = "facesynth"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

@@ -29,3 +29,17 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_BYTES))
+
+
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def tune_process() -> None:
+    """What the entry points (the CLI, the panel) do first, before numpy loads: one BLAS thread (our matrices are
+    small; BLAS thread pools would only fight the pipeline's own two workers for two cores) and freed frame
+    buffers kept for reuse. Importing `engine` changes neither, so a program embedding it keeps its own."""
+    import os
+
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+    keep_freed_memory()

@@ -48,7 +48,7 @@ def estimate(blendshapes: Mapping[str, float], emotions: Mapping[str, Any]) -> d
     """
     scores = {emotion_id: round(score(blendshapes, recognition_weights(entry.params, entry.recognise)), 3)
               for emotion_id, entry in emotions.items()}
-    best = max(scores, key=scores.get) if scores else "neutral"
+    best = max(scores, key=lambda name: scores[name]) if scores else "neutral"
     value = scores.get(best, 0.0)
     if value < 0.3:
         best, value = "neutral", round(1.0 - value, 3)

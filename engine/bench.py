@@ -1,29 +1,37 @@
 """`facesynth bench`: the speed figures, measured here and printed (never asserted in tests).
 
-Sections: the pre-process stage on a 640x480 face video (video-mode landmarker), the landmark-warp stage
-alone per face on one core, and a 12-megapixel photo through the whole still pipeline.
+The core's sections: the pre-process stage on a 640x480 face video (video-mode landmarker) and a 12-megapixel
+photo through the whole still pipeline. Backends add their own (`bench_sections`: the local warp alone, the
+cloud client's own time), run and printed the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import cv2
 import numpy as np
+import structlog
 
 from engine.config import APP_DIR, Settings
-from engine.errors import UsageError
+from engine.errors import FaceSynthError, UsageError
+from engine.guard import guard
 from engine.registry import Registry
+
+log = structlog.get_logger()
 
 DEFAULT_VIDEO = APP_DIR / "samples" / "face.mp4"
 DEFAULT_PHOTO = APP_DIR / "samples" / "astronaut.png"
 
 
-def _summary(samples_s: list[float]) -> dict[str, float]:
+def summary(samples_s: list[float]) -> dict[str, float]:
+    """Median, p95 and count of durations given in seconds, in milliseconds."""
     values = np.array(samples_s) * 1000.0
     return {"median": round(float(np.median(values)), 2), "p95": round(float(np.percentile(values, 95)), 2),
             "count": len(values)}
@@ -92,67 +100,20 @@ def call_reference_ms(calls: int = 500) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def bench_preprocess(frames: list[np.ndarray], model: str) -> dict[str, Any]:
-    """The pre-process stage as live mode runs it: video-mode landmarker plus smoothing, per frame."""
-    from engine.faces import Landmarker
-    from engine.smoothing import FaceSmoother
+def bench_preprocess(frames: list[np.ndarray], settings: Settings) -> dict[str, Any]:
+    """The pre-process stage as live mode runs it (video-mode landmarker, smoothing, choosing), per frame."""
+    from engine.capture import Frame
+    from engine.events import EventBus
+    from engine.preprocess import Preprocessor
 
-    smoother = FaceSmoother()
     times, found = [], 0
-    with Landmarker(model, video=True, max_faces=1) as landmarker:
-        for index, frame in enumerate(frames):
+    with Preprocessor(dataclasses.replace(settings, faces="largest"), EventBus(), video=True) as preprocessor:
+        for index, image in enumerate(frames):
             started = time.perf_counter()
-            faces = landmarker.detect(frame, int(index * 1000 / 30))
-            faces = smoother(faces, index / 30, frame.shape[1], frame.shape[0])
+            faces = preprocessor(Frame(image, index), int(index * 1000 / 30)).faces
             times.append(time.perf_counter() - started)
             found += bool(faces)
-    return {"frames": len(frames), "frames_with_face": found, "ms": _summary(times[5:])}
-
-
-WARP_PASSES = 3  # passes over the clip: the quietest one tells what the machine can do when nothing interferes
-
-
-def bench_warp(frames: list[np.ndarray], registry: Registry, model: str,
-               passes: int = WARP_PASSES) -> tuple[dict[str, Any], list[float]]:
-    """The landmark-warp stage alone, per face, on one core (OpenCV limited to one thread): median and p95 over
-    all passes, and the median of the quietest pass (as `timeit` takes the best of its repeats: on a shared
-    machine the slower passes measure the neighbours). Also the small-call reference during each pass (median
-    of one reading per frame), which tells how fast the machine ran Python while the pass was measured."""
-    from engine.faces import Landmarker
-    from plugins.landmark_warp.warp import edit_face
-
-    with Landmarker(model, video=True, max_faces=1) as landmarker:
-        faces = [landmarker.detect(frame, int(i * 1000 / 30)) for i, frame in enumerate(frames)]
-    with_face = sum(bool(found) for found in faces)
-    if with_face < 4:
-        raise UsageError(f"the warp is measured on faces: {with_face} of the {len(frames)} frames have one; "
-                         "give --source a video of a face")
-    presets = {name: registry.expression([(name, 1.0)]).as_dict() for name in ("happy", "surprised", "angry", "sleepy")}
-    times: dict[str, list[list[float]]] = {name: [[] for _ in range(passes)] for name in presets}
-    machine_ms: list[list[float]] = [[] for _ in range(passes)]
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        # Frame by frame, every preset in turn: a machine whose speed drifts slows them all alike.
-        for run in range(passes):
-            for frame, found in zip(frames, faces):
-                if not found:
-                    continue
-                machine_ms[run].append(call_reference_ms())
-                for name, params in presets.items():
-                    output = frame.copy()
-                    started = time.perf_counter()
-                    edit_face(output, found[0].landmarks, params)
-                    times[name][run].append(time.perf_counter() - started)
-    finally:
-        cv2.setNumThreads(threads)
-    figures = {}
-    for name, runs in times.items():
-        runs[0] = runs[0][3:]  # warm-up
-        medians = [_summary(run)["median"] for run in runs]
-        figures[name] = {**_summary([t for run in runs for t in run]), "passes": passes,
-                         "quietest_pass_median": min(medians), "pass_medians": medians}
-    return figures, [round(float(np.median(readings)), 3) for readings in machine_ms]
+    return {"frames": len(frames), "frames_with_face": found, "ms": summary(times[5:])}
 
 
 def bench_still(photo: Path, registry: Registry, settings: Settings, megapixels: float = 12.0,
@@ -162,16 +123,19 @@ def bench_still(photo: Path, registry: Registry, settings: Settings, megapixels:
     from engine.pipeline import Pipeline
 
     image = cv2.imread(str(photo))
+    if image is None:
+        raise UsageError(f"cannot read the bench photo {photo}")
     scale = (megapixels * 1e6 / (image.shape[0] * image.shape[1])) ** 0.5
     big = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)), interpolation=cv2.INTER_CUBIC)
     expression = registry.expression([("happy", 1.0)])
     pipeline = Pipeline(registry, settings)
+    backend = pipeline.synthesizer.live_entry("auto").id  # the local, real-time backend
     stages: dict[str, list[float]] = {"preprocess": [], "synthesize": [], "render": [], "total": []}
     try:
-        pipeline.process(Frame(big), expression, "landmark-warp")  # warm-up
+        pipeline.process(Frame(big), expression, backend)  # warm-up
         for _ in range(repeats):
             started = time.perf_counter()
-            outcome = pipeline.process(Frame(big), expression, "landmark-warp")
+            outcome = pipeline.process(Frame(big), expression, backend)
             stages["total"].append(time.perf_counter() - started)
             if outcome.error:
                 raise UsageError(f"still pipeline failed: {outcome.error}")
@@ -180,95 +144,97 @@ def bench_still(photo: Path, registry: Registry, settings: Settings, megapixels:
     finally:
         pipeline.close()
     return {"size": f"{big.shape[1]}x{big.shape[0]}", "megapixels": round(big.shape[0] * big.shape[1] / 1e6, 1),
-            "ms": {name: _summary(values) for name, values in stages.items()}}
+            "ms": {name: summary(values) for name, values in stages.items()}}
 
 
-def bench_segmind(registry: Registry, settings: Settings, calls: int = 20) -> dict[str, Any]:
-    """The Segmind client's own time per call (everything but the server's work), against a local server
-    that speaks the contract and answers at once."""
-    import dataclasses
-    import tempfile
+@dataclass(frozen=True)
+class BenchSection:
+    """A section of `facesynth bench`. Backends offer their own through an optional `bench_sections()` method
+    returning {name: BenchSection}: `run(context)` returns the figures as top-level result keys, and
+    `render(results)` the lines to print for them."""
 
-    from engine.backend import SynthesisRequest
-    from engine.faces import Landmarker
-    from plugins.segmind import SegmindBackend
-    from plugins.segmind.fake_server import FakeSegmind
-
-    frame = read_frames(DEFAULT_VIDEO, 1)[0]
-    with Landmarker(settings.landmarker_model) as landmarker:
-        faces = tuple(landmarker.detect(frame))
-    expression = registry.expression([("happy", 1.0)])
-    backend = SegmindBackend()
-    totals = []
-    with tempfile.TemporaryDirectory() as cache, FakeSegmind(api_key="bench", credits=1e6, rpm=10**6) as server:
-        local = dataclasses.replace(settings, segmind_api_key="bench", segmind_url=server.base_url,
-                                    segmind_rpm=0.0, no_cache=True, cache_dir=cache)
-        for _ in range(calls + 2):
-            started = time.perf_counter()
-            backend.synthesize(SynthesisRequest(frame, faces, expression, local))
-            totals.append(time.perf_counter() - started)
-        server_s = server.handling_s
-    own = [total - handled for total, handled in zip(totals[2:], server_s[2:])]
-    summary = _summary(own)
-    return {"calls": calls, "client_ms": summary, "server_ms": _summary(server_s[2:]),
-            "share_of_documented_round_trip": round(summary["median"] / 2300.0, 4)}
+    description: str
+    run: Callable[["BenchContext"], dict[str, Any]]
+    render: Callable[[dict[str, Any]], list[str]]
 
 
-SECTIONS: dict[str, str] = {"preprocess": "pre-process stage, 640x480 video, one face",
-                            "warp": "landmark-warp stage alone, per face, one core",
-                            "still": "12-megapixel photo through the whole still pipeline",
-                            "segmind": "Segmind client's own time per call, against a local server"}
+@dataclass
+class BenchContext:
+    """What a section measures on: the settings, the plugins, and the clip's frames."""
+
+    settings: Settings
+    registry: Registry
+    clip: list[np.ndarray]
 
 
-def run(settings: Settings, registry: Registry, source: str | None, frames: int, only: list[str],
+def _core_sections() -> dict[str, BenchSection]:
+    def preprocess(context: BenchContext) -> dict[str, Any]:
+        return {"preprocess": bench_preprocess(context.clip, context.settings)}
+
+    def still(context: BenchContext) -> dict[str, Any]:
+        return {"still": bench_still(DEFAULT_PHOTO, context.registry, context.settings)}
+
+    def preprocess_text(results: dict[str, Any]) -> list[str]:
+        ms = results["preprocess"]["ms"]
+        return [f"pre-process (640x480, video mode + smoothing): median {ms['median']} ms, p95 {ms['p95']} ms "
+                f"({results['preprocess']['frames_with_face']}/{results['preprocess']['frames']} frames with a face)"]
+
+    def still_text(results: dict[str, Any]) -> list[str]:
+        ms = results["still"]["ms"]
+        return [f"still {results['still']['size']} ({results['still']['megapixels']} MP): total median "
+                f"{ms['total']['median']} ms (pre-process {ms['preprocess']['median']}, synthesize "
+                f"{ms['synthesize']['median']}, render {ms['render']['median']})"]
+
+    return {"preprocess": BenchSection("pre-process stage, 640x480 video, one face", preprocess, preprocess_text),
+            "still": BenchSection("12-megapixel photo through the whole still pipeline", still, still_text)}
+
+
+def sections(registry: Registry) -> dict[str, BenchSection]:
+    """Every section: the core's, then each backend's own (a backend whose sections fail to list is left out)."""
+    found = _core_sections()
+    for entry in sorted(registry.backends.values(), key=lambda e: e.id):
+        offer = getattr(entry.backend, "bench_sections", None)
+        if not callable(offer):
+            continue
+        try:
+            offered = guard(entry.id, "bench_sections", offer)
+        except FaceSynthError as exc:
+            log.warning("bench_sections_failed", backend=entry.id, reason=str(exc))
+            continue
+        for name, section in dict(offered).items():
+            if isinstance(section, BenchSection) and name not in found:
+                found[name] = section
+    return found
+
+
+def run(settings: Settings, registry: Registry, source: str | None, frames: int, only: list[str] | None,
         progress: Callable[[str], None]) -> dict[str, Any]:
-    """Run the chosen sections and return their figures."""
+    """Run the chosen sections (all when `only` is empty) and return their figures."""
+    available = sections(registry)
+    unknown = [name for name in only or () if name not in available]
+    if unknown:
+        raise UsageError(f"unknown bench section {', '.join(unknown)}; known: {', '.join(available)}")
     video = Path(source) if source else DEFAULT_VIDEO
     results: dict[str, Any] = {"machine": machine(), "source": str(video), "reference_ms": reference_ms()}
-    clip = read_frames(video, frames)
-    if "preprocess" in only:
-        progress("pre-process")
-        results["preprocess"] = bench_preprocess(clip, settings.landmarker_model)
-    if "warp" in only:
-        progress("warp")
-        results["warp"], results["warp_call_reference_ms"] = bench_warp(clip, registry, settings.landmarker_model)
-    if "still" in only:
-        progress("still")
-        results["still"] = bench_still(DEFAULT_PHOTO, registry, settings)
-    if "segmind" in only:
-        progress("segmind client")
-        results["segmind"] = bench_segmind(registry, settings)
+    context = BenchContext(settings, registry, read_frames(video, frames))
+    for name, section in available.items():
+        if only and name not in only:
+            continue
+        progress(name)
+        results.update(section.run(context))
+        results.setdefault("sections", []).append(name)
     results["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return results
 
 
-def render_text(results: dict[str, Any]) -> str:
+def render_text(results: dict[str, Any], registry: Registry) -> str:
     """The figures as a short table for a terminal."""
     lines = [f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
              f"Python {results['machine']['python']}, OpenCV {results['machine']['opencv']}",
              f"reference workload: {results['reference_ms']} ms (about 2 on a quiet run of the development "
              f"machine; higher means the machine is slower right now)"]
-    if "preprocess" in results:
-        ms = results["preprocess"]["ms"]
-        lines.append(f"pre-process (640x480, video mode + smoothing): median {ms['median']} ms, p95 {ms['p95']} ms "
-                     f"({results['preprocess']['frames_with_face']}/{results['preprocess']['frames']} frames "
-                     f"with a face)")
-    if "warp" in results:
-        for name, ms in results["warp"].items():
-            lines.append(f"warp {name:<10} (per face, one core): median {ms['median']} ms, p95 {ms['p95']} ms "
-                         f"over {ms['passes']} passes; quietest pass median {ms['quietest_pass_median']} ms")
-        readings = " / ".join(str(value) for value in results["warp_call_reference_ms"])
-        lines.append(f"small-call reference during the warp passes: {readings} ms (about 0.47 on a quiet run of the "
-                     f"development machine; the warp slows with it, less than in proportion)")
-    if "still" in results:
-        ms = results["still"]["ms"]
-        lines.append(f"still {results['still']['size']} ({results['still']['megapixels']} MP): total median "
-                     f"{ms['total']['median']} ms (pre-process {ms['preprocess']['median']}, synthesize "
-                     f"{ms['synthesize']['median']}, render {ms['render']['median']})")
-    if "segmind" in results:
-        ms = results["segmind"]["client_ms"]
-        lines.append(f"segmind client (own time per call, 640x480 frame, one face): median {ms['median']} ms, "
-                     f"p95 {ms['p95']} ms = {100 * results['segmind']['share_of_documented_round_trip']:.1f}% "
-                     f"of the documented 2.3 s round trip")
+    available = sections(registry)
+    for name in results.get("sections", []):
+        lines += available[name].render(results)
     lines.append(f"peak memory: {results['peak_memory_mb']} MB")
     return "\n".join(lines)

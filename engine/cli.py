@@ -15,12 +15,12 @@ from typing import Any, Callable, Sequence
 import structlog
 
 from engine import log as logsetup
+from engine.capture import is_video
 from engine.config import Settings, load_settings
 from engine.errors import FaceSynthError, UsageError
 from engine.expression import PARAMETERS, check_intensity, parse_assignment, parse_weighted_name
 from engine.faces import check_faces_option
 from engine.imageio import list_images
-from engine.live import is_video
 from engine.plugins import load_plugins
 from engine.registry import Registry
 
@@ -98,8 +98,9 @@ def build_parser() -> ArgumentParser:
     bench = commands.add_parser("bench", help="measure and print the speed figures")
     bench.add_argument("--source", help="a face video (default: samples/face.mp4)")
     bench.add_argument("--frames", type=int, default=150, help="frames to measure (default 150)")
-    bench.add_argument("--only", action="append", choices=("preprocess", "warp", "still", "segmind"),
-                       help="run only this section (repeatable)")
+    bench.add_argument("--only", action="append", metavar="SECTION",
+                       help="run only this section (repeatable): preprocess, still, and the backends' own "
+                            "(warp, segmind)")
     _common(bench)
     return parser
 
@@ -223,9 +224,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def _sheet(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     """`apply --sheet`: a contact sheet of every face found x emotions (or x values of one parameter)."""
+    from engine.capture import Frame
     from engine.expression import Expression, parameter
     from engine.imageio import encode_png, read_image, write_atomic
     from engine.pipeline import Pipeline
+    from engine.preprocess import choose_faces
     from engine.sheet import contact_sheet, emotion_columns, sweep_columns
 
     intensity = check_intensity(args.intensity)
@@ -253,23 +256,20 @@ def _sheet(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
             except FaceSynthError as exc:
                 failures.append(_with_input(str(path), str(exc)))
                 continue
-            from engine.faces import select_faces
-
-            faces = [f for f in select_faces(pipeline.landmarker.detect(image), settings.faces)
-                     if f.inter_ocular_px >= settings.min_face_px]
+            faces = choose_faces(pipeline.preprocessor.detect(Frame(image, source=str(path))), settings)[0]
             if faces:
                 pictures.append((path, image, faces))
             else:
                 failures.append(f"{path}: no face found")
-        entry = pipeline.candidates(settings.backend)[0] if pictures else None
         results: dict[tuple[int, int], Any] = {}
+        used: set[str] = set()
 
         def synthesize(image: Any, faces: list[Any], expression: Any) -> Any:
             key = (id(image), id(expression))
             if key not in results:
-                from engine.backend import SynthesisRequest
-
-                results[key] = entry.backend.synthesize(SynthesisRequest(image, tuple(faces), expression, settings))
+                synthesis = pipeline.synthesizer(Frame(image), faces, expression, settings.backend)
+                results[key] = synthesis.result
+                used.add(synthesis.backend)
             return results[key]
 
         # A face the backend will not edit (in profile, say) gets no row: the reason is reported instead, and the
@@ -298,10 +298,11 @@ def _sheet(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
         write_atomic(sheet_path, encode_png(sheet))
     finally:
         pipeline.close()
+    backend = ", ".join(sorted(used))
     result = {"sheet": str(sheet_path), "faces": len(rows), "columns": [c for c, _ in columns],
-              "backend": entry.id, "errors": failures}
+              "backend": backend, "errors": failures}
     _emit(args, result, lambda: print(f"sheet   {sheet_path} ({len(rows)} face(s) x {len(columns)} columns, "
-                                      f"{entry.id})"))
+                                      f"{backend})"))
     for failure in failures:
         print(f"facesynth: {failure}", file=sys.stderr)
     return 1 if failures else 0
@@ -325,10 +326,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.frames < 10:
         raise UsageError("--frames must be at least 10")
     registry = load_plugins(settings, args.plugins_dir)
-    sections = args.only or list(bench.SECTIONS)
-    results = bench.run(settings, registry, args.source, args.frames, sections,
+    results = bench.run(settings, registry, args.source, args.frames, args.only or [],
                         lambda name: None if args.json else print(f"measuring {name} ...", file=sys.stderr))
-    _emit(args, results, lambda: print(bench.render_text(results)))
+    _emit(args, results, lambda: print(bench.render_text(results, registry)))
     return 0
 
 
@@ -336,7 +336,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     """`facesynth live`: the real-time loop, in a window or headless."""
     import os
 
-    from engine.live import FrameSource, LivePipeline, LiveState, Recorder
+    from engine.capture import FrameSource
+    from engine.live import LivePipeline, LiveState, Recorder
 
     settings = _settings(args, backend=args.backend, faces=args.faces, output_dir=args.out)
     check_faces_option(settings.faces)
@@ -382,6 +383,10 @@ def cmd_live(args: argparse.Namespace) -> int:
         f"{figures['dropped']} dropped, backend {figures['backend']}"))
     if pipeline.error:
         raise FaceSynthError(pipeline.error)
+    if figures["failed_frames"]:
+        print(f"facesynth: {figures['failed_frames']} of {figures['frames_with_face']} frames with a face were "
+              f"left unedited: {figures['last_error']}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -37,11 +37,12 @@ class CaptureEvent:
 
 @dataclass(frozen=True, eq=False)
 class PreprocessEvent:
-    """Faces were found in a frame (possibly none)."""
+    """Faces were found in a frame (possibly none): every face found, and those chosen for editing."""
 
     frame: Any
     faces: tuple = ()
     elapsed_ms: float = 0.0
+    edited: tuple = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,7 +133,7 @@ class EventBus:
             raise TypeError(f"{event.value} carries {expected.__name__}, not {type(payload).__name__}")
         if event is Event.ERROR and not self._emitter.listeners(event.value):
             # pyee raises an unheard "error" event; ours are reports, so an unheard one is only logged.
-            log.info("error_event", stage=payload.stage, message=payload.message)
+            log.info("error_event", stage=getattr(payload, "stage", ""), message=getattr(payload, "message", ""))
             return
         self._emitter.emit(event.value, payload)
 

@@ -143,7 +143,7 @@ def parse_assignment(text: str) -> tuple[str, float]:
     name = name.strip()
     if not sep or not name or not raw.strip():
         raise UsageError(f"--set takes PARAM=VALUE, got '{text}'")
-    return name, check_value(parameter(name).name, raw.strip())
+    return name, check_value(parameter(name).name, raw.strip())  # type: ignore[arg-type]  # parsed there
 
 
 def parse_weighted_name(text: str) -> tuple[str, float]:

@@ -18,7 +18,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -88,7 +88,7 @@ def model_path(setting: str = "") -> Path:
         return path
     for dist_name, inner in MODEL_SOURCES:
         try:
-            candidate = Path(importlib.metadata.distribution(dist_name).locate_file(inner))
+            candidate = Path(str(importlib.metadata.distribution(dist_name).locate_file(inner)))
         except importlib.metadata.PackageNotFoundError:
             continue
         if candidate.is_file():
@@ -225,8 +225,8 @@ class Landmarker:
             self.video = video
             self.use_detector = use_detector and not video
             mode = vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE
-            self._main = vision.FaceLandmarker.create_from_options(self._options(mode, max_faces))
-            self._crop: object | None = None
+            self._main: Any = vision.FaceLandmarker.create_from_options(self._options(mode, max_faces))
+            self._crop: Any = None
             if not video:  # the first inference logs too; get it over with here
                 self._run(self._main, np.zeros((64, 64, 3), np.uint8), None)
         self._lock = threading.Lock()
@@ -271,7 +271,7 @@ class Landmarker:
                               yaw=yaw, pitch=pitch, roll=roll, matrix=matrix, inter_ocular_px=inter_ocular(points)))
         return faces
 
-    def _run(self, graph: object, rgb: np.ndarray, timestamp_ms: int | None) -> list:
+    def _run(self, graph: Any, rgb: np.ndarray, timestamp_ms: int | None) -> list:
         """Run a graph; returns [(landmarks (478, 3) normalised, blendshapes dict, 4x4 matrix)] per face."""
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         if self._fast:
@@ -361,7 +361,7 @@ class Landmarker:
         return cv2.copyMakeBorder(inner, pad_top, pad_bottom, pad_left, pad_right, cv2.BORDER_REPLICATE)
 
 
-def _run_fast(graph: object, image: object, timestamp_ms: int | None) -> list:
+def _run_fast(graph: Any, image: Any, timestamp_ms: int | None) -> list:
     """The landmarker's C call with its result read straight into numpy.
 
     MediaPipe's own Python wrapper builds one object per landmark (about 2 ms a frame here); this reads the
@@ -421,7 +421,7 @@ def _layout(struct: type, fields: tuple[str, ...], fmt: str) -> np.dtype:
                      "offsets": [getattr(struct, name).offset for name in fields], "itemsize": ctypes.sizeof(struct)})
 
 
-def _read_array(pointer: object, count: int, struct: type, fields: tuple[str, ...], fmt: str) -> np.ndarray:
+def _read_array(pointer: Any, count: int, struct: type, fields: tuple[str, ...], fmt: str) -> np.ndarray:
     """`count` C structs at `pointer` as a numpy record array holding `fields` (all of format `fmt`)."""
     import ctypes
 
@@ -432,7 +432,7 @@ def _read_array(pointer: object, count: int, struct: type, fields: tuple[str, ..
 _CATEGORY_NAMES: dict[int, list[str]] = {}
 
 
-def _category_names(categories: object) -> list[str]:
+def _category_names(categories: Any) -> list[str]:
     """The blendshape names of a result, in order: read once per model (its list never changes), checked by
     count and by the last name (another model file may be configured)."""
     count = categories.categories_count

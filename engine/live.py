@@ -16,22 +16,22 @@ import time
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 import structlog
 
-from engine.backend import SynthesisRequest
-from engine.capture import Frame
-from engine.errors import FaceSynthError, InputError, UsageError
-from engine.events import CaptureEvent, ErrorEvent, Event, EventBus, PreprocessEvent, RenderEvent, StatsEvent, SynthesizeEvent
-from engine.imageio import IMAGE_SUFFIXES, read_image
-from engine.storage import side_by_side
+from engine.capture import CaptureStage, Frame, FrameSource
+from engine.config import Settings
+from engine.errors import FaceSynthError, UsageError
+from engine.events import ErrorEvent, Event, EventBus, RenderEvent, StatsEvent
+from engine.preprocess import Preprocessor
+from engine.registry import Registry
+from engine.render import Renderer
+from engine.synthesize import AUTO, LIVE_TIMEOUT_S, LiveBackend, Synthesizer, describe
 
 log = structlog.get_logger()
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
 def _rss_mb() -> float:
@@ -43,226 +43,6 @@ def _rss_mb() -> float:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class SourceLost(FaceSynthError):
-    """The camera or stream went away and did not come back."""
-
-
-def is_video(path: str | Path) -> bool:
-    """Whether a path names a video file (by its suffix)."""
-    return Path(str(path)).suffix.lower() in VIDEO_SUFFIXES
-
-
-class FrameSource:
-    """Frames from a camera index, a video file, a stream URL or a still image.
-
-    `read()` returns the next Frame, or None at the end. Cameras and streams are read by their own thread so
-    the newest frame is always the one returned (older unread ones are dropped and counted); a camera that
-    stops delivering is reopened a few times before `SourceLost` is raised.
-    """
-
-    def __init__(self, spec: str, loop: bool = False, retries: int = 5, retry_wait: float = 1.0,
-                 opener: Callable[[Any], Any] = cv2.VideoCapture, max_megapixels: float = 50.0,
-                 paced: bool = False) -> None:
-        self.spec, self.loop, self.retries, self.retry_wait, self.opener = spec, loop, retries, retry_wait, opener
-        self.paced = paced  # files and images at their own frame rate (for viewing), not as fast as possible
-        self._started: float | None = None
-        self.index = 0
-        self.dropped = 0
-        self.status = "opening"
-        self._still: np.ndarray | None = None
-        if spec.isdigit():
-            self.kind, self._target = "camera", int(spec)
-        elif "://" in spec:
-            self.kind, self._target = "stream", spec
-        else:
-            path = Path(spec)
-            if not path.exists():
-                raise UsageError(f"--source {spec}: no such file, and not a camera number or a stream URL")
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                self.kind = "image"
-                self._still = read_image(path, max_megapixels)
-            elif path.suffix.lower() in VIDEO_SUFFIXES:
-                self.kind, self._target = "file", str(path)
-            else:
-                raise UsageError(f"--source {spec}: not a video ({', '.join(VIDEO_SUFFIXES)}) or image file")
-        self.fps = 30.0
-        self.size = (0, 0)
-        self._capture: Any = None
-        self._expected = 0
-        self._latest: tuple[np.ndarray, float] | None = None
-        self._condition = threading.Condition()
-        self._stop = threading.Event()
-        self._reader: threading.Thread | None = None
-        self._lost: str = ""
-        # Video files are decoded one or two frames ahead on a thread of their own (decoding overlaps the
-        # landmarker; nothing is dropped): decoded images, then None at the end or the error that ended it.
-        self._ahead: queue.Queue[np.ndarray | Exception | None] = queue.Queue(maxsize=2)
-        self._decoded = 0
-        self._ended = False
-        if self.kind != "image":
-            self._open()
-        else:
-            self.size = (self._still.shape[1], self._still.shape[0])
-            self.status = "still image"
-
-    def _open(self) -> None:
-        if self.kind == "file" and self.opener is cv2.VideoCapture:
-            # One decoder thread: decoding runs ahead on its own thread already, and the two workers need the
-            # cores (the same speed per frame for less CPU time, measured on samples/face.mp4).
-            self._capture = cv2.VideoCapture(self._target, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
-            if not self._capture.isOpened():
-                self._capture = self.opener(self._target)
-        else:
-            self._capture = self.opener(self._target)
-        if self._capture is None or not self._capture.isOpened():
-            what = f"camera {self._target}" if self.kind == "camera" else str(self._target)
-            hint = " (is a camera connected, and free?)" if self.kind == "camera" else ""
-            raise SourceLost(f"cannot open {what}{hint}")
-        fps = self._capture.get(cv2.CAP_PROP_FPS) or 0
-        self.fps = fps if 1 <= fps <= 240 else 30.0
-        self.size = (int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        self._expected = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind == "file" else 0
-        self.status = "live" if self.kind in ("camera", "stream") else "playing"
-        if self._reader is None:
-            loop = self._prefetch_loop if self.kind == "file" else self._read_loop
-            self._reader = threading.Thread(target=loop, name="facesynth-capture", daemon=True)
-            self._reader.start()
-
-    @property
-    def drops_frames(self) -> bool:
-        """Cameras and streams drop stale frames; files and images never do."""
-        return self.kind in ("camera", "stream")
-
-    def _read_loop(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            ok, image = self._capture.read() if self._capture is not None else (False, None)
-            if ok and image is not None:
-                failures = 0
-                with self._condition:
-                    if self._latest is not None:
-                        self.dropped += 1
-                    self._latest = (image, time.perf_counter())
-                    self._condition.notify_all()
-                continue
-            failures += 1
-            if failures < 3:
-                continue
-            if not self._reconnect():
-                with self._condition:
-                    self._lost = (f"{'camera ' + str(self._target) if self.kind == 'camera' else self._target} "
-                                  f"stopped sending frames and did not come back after {self.retries} tries")
-                    self._condition.notify_all()
-                return
-            failures = 0
-
-    def _decode_next(self) -> np.ndarray | None:
-        """The next image of a video file (rewound at the end with --loop), None at its end."""
-        ok, image = self._capture.read()
-        if not ok or image is None:
-            if self._expected and self._decoded < self._expected - 2:
-                raise SourceLost(f"{self.spec} ended early, at frame {self._decoded} of {self._expected} "
-                                 "(damaged or truncated file?)")
-            if self.loop and self._decoded:
-                self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                self._expected = 0
-                ok, image = self._capture.read()
-            if not ok or image is None:
-                return None
-        self._decoded += 1
-        return image
-
-    def _prefetch_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                item: np.ndarray | Exception | None = self._decode_next()
-            except SourceLost as exc:
-                item = exc
-            except Exception as exc:  # a decoder failure ends the stream with a message, never a hang
-                item = SourceLost(f"{self.spec}: decoding failed ({exc})")
-            while not self._stop.is_set():
-                try:
-                    self._ahead.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if not isinstance(item, np.ndarray):
-                return
-
-    def _reconnect(self) -> bool:
-        for attempt in range(1, self.retries + 1):
-            if self._stop.is_set():
-                return False
-            self.status = f"lost, retrying ({attempt}/{self.retries})"
-            log.warning("source_lost", source=self.spec, attempt=attempt, retries=self.retries)
-            if self._capture is not None:
-                self._capture.release()
-            time.sleep(self.retry_wait)
-            self._capture = self.opener(self._target)
-            if self._capture is not None and self._capture.isOpened():
-                ok, image = self._capture.read()
-                if ok and image is not None:
-                    self.status = "live"
-                    return True
-        self.status = "lost"
-        return False
-
-    def read(self, timeout: float = 5.0) -> Frame | None:
-        """The next frame (newest for live sources), or None when a file or image stream has ended."""
-        if self.paced and self.kind in ("image", "file"):
-            now = time.perf_counter()
-            if self._started is None:
-                self._started = now
-            due = self._started + self.index / self.fps
-            if due > now:
-                time.sleep(due - now)
-        if self.kind == "image":
-            self.index += 1
-            return Frame(self._still, self.index - 1, time.perf_counter(), self.spec)
-        if self.kind == "file":
-            if self._ended:
-                return None
-            while True:
-                try:
-                    item = self._ahead.get(timeout=0.1)
-                    break
-                except queue.Empty:
-                    if self._stop.is_set() or self._reader is None or not self._reader.is_alive():
-                        return None
-            if not isinstance(item, np.ndarray):
-                self._ended = True
-                if item is not None:
-                    raise item
-                return None
-            self.index += 1
-            return Frame(item, self.index - 1, time.perf_counter(), self.spec)
-        deadline = time.monotonic() + timeout
-        with self._condition:
-            while self._latest is None and not self._lost:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._stop.is_set():
-                    break
-                self._condition.wait(remaining)
-            if self._lost:
-                raise SourceLost(self._lost)
-            if self._latest is None:
-                raise SourceLost(f"no frame from {self.spec} for {timeout:g} s")
-            image, captured = self._latest
-            self._latest = None
-        self.index += 1
-        return Frame(image, self.index - 1, captured, self.spec)
-
-    def close(self) -> None:
-        """Stop reading and release the device or file."""
-        self._stop.set()
-        with self._condition:
-            self._condition.notify_all()
-        if self._reader is not None:
-            self._reader.join(timeout=2)
-        if self._capture is not None:
-            self._capture.release()
 
 
 @dataclass
@@ -294,26 +74,33 @@ def percentiles(values: Any) -> dict[str, float]:
 
 
 class LivePipeline:
-    """Capture -> pre-process on one thread, synthesize -> render on another; sinks subscribe to `render`."""
+    """Capture -> pre-process on one thread, synthesize -> render on another; sinks subscribe to `render`.
 
-    def __init__(self, registry: Any, settings: Any, state: LiveState, backend_id: str = "landmark-warp",
-                 bus: EventBus | None = None) -> None:
-        from engine.pipeline import LOCAL_BACKEND, Pipeline
+    The stages are the same objects the still pipeline uses (`engine.capture`, `engine.preprocess`,
+    `engine.synthesize`, `engine.render`). A backend that fails shows unedited frames with the reason (an `error`
+    event) and is retried after a back-off; one that stops answering is abandoned after a time-out, and the
+    stream goes on with a fresh render thread. Any other failure ends the run with `error` set, never a hang.
+    """
 
+    def __init__(self, registry: Registry, settings: Settings, state: LiveState, backend_id: str = AUTO,
+                 bus: EventBus | None = None, timeout_s: float = LIVE_TIMEOUT_S) -> None:
         self.registry, self.settings, self.state = registry, settings, state
         self.bus = bus or EventBus()
-        # A slow backend never runs per frame: the preview uses the local one, snapshots may use the other.
-        entry = Pipeline(registry, settings).candidates(backend_id, live=True)[0]
-        if entry.id != LOCAL_BACKEND and LOCAL_BACKEND in registry.backends:
-            log.info("live_preview_backend", wanted=entry.id, used=LOCAL_BACKEND)
-            entry = registry.backends[LOCAL_BACKEND]
-        self.backend = entry.backend
-        self.backend_id = entry.id
+        self.capture = CaptureStage(self.bus)
+        self.synthesizer = Synthesizer(registry, settings, self.bus)
+        # A slow backend never runs per frame: streams use the best live-capable one.
+        self.live_backend = LiveBackend(self.synthesizer, self.synthesizer.live_entry(backend_id), timeout_s)
+        self.backend_id = self.live_backend.id
+        self.renderer = Renderer(self.bus)
         self._stop = threading.Event()
-        self._mailbox: tuple[Frame, tuple] | None = None
+        self._mailbox: tuple[Frame, tuple, float] | None = None
         self._mailbox_lock = threading.Condition()
         self._done_capturing = False
+        self._generation = 0  # a render thread abandoned after a hung backend call sees a newer one and quits
         self.error: str = ""
+        self.last_error: str = ""  # the current frame-level failure (shown on screen), cleared by a good frame
+        self.recent_error: str = ""  # the latest frame-level failure, kept for the summary
+        self.failed_frames = 0
         # Per-frame figures in compact arrays (4 bytes a number): a long run must not grow the process.
         self.samples: dict[str, array] = {name: array("f") for name in ("latency", "preprocess", "synthesize",
                                                                          "render")}
@@ -339,34 +126,30 @@ class LivePipeline:
             self._expression_cache = (self.state.version, cached)
         return cached
 
-    def _capture_loop(self, source: FrameSource, max_frames: int) -> None:
-        from engine.faces import Landmarker, select_faces
-        from engine.smoothing import FaceSmoother
+    def _fail(self, stage: str, exc: BaseException) -> None:
+        """End the run with a one-line reason (any failure outside a backend call)."""
+        if not isinstance(exc, FaceSynthError):
+            log.debug("live_failed", stage=stage, exc_info=exc)
+        self.error = self.error or describe(exc)
+        self.bus.emit(Event.ERROR, ErrorEvent(stage=stage, message=describe(exc), kind=type(exc).__name__))
+        self.stop()
 
-        max_faces = 1 if self.settings.faces == "largest" else self.settings.live_max_faces
-        smoother = FaceSmoother()
+    def _capture_loop(self, source: FrameSource, max_frames: int) -> None:
         try:
-            with Landmarker(self.settings.landmarker_model, video=True, max_faces=max_faces) as landmarker:
+            with Preprocessor(self.settings, self.bus, video=True) as preprocessor:
                 count = 0
                 while not self._stop.is_set() and (not max_frames or count < max_frames):
                     frame = source.read()
                     if frame is None:
                         break
                     count += 1
-                    self.bus.emit(Event.CAPTURE, CaptureEvent(frame))
-                    started = time.perf_counter()
+                    self.capture.take(frame)
                     timestamp = int((frame.index / source.fps) * 1000) if not source.drops_frames else \
                         int(frame.captured_at * 1000)
-                    faces = landmarker.detect(frame.image, timestamp)
-                    faces = smoother(faces, timestamp / 1000.0, frame.image.shape[1], frame.image.shape[0])
-                    faces = [f for f in select_faces(faces, self.settings.faces)
-                             if f.inter_ocular_px >= self.settings.min_face_px]
-                    elapsed = (time.perf_counter() - started) * 1000
-                    self.bus.emit(Event.PREPROCESS, PreprocessEvent(frame, tuple(faces), elapsed))
-                    self._post(frame, tuple(faces), elapsed, source.drops_frames)
-        except FaceSynthError as exc:
-            self.error = str(exc)
-            self.bus.emit(Event.ERROR, ErrorEvent(stage="capture", message=str(exc), kind=type(exc).__name__))
+                    found = preprocessor(frame, timestamp)
+                    self._post(frame, tuple(found.edited), found.elapsed_ms, source.drops_frames)
+        except Exception as exc:  # the source, the landmarker: end the run with the reason
+            self._fail("capture", exc)
         finally:
             with self._mailbox_lock:
                 self._done_capturing = True
@@ -390,59 +173,74 @@ class LivePipeline:
             self._mailbox_lock.notify_all()
             return item
 
-    def _render_loop(self) -> None:
-        while True:
-            item = self._take()
-            if item is None:
-                if self._done_capturing or self._stop.is_set():
-                    return
-                continue
-            frame, faces, pre_ms = item
-            started = time.perf_counter()
-            output = frame.image
-            if faces:
-                self.frames_with_face += 1
-                try:
-                    result = self.backend.synthesize(SynthesisRequest(frame.image, faces, self.expression(),
-                                                                      self.settings, live=True))
-                    output = result.image
-                    self.bus.emit(Event.SYNTHESIZE, SynthesizeEvent(frame, result,
-                                                                    (time.perf_counter() - started) * 1000))
-                except FaceSynthError as exc:
-                    self.bus.emit(Event.ERROR, ErrorEvent(stage="synthesize", message=str(exc),
-                                                          kind=type(exc).__name__, frame_index=frame.index))
-            synth_ms = (time.perf_counter() - started) * 1000
-            render_started = time.perf_counter()
-            composite = side_by_side(frame.image, output, "input", "output")
-            done = time.perf_counter()
-            render_ms = (done - render_started) * 1000
-            for name, value in (("latency", (done - frame.captured_at) * 1000), ("preprocess", pre_ms),
-                                ("synthesize", synth_ms), ("render", render_ms)):
-                self.samples[name].append(value)
-            if self._first_capture is None:
-                self._first_capture = frame.captured_at
-            self._last_render = done
-            self.frames_done += 1
-            if self.frames_done % 300 == 1:
-                self.memory_mb.append(round(_rss_mb(), 1))
-            self.bus.emit(Event.RENDER, RenderEvent(frame, output, composite, render_ms))
-            if self.frames_done % 30 == 0:
-                self.bus.emit(Event.STATS, StatsEvent(self.figures()))
+    def _render_loop(self, generation: int) -> None:
+        try:
+            while generation == self._generation:
+                item = self._take()
+                if item is None:
+                    if self._done_capturing or self._stop.is_set():
+                        return
+                    continue
+                self._render_one(item, generation)
+        except Exception as exc:  # rendering or a sink's bookkeeping: end the run with the reason
+            self._fail("render", exc)
+
+    def _render_one(self, item: tuple, generation: int) -> None:
+        frame, faces, pre_ms = item
+        started = time.perf_counter()
+        output, problem = frame.image, ""
+        if faces:
+            self.frames_with_face += 1
+            output, problem = self.live_backend(frame, faces, self.expression())
+            if generation != self._generation:  # this call hung and a newer render thread took over
+                return
+            if problem:
+                self.failed_frames += 1
+                self.recent_error = problem
+                if problem != self.last_error:
+                    self.bus.emit(Event.ERROR, ErrorEvent(stage="synthesize", message=problem,
+                                                          frame_index=frame.index))
+        self.last_error = problem
+        synth_ms = (time.perf_counter() - started) * 1000
+        _, render_ms = self.renderer(frame, output, "unedited (see the error)" if problem else "output")
+        done = time.perf_counter()
+        for name, value in (("latency", (done - frame.captured_at) * 1000), ("preprocess", pre_ms),
+                            ("synthesize", synth_ms), ("render", render_ms)):
+            self.samples[name].append(value)
+        if self._first_capture is None:
+            self._first_capture = frame.captured_at
+        self._last_render = done
+        self.frames_done += 1
+        if self.frames_done % 300 == 1:
+            self.memory_mb.append(round(_rss_mb(), 1))
+        if self.frames_done % 30 == 0:
+            self.bus.emit(Event.STATS, StatsEvent(self.figures()))
+
+    def _start_render(self) -> threading.Thread:
+        thread = threading.Thread(target=self._render_loop, args=(self._generation,), name="facesynth-render",
+                                  daemon=True)
+        thread.start()
+        return thread
 
     def run(self, source: FrameSource, max_frames: int = 0) -> dict[str, Any]:
         """Run until the source ends, `max_frames` frames were captured, or `stop()`; returns the figures."""
-        from engine.pipeline import prepare_backend
-
         cv2.setNumThreads(1)  # two workers on two cores: OpenCV's own thread pool would only contend
-        prepare_backend(self.backend, self.backend_id, self.settings)  # loaded before the first frame is read
+        self.synthesizer.prepare(self.backend_id, live=True)  # loaded before the first frame is read
         capture = threading.Thread(target=self._capture_loop, args=(source, max_frames), name="facesynth-preprocess",
                                    daemon=True)
-        render = threading.Thread(target=self._render_loop, name="facesynth-render", daemon=True)
         capture.start()
-        render.start()
+        render = self._start_render()
         while capture.is_alive() or render.is_alive():
-            capture.join(0.1)
-            render.join(0.1)
+            capture.join(0.05)
+            render.join(0.05)
+            if self.live_backend.overdue():
+                # The backend has not answered: give up on that call and go on rendering with a fresh thread.
+                message = self.live_backend.abandon()
+                self.bus.emit(Event.ERROR, ErrorEvent(stage="synthesize", message=message, kind="Timeout"))
+                self._generation += 1
+                render = self._start_render()
+            elif capture.is_alive() and not render.is_alive():
+                self.stop()  # the render side ended: the capture side must not wait for it
         figures = self.figures()
         figures["dropped"] += source.dropped
         self.bus.emit(Event.STATS, StatsEvent(figures))
@@ -460,6 +258,7 @@ class LivePipeline:
                 "stages_ms": {stage: percentiles(self.samples[stage][:count])
                               for stage in ("preprocess", "synthesize", "render")},
                 "dropped": self.dropped, "backend": self.backend_id,
+                "failed_frames": self.failed_frames, "last_error": self.recent_error or None,
                 "memory_mb": {"first": self.memory_mb[0] if self.memory_mb else None,
                               # after 900 frames the caches and allocators have settled
                               "settled": self.memory_mb[3] if len(self.memory_mb) > 3 else None,
@@ -472,13 +271,13 @@ class Recorder:
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], capacity: int = 120,
                  blocking: bool = False) -> None:
-        import queue
 
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
             raise UsageError(f"--record writes .mp4, .avi, .mkv or .mov files, not '{self.path.name}'")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
+        codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
+        fourcc = cv2.VideoWriter_fourcc(*codec)  # type: ignore[attr-defined]
         self.writer = cv2.VideoWriter(str(self.path), fourcc, fps, size)
         if not self.writer.isOpened():
             raise UsageError(f"cannot write video to {self.path}")
@@ -491,7 +290,6 @@ class Recorder:
         self._thread.start()
 
     def __call__(self, event: RenderEvent) -> None:
-        import queue
 
         try:
             self.queue.put(event.output, block=self.blocking)
@@ -602,10 +400,14 @@ def apply_video(path: Path, registry: Any, settings: Any, state: LiveState, stor
         record["error"] = "no frames could be read"
     elif not figures["frames_with_face"]:
         record["error"] = "no face found in any frame"
+    elif figures["failed_frames"] >= figures["frames_with_face"]:
+        record["error"] = f"no frame could be edited: {figures['last_error']}"
     else:
         record["status"] = "ok"
+    if figures["failed_frames"]:
+        record["failed_frames"] = figures["failed_frames"]
     capture.write_meta(status=record["status"], backend=record["backend"], video=str(capture.folder / "output.mp4"),
                        frames=figures["frames"], frames_with_face=figures["frames_with_face"],
                        timings_ms=record["timings_ms"], errors=[record["error"]] if record["error"] else [],
-                       recorder_dropped=recorder.dropped)
+                       recorder_dropped=recorder.dropped, failed_frames=figures["failed_frames"])
     return record

@@ -39,7 +39,7 @@ class Snapshots:
              preview_backend: str) -> None:
         """Store the frame now (local backend) or send it to the chosen backend in the background."""
         wanted = self.settings.backend
-        if wanted in (preview_backend, "auto") and wanted != "segmind":
+        if wanted in (preview_backend, "auto"):
             capture = self.store.new("camera", {"parameters": expression.as_dict(), "backend": preview_backend,
                                                 "status": "ok"})
             capture.write_image("input.png", frame.image)

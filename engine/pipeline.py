@@ -1,7 +1,7 @@
-"""The pipeline: capture -> pre-process -> synthesize -> render, each stage announced on the event bus.
+"""The still pipeline: capture -> pre-process -> synthesize -> render, composed from the stage modules.
 
-`Pipeline.process` runs the four stages on one frame; `Pipeline.apply_file` adds reading the file and storing
-the capture (the input is stored before the backend runs).
+`Pipeline.process` runs the stages on one frame; `Pipeline.apply_file` adds reading the file and storing the
+capture (the input is stored before the backend runs, so a failing backend loses nothing).
 """
 
 from __future__ import annotations
@@ -9,31 +9,28 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import structlog
 
 from engine.analysis import estimate
-from engine.backend import SynthesisRequest, SynthesisResult
-from engine.capture import Frame
+from engine.backend import SynthesisResult
+from engine.capture import CaptureStage, Frame
 from engine.config import Settings
-from engine.errors import BackendError, BackendUnavailable, FaceSynthError, InputError
-from engine.events import (CaptureEvent, ErrorEvent, Event, EventBus, PreprocessEvent, RenderEvent,
-                           SynthesizeEvent)
+from engine.errors import FaceSynthError, InputError
+from engine.events import ErrorEvent, Event, EventBus
 from engine.expression import Expression
-from engine.faces import Face, select_faces
-from engine.imageio import read_image
-from engine.registry import BackendEntry, Registry
-from engine.storage import Capture, CaptureStore, side_by_side
+from engine.faces import Face, Landmarker
+from engine.preprocess import Preprocessor
+from engine.registry import Registry
+from engine.render import Renderer
+from engine.storage import Capture, CaptureStore
+from engine.synthesize import AUTO, Synthesizer, describe
 
 log = structlog.get_logger()
 
-AUTO = "auto"
-LOCAL_BACKEND = "landmark-warp"
-# What `auto` tries, best first: the cloud model for stills, the local engine always.
-AUTO_ORDER_STILL = ("segmind", LOCAL_BACKEND)
-AUTO_ORDER_LIVE = (LOCAL_BACKEND,)
+__all__ = ["AUTO", "Outcome", "Pipeline", "face_record"]
 
 
 @dataclass
@@ -56,6 +53,14 @@ class Outcome:
         """True when an output image was made."""
         return self.result is not None and not self.error
 
+    def edited_faces(self) -> list[Face]:
+        """The faces the backend actually edited: those chosen, less any it refused (in profile, say)."""
+        if self.result is None:
+            return []
+        refused = [list(item.get("box", ())) for item in self.result.info.get("skipped", [])
+                   if isinstance(item, dict)]
+        return [face for face in self.edited if list(face.box) not in refused]
+
 
 def face_record(face: Face, edited: bool, emotions: Any = None) -> dict[str, Any]:
     """A face as stored in meta.json and printed as JSON."""
@@ -66,118 +71,49 @@ def face_record(face: Face, edited: bool, emotions: Any = None) -> dict[str, Any
     return record
 
 
-def prepare_backend(backend: Any, backend_id: str, settings: Settings) -> None:
-    """Call a backend's optional `prepare(settings)` (it loads what its first request needs); a failure is logged,
-    and the backend reports it again when it is used."""
-    prepare = getattr(backend, "prepare", None)
-    if callable(prepare):
-        try:
-            prepare(settings)
-        except Exception as exc:  # a plugin's code: never let it stop the caller
-            log.warning("backend_prepare_failed", backend=backend_id, reason=f"{type(exc).__name__}: {exc}")
-
-
 class Pipeline:
     """Runs the stages for still images with one landmarker; make one per process (or per thread)."""
 
     def __init__(self, registry: Registry, settings: Settings, bus: EventBus | None = None,
-                 landmarker: Any = None) -> None:
+                 landmarker: Landmarker | None = None) -> None:
         self.registry = registry
         self.settings = settings
         self.bus = bus or EventBus()
-        self._landmarker = landmarker
+        self.capture = CaptureStage(self.bus)
+        self.preprocessor = Preprocessor(settings, self.bus, landmarker)
+        self.synthesizer = Synthesizer(registry, settings, self.bus)
+        self.renderer = Renderer(self.bus)
 
     @property
-    def landmarker(self) -> Any:
+    def landmarker(self) -> Landmarker:
         """The still-image landmarker, made on first use."""
-        if self._landmarker is None:
-            from engine.faces import Landmarker
-
-            self._landmarker = Landmarker(self.settings.landmarker_model)
-        return self._landmarker
+        return self.preprocessor.landmarker
 
     def close(self) -> None:
         """Release the landmarker."""
-        if self._landmarker is not None:
-            self._landmarker.close()
-            self._landmarker = None
+        self.preprocessor.close()
 
     def prepare(self, backend_id: str) -> None:
-        """Let the backends `backend_id` would use load what they need now (see `prepare_backend`)."""
-        for entry in self.candidates(backend_id):
-            prepare_backend(entry.backend, entry.id, self.settings)
-
-    def candidates(self, backend_id: str, live: bool = False) -> list[BackendEntry]:
-        """The backends to try for `backend_id`, best first (one, or the `auto` order)."""
-        if backend_id != AUTO:
-            return [self.registry.backend(backend_id)]
-        order = AUTO_ORDER_LIVE if live else AUTO_ORDER_STILL
-        return [self.registry.backends[name] for name in order if name in self.registry.backends]
+        """Let the backends `backend_id` would use load what they need now."""
+        self.synthesizer.prepare(backend_id)
 
     def _error(self, stage: str, message: str, frame: Frame, kind: str = "") -> None:
         self.bus.emit(Event.ERROR, ErrorEvent(stage=stage, message=message, kind=kind, frame_index=frame.index))
 
-    def preprocess(self, frame: Frame, outcome: Outcome) -> None:
-        """Find faces and choose the ones to edit (skipping those too small to edit well)."""
-        started = time.perf_counter()
-        outcome.faces = self.landmarker.detect(frame.image)
-        outcome.timings_ms["preprocess"] = round((time.perf_counter() - started) * 1000, 2)
-        self.bus.emit(Event.PREPROCESS, PreprocessEvent(frame, tuple(outcome.faces), outcome.timings_ms["preprocess"]))
-        for face in select_faces(outcome.faces, self.settings.faces):
-            if face.inter_ocular_px < self.settings.min_face_px:
-                outcome.skipped.append({"box": list(face.box), "reason": f"face too small to edit "
-                                        f"({face.inter_ocular_px:.0f} px between the eyes, minimum "
-                                        f"{self.settings.min_face_px:g}; setting min_face_px)"})
-            else:
-                outcome.edited.append(face)
-
-    def synthesize(self, frame: Frame, outcome: Outcome, expression: Expression, backend_id: str,
-                   live: bool = False) -> None:
-        """Render the expression with the chosen backend, falling back along the `auto` order."""
-        request = SynthesisRequest(frame.image, tuple(outcome.edited), expression, self.settings, live)
-        reasons: list[str] = []
-        started = time.perf_counter()
-        candidates = self.candidates(backend_id, live)
-        for position, entry in enumerate(candidates):
-            last = position == len(candidates) - 1
-            try:
-                ok, why = entry.backend.availability(self.settings)
-                if not ok:
-                    raise BackendUnavailable(f"{entry.id} is unavailable: {why}")
-                outcome.result = entry.backend.synthesize(request)
-                outcome.backend = entry.id
-                break
-            except BackendError as exc:
-                may_fall_back = backend_id == AUTO and not last and (isinstance(exc, BackendUnavailable)
-                                                                     or exc.retryable)
-                if not may_fall_back:
-                    raise
-                reasons.append(str(exc))
-                log.warning("backend_fallback", wanted=entry.id, used=candidates[position + 1].id, reason=str(exc))
-        outcome.fallback = "; ".join(reasons)
-        outcome.timings_ms["synthesize"] = round((time.perf_counter() - started) * 1000, 2)
-        self.bus.emit(Event.SYNTHESIZE, SynthesizeEvent(frame, outcome.result, outcome.timings_ms["synthesize"]))
-
-    def render(self, frame: Frame, outcome: Outcome, caption: str) -> None:
-        """Compose input and output side by side."""
-        started = time.perf_counter()
-        outcome.composite = side_by_side(frame.image, outcome.result.image, "input", caption)
-        outcome.timings_ms["render"] = round((time.perf_counter() - started) * 1000, 2)
-        self.bus.emit(Event.RENDER, RenderEvent(frame, outcome.result.image, outcome.composite,
-                                                outcome.timings_ms["render"]))
-
     def process(self, frame: Frame, expression: Expression, backend_id: str, caption: str = "output",
-                on_faces: Any = None) -> Outcome:
-        """Run pre-process, synthesize and render on one frame. Errors end up in `Outcome.error`.
+                on_faces: Callable[[Outcome], None] | None = None) -> Outcome:
+        """Run the four stages on one frame. Errors end up in `Outcome.error` (a plugin's too: see the guard).
 
-        `on_faces(outcome)` is called after faces are found and before the backend runs (storage uses it
-        to write the input first).
+        `on_faces(outcome)` is called after faces are found and before the backend runs (storage uses it to
+        write what was found first).
         """
         outcome = Outcome(frame)
-        self.bus.emit(Event.CAPTURE, CaptureEvent(frame))
+        self.capture.take(frame)
         stage = "preprocess"
         try:
-            self.preprocess(frame, outcome)
+            found = self.preprocessor(frame)
+            outcome.faces, outcome.edited, outcome.skipped = found.faces, found.edited, found.skipped
+            outcome.timings_ms["preprocess"] = round(found.elapsed_ms, 2)
             if on_faces is not None:
                 on_faces(outcome)
             if not outcome.faces:
@@ -185,11 +121,15 @@ class Pipeline:
             if not outcome.edited:
                 raise InputError("; ".join(s["reason"] for s in outcome.skipped) or "no face selected by --faces")
             stage = "synthesize"
-            self.synthesize(frame, outcome, expression, backend_id)
+            synthesis = self.synthesizer(frame, outcome.edited, expression, backend_id)
+            outcome.result, outcome.backend, outcome.fallback = synthesis.result, synthesis.backend, synthesis.fallback
+            outcome.timings_ms["synthesize"] = round(synthesis.elapsed_ms, 2)
             stage = "render"
-            self.render(frame, outcome, f"{caption} ({outcome.backend})")
+            outcome.composite, render_ms = self.renderer(frame, synthesis.result.image,
+                                                         f"{caption} ({outcome.backend})")
+            outcome.timings_ms["render"] = round(render_ms, 2)
         except FaceSynthError as exc:
-            outcome.error = str(exc)
+            outcome.error = describe(exc)
             self._error(stage, outcome.error, frame, type(exc).__name__)
         return outcome
 
@@ -210,6 +150,7 @@ class Pipeline:
         outcome = self.process(frame, expression, backend_id, caption,
                                on_faces=(lambda found: on_faces(capture, found)) if on_faces else None)
         if outcome.ok:
+            assert outcome.result is not None and outcome.composite is not None
             capture.write_image("output.png", outcome.result.image)
             capture.write_image("compare.png", outcome.composite)
         capture.write_meta(status="ok" if outcome.ok else "failed", backend=outcome.backend or None,
@@ -226,7 +167,7 @@ class Pipeline:
                                   "faces": [], "timings_ms": {}, "error": None}
         started = time.perf_counter()
         try:
-            image = read_image(path, self.settings.max_megapixels)
+            frame = self.capture.read_still(path, self.settings.max_megapixels)
         except InputError as exc:
             record["error"] = str(exc)
             self._error("capture", str(exc), Frame(np.zeros((1, 1, 3), np.uint8), source=str(path)), "InputError")
@@ -235,18 +176,20 @@ class Pipeline:
         emotions = self.registry.emotions
 
         def store_faces(capture: Capture, outcome: Outcome) -> None:
-            edited_ids = {id(face) for face in outcome.edited}
-            faces = [face_record(face, id(face) in edited_ids, emotions) for face in outcome.faces]
+            chosen = {id(face) for face in outcome.edited}
+            faces = [face_record(face, id(face) in chosen, emotions) for face in outcome.faces]
             capture.write_meta(faces=faces, skipped_faces=outcome.skipped)
 
-        capture, outcome = self.store_capture(Frame(image, source=str(path)), expression, backend_id, store, recipe,
-                                              caption=caption, on_faces=store_faces)
+        capture, outcome = self.store_capture(frame, expression, backend_id, store, recipe, caption=caption,
+                                              on_faces=store_faces)
         record["output_dir"] = str(capture.folder)
         record["timings_ms"].update(outcome.timings_ms)
-        edited_ids = {id(face) for face in outcome.edited}
+        edited_ids = {id(face) for face in outcome.edited_faces()}
         record["faces"] = [face_record(face, id(face) in edited_ids) for face in outcome.faces]
         record["backend"] = outcome.backend or None
-        extra = {"output_faces": self._output_analysis(outcome)} if outcome.ok else {}
+        extra: dict[str, Any] = {"output_faces": self._output_analysis(outcome)} if outcome.ok else {}
+        if outcome.result is not None:
+            extra["faces"] = [face_record(face, id(face) in edited_ids, emotions) for face in outcome.faces]
         record["status"], record["error"] = ("ok", None) if outcome.ok else ("failed", outcome.error)
         if outcome.fallback:
             record["fallback"] = outcome.fallback
@@ -256,6 +199,7 @@ class Pipeline:
 
     def _output_analysis(self, outcome: Outcome) -> list[dict[str, Any]]:
         """The expression estimate of the edited faces, measured on the output image."""
+        assert outcome.result is not None
         try:
             faces = self.landmarker.detect(outcome.result.image)
         except Exception as exc:  # analysis is a bonus: never fail a capture for it

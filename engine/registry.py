@@ -12,8 +12,9 @@ from typing import Any, Iterable, Mapping
 import structlog
 
 from engine.backend import Backend
-from engine.errors import UsageError
+from engine.errors import FaceSynthError, UsageError
 from engine.expression import Expression, check_value, mix
+from engine.guard import guard
 
 log = structlog.get_logger()
 
@@ -134,7 +135,7 @@ class Registry:
         """Plugins that failed to load, with their reasons."""
         return [info for info in self.plugins if info.status == "failed"]
 
-    def listing(self, settings: Any) -> dict[str, list[dict[str, str]]]:
+    def listing(self, settings: Any) -> dict[str, list[dict[str, Any]]]:
         """What `facesynth plugins` shows: every emotion and backend with id, label, source, status, reason.
 
         A plugin that failed is listed with status `failed` under the kind(s) of hook it declares (emotions
@@ -144,17 +145,17 @@ class Registry:
                     for e in sorted(self.emotions.values(), key=lambda e: e.id)]
         backends = []
         for entry in sorted(self.backends.values(), key=lambda b: b.id):
-            try:
-                ok, reason = entry.backend.availability(settings)
-            except Exception as exc:  # a plugin's check must not break the listing
-                ok, reason = False, f"availability check failed: {exc}"
-            row = {"id": entry.id, "label": entry.label, "source": entry.source,
-                   "status": "loaded" if ok else "unavailable", "reason": "" if ok else reason}
+            try:  # plugin code: through the guard, so a failing check is a reason, not a crash
+                ok, reason = guard(entry.id, "availability", entry.backend.availability, settings)
+            except FaceSynthError as exc:
+                ok, reason = False, str(exc)
+            row: dict[str, Any] = {"id": entry.id, "label": entry.label, "source": entry.source,
+                                   "status": "loaded" if ok else "unavailable", "reason": "" if ok else reason}
             account = getattr(entry.backend, "account", None)
             if callable(account):
-                try:
-                    figures = account(settings)
-                except Exception:  # accounting is a courtesy: never break the listing
+                try:  # accounting is a courtesy: never break the listing
+                    figures = guard(entry.id, "account", account, settings)
+                except FaceSynthError:
                     figures = {}
                 if figures:
                     row["account"] = figures

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from engine.expression import Expression, parameter
-from engine.storage import label_panel
+from engine.render import label_panel
 
 CELL_HEIGHT = 220
 

@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-import cv2
 import numpy as np
 
 from engine.errors import UsageError
@@ -38,32 +37,6 @@ def check_output_dir(path: str | Path) -> Path:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "capture"
-
-
-def label_panel(image: np.ndarray, text: str) -> np.ndarray:
-    """A copy of `image` with a caption bar on top."""
-    height, width = image.shape[:2]
-    bar = max(22, min(48, width // 18))
-    scale = bar / 40.0
-    canvas = np.full((height + bar, width, 3), 32, np.uint8)
-    canvas[bar:] = image
-    cv2.putText(canvas, text, (8, int(bar * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale, (240, 240, 240),
-                max(1, int(round(scale * 2))), cv2.LINE_AA)
-    return canvas
-
-
-COMPARE_MAX_SIDE = 1600  # compare.png is for looking at: huge photos are shown reduced (input/output keep all)
-
-
-def side_by_side(left: np.ndarray, right: np.ndarray, left_label: str, right_label: str,
-                 max_side: int = COMPARE_MAX_SIDE) -> np.ndarray:
-    """Input and output next to each other, each labelled, separated by a thin gap."""
-    from engine.imageio import downscale
-
-    left, right = downscale(left, max_side)[0], downscale(right, max_side)[0]
-    left_panel, right_panel = label_panel(left, left_label), label_panel(right, right_label)
-    gap = np.full((left_panel.shape[0], 6, 3), 255, np.uint8)
-    return np.hstack([left_panel, gap, right_panel])
 
 
 class Capture:

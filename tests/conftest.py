@@ -1,25 +1,12 @@
-"""Shared test helpers: the CLI as a subprocess, the development photos, one landmarker per session."""
+"""Fixtures shared by the tests: the development photos and one landmarker per session (helpers: helpers.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "samples" / "astronaut.png"
-CAT = ROOT / "tests" / "data" / "cat.png"
-PLUGIN_FIXTURES = ROOT / "tests" / "plugins_d"
-
-
-def faces_dir() -> Path | None:
-    """The development photos (../shared/faces beside the repo, or FACESYNTH_FACES_DIR)."""
-    folder = Path(os.environ.get("FACESYNTH_FACES_DIR", ROOT.parent / "shared" / "faces"))
-    return folder if folder.is_dir() else None
+from tests.helpers import faces_dir
 
 
 @pytest.fixture
@@ -31,36 +18,6 @@ def dev_faces() -> Path:
     return folder
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment for a CLI run: no user settings, no key, no stray plugin folders."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("FACESYNTH_") and k not in ("SEGMIND_API_KEY",)}
-    env["XDG_CONFIG_HOME"] = str(ROOT / "tests" / "data" / "no-config")
-    env.update(extra)
-    return env
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 180) -> subprocess.CompletedProcess:
-    """Run `facesynth ARGS` as a subprocess, the way a user does."""
-    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env or clean_env(), cwd=cwd or ROOT, timeout=timeout)
-
-
-def json_lines(text: str) -> list[dict]:
-    """Parse JSON-lines output."""
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    """stderr holds a one-line reason (no traceback) containing each fragment."""
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("facesynth:")]
-    assert lines, result.stderr
-    for fragment in fragments:
-        assert any(fragment in line for line in lines), (fragment, result.stderr)
-
-
 @pytest.fixture(scope="session")
 def landmarker():
     """One still-image landmarker for the whole session (it takes a moment to start)."""
@@ -68,21 +25,3 @@ def landmarker():
 
     with Landmarker() as instance:
         yield instance
-
-
-def start_xvfb(base: int, need: tuple[str, ...] = ("Xvfb",)):
-    """Start a virtual X display for a test; yields its DISPLAY name (skips where the tools are missing)."""
-    import shutil
-    import time
-
-    if any(shutil.which(tool) is None for tool in need):
-        pytest.skip(f"{' and '.join(need)} not installed (.ci/run installs them)")
-    number = base + os.getpid() % 8
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1700x1100x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    try:
-        yield f":{number}"
-    finally:
-        server.terminate()
-        server.wait(5)

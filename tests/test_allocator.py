@@ -1,4 +1,4 @@
-"""Freed frame buffers are kept for reuse: importing the engine tunes malloc (see engine.allocator)."""
+"""Freed frame buffers are kept for reuse: the entry points tune malloc (see engine.allocator)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ FRAMES = textwrap.dedent("""
     import resource, sys
     import numpy as np
     if sys.argv[1] == "engine":
-        import engine
+        from engine.allocator import tune_process
+        tune_process()
     def frame():
         crop = np.ones((480, 420, 3), np.uint8)
         maps = np.ones((480, 420, 2), np.float32)
@@ -49,3 +50,18 @@ def test_frame_buffers_are_reused_instead_of_faulted_in_again():
     # Without the tuning every frame faults its buffers in again (about 700 pages a frame).
     assert plain > 20 * 300, plain
     assert tuned < plain / 20, (plain, tuned)
+
+
+def test_importing_the_engine_leaves_the_process_alone_and_the_entry_point_tunes_it():
+    probe = textwrap.dedent("""
+        import os, sys
+        import engine, engine.pipeline
+        print(os.environ.get("OPENBLAS_NUM_THREADS", "unset"))
+    """)
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("OPENBLAS_NUM_THREADS",)}
+    plain = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, env=env, check=True)
+    assert plain.stdout.strip() == "unset"
+    tuned = subprocess.run([sys.executable, "-c", "from engine.allocator import tune_process; tune_process(); "
+                            "import numpy, os; print(os.environ['OPENBLAS_NUM_THREADS'])"],
+                           cwd=ROOT, capture_output=True, text=True, env=env, check=True)
+    assert tuned.stdout.strip() == "1"

@@ -5,7 +5,7 @@ import json
 import cv2
 import numpy as np
 
-from tests.conftest import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, run_cli
 
 
 def test_bench_prints_its_figures_as_json():

@@ -8,8 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import (CAT, PLUGIN_FIXTURES, SAMPLE, assert_one_line_error, clean_env, json_lines,
-                            run_cli)
+from tests.helpers import CAT, PLUGIN_FIXTURES, SAMPLE, assert_one_line_error, clean_env, json_lines, run_cli
 
 
 def test_plugins_json_lists_four_emotions_and_two_backends():

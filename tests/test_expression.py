@@ -3,8 +3,7 @@
 import pytest
 
 from engine.errors import UsageError
-from engine.expression import (PARAMETERS, Expression, check_intensity, mix, parse_assignment,
-                               parse_weighted_name)
+from engine.expression import PARAMETERS, Expression, check_intensity, mix, parse_assignment, parse_weighted_name
 
 
 def test_table_has_the_twelve_parameters_with_design_ranges():

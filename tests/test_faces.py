@@ -1,6 +1,5 @@
 """The pre-process stage on real photos: every face found, landmarks on the features, smoothing in streams."""
 
-import json
 import xml.etree.ElementTree as ET
 
 import cv2
@@ -10,7 +9,7 @@ import pytest
 from engine.errors import UsageError
 from engine.faces import Landmarker, mirror_indices, model_path, select_faces
 from engine.smoothing import FaceSmoother
-from tests.conftest import CAT, SAMPLE, json_lines, run_cli
+from tests.helpers import CAT, SAMPLE, json_lines, run_cli
 
 
 def annotated_faces(folder):

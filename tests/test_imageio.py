@@ -9,7 +9,7 @@ import pytest
 
 from engine.errors import InputError
 from engine.imageio import decode_image, read_image, sniff, write_atomic
-from tests.conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 
 def _png_header(width, height):

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from plugins.segmind.fake_server import FakeSegmind
-from tests.conftest import PLUGIN_FIXTURES, ROOT, clean_env, start_xvfb
-from tests.test_live import clip
+from tests.helpers import PLUGIN_FIXTURES, ROOT, clean_env, clip, start_xvfb
 
 
 @pytest.fixture

@@ -2,32 +2,18 @@
 
 import json
 import os
-import shutil
-import subprocess
 import time
 
 import cv2
 import numpy as np
 import pytest
 
+from engine.capture import FrameSource, SourceLost
 from engine.config import load_settings
 from engine.errors import UsageError
-from engine.live import FrameSource, LivePipeline, LiveState, SourceLost
+from engine.live import LivePipeline, LiveState
 from engine.plugins import load_plugins
-from tests.conftest import ROOT, SAMPLE, assert_one_line_error, clean_env, json_lines, run_cli, start_xvfb
-
-VIDEO = ROOT / "samples" / "face.mp4"
-
-
-def clip(path, frames=30):
-    """The first `frames` frames of the sample video as a new file."""
-    source = cv2.VideoCapture(str(VIDEO))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
-    for _ in range(frames):
-        ok, frame = source.read()
-        writer.write(frame)
-    writer.release()
-    return path
+from tests.helpers import SAMPLE, VIDEO, assert_one_line_error, clean_env, clip, json_lines, run_cli, start_xvfb
 
 
 def smile(landmarker, image):

@@ -9,7 +9,7 @@ from engine import hookspecs
 from engine.config import load_settings
 from engine.errors import PluginError
 from engine.plugins import hook_docs, load_plugins
-from tests.conftest import PLUGIN_FIXTURES
+from tests.helpers import PLUGIN_FIXTURES
 
 BUILT_IN_EMOTIONS = {"angry", "happy", "sleepy", "surprised"}
 

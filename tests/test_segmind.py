@@ -16,7 +16,7 @@ from engine.expression import PARAMETERS, Expression
 from plugins.segmind import SegmindBackend, upload_box
 from plugins.segmind.client import Pacer, build_payload
 from plugins.segmind.fake_server import FakeSegmind
-from tests.conftest import SAMPLE, clean_env, json_lines, run_cli
+from tests.helpers import SAMPLE, clean_env, json_lines, run_cli
 
 KEY = "sk-test-7f3a9c-secret"
 

@@ -9,7 +9,7 @@ from engine.expression import Expression, PARAMETERS
 from engine.plugins import load_plugins
 from engine.sheet import sweep_values
 from plugins.landmark_warp.warp import TPS_REGULARISATION, edit_face, face_region, tps_eval, tps_fit
-from tests.conftest import SAMPLE, json_lines, run_cli
+from tests.helpers import SAMPLE, json_lines, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ BLENDSHAPE_GOALS = {  # issue 4: the average rise over faces whose input score i
 
 @pytest.fixture(scope="module")
 def dev_set(landmarker):
-    from tests.conftest import faces_dir
+    from tests.helpers import faces_dir
 
     folder = faces_dir()
     if folder is None:

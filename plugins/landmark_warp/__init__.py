@@ -34,6 +34,14 @@ class LandmarkWarpBackend:
 
     id = "landmark-warp"
     label = "Landmark warp (local)"
+    live = True  # a few milliseconds a face: fast enough for every frame of a stream
+    rank = 10  # `auto` prefers backends of higher rank when they are available
+
+    def bench_sections(self) -> dict[str, Any]:
+        """This backend's own `facesynth bench` section: the warp alone, per face, on one core."""
+        from plugins.landmark_warp.bench import SECTIONS
+
+        return SECTIONS
 
     def availability(self, settings: Any) -> tuple[bool, str]:
         """Always available: it needs nothing but the landmarks."""

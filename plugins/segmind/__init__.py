@@ -63,6 +63,14 @@ class SegmindBackend:
 
     id = "segmind"
     label = "Segmind Expression Editor (cloud)"
+    live = False  # about 2.3 s a call and a few calls a minute: stills only
+    rank = 20  # `auto` tries the cloud model first for stills, when a key is set
+
+    def bench_sections(self) -> dict[str, Any]:
+        """This backend's own `facesynth bench` section: the client's own time per call."""
+        from plugins.segmind.bench import SECTIONS
+
+        return SECTIONS
 
     def availability(self, settings: Any) -> tuple[bool, str]:
         """Available when an API key is set (whether the service answers is learnt by calling it)."""

@@ -1,0 +1,54 @@
+"""The render stage: input and output side by side, each labelled, announced as a `render` event.
+
+Stills, live mode, videos and the panel all compose through `Renderer`, so the `render` event is emitted here
+and nowhere else. `label_panel` and `side_by_side` are the drawing helpers (contact sheets use them too).
+"""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+from engine.capture import Frame
+from engine.events import Event, EventBus, RenderEvent
+from engine.imageio import downscale
+
+COMPARE_MAX_SIDE = 1600  # compare.png is for looking at: huge photos are shown reduced (input/output keep all)
+
+
+def label_panel(image: np.ndarray, text: str) -> np.ndarray:
+    """A copy of `image` with a caption bar on top."""
+    height, width = image.shape[:2]
+    bar = max(22, min(48, width // 18))
+    scale = bar / 40.0
+    canvas = np.full((height + bar, width, 3), 32, np.uint8)
+    canvas[bar:] = image
+    cv2.putText(canvas, text, (8, int(bar * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale, (240, 240, 240),
+                max(1, int(round(scale * 2))), cv2.LINE_AA)
+    return canvas
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, left_label: str, right_label: str,
+                 max_side: int = COMPARE_MAX_SIDE) -> np.ndarray:
+    """Input and output next to each other, each labelled, separated by a thin gap."""
+    left, right = downscale(left, max_side)[0], downscale(right, max_side)[0]
+    left_panel, right_panel = label_panel(left, left_label), label_panel(right, right_label)
+    gap = np.full((left_panel.shape[0], 6, 3), 255, np.uint8)
+    return np.hstack([left_panel, gap, right_panel])
+
+
+class Renderer:
+    """Composes a frame's input and output side by side and announces the result to the sinks."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+
+    def __call__(self, frame: Frame, output: np.ndarray, caption: str = "output") -> tuple[np.ndarray, float]:
+        """The composite of `frame` and its `output`, and the milliseconds it took; emits `render`."""
+        started = time.perf_counter()
+        composite = side_by_side(frame.image, output, "input", caption)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.bus.emit(Event.RENDER, RenderEvent(frame, output, composite, elapsed_ms))
+        return composite, elapsed_ms

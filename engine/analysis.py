@@ -76,6 +76,7 @@ def analyze_inputs(paths: Any, settings: Any, registry: Any, as_json: bool, draw
         from engine.storage import check_output_dir
 
         check_output_dir(out)
+    drawn_names: set[str] = set()
     with Landmarker(settings.landmarker_model) as landmarker:
         for path in paths:
             record: dict[str, Any] = {"input": str(path), "faces": [], "error": None}
@@ -84,7 +85,7 @@ def analyze_inputs(paths: Any, settings: Any, registry: Any, as_json: bool, draw
                 faces = select_faces(landmarker.detect(image), settings.faces)
                 record["faces"] = [face_summary(face, registry.emotions) for face in faces]
                 if out is not None:
-                    drawn = out / f"{Path(path).stem}_faces.png"
+                    drawn = out / unique_name(f"{Path(path).stem}_faces", ".png", drawn_names)
                     write_atomic(drawn, encode_png(draw_faces(image, faces)))
                     record["drawn"] = str(drawn)
             except InputError as exc:
@@ -103,6 +104,17 @@ def analyze_inputs(paths: Any, settings: Any, registry: Any, as_json: bool, draw
                     strongest = sorted(face["blendshapes"].items(), key=lambda item: -item[1])[:4]
                     print("    " + ", ".join(f"{name} {value:.2f}" for name, value in strongest))
     return 1 if failed else 0
+
+
+def unique_name(stem: str, suffix: str, taken: set[str]) -> str:
+    """`stem + suffix`, or `stem-2 + suffix`, ... : the first not in `taken` (which it joins). Two inputs with the
+    same file name in different folders get drawings of their own."""
+    name, number = f"{stem}{suffix}", 1
+    while name in taken:
+        number += 1
+        name = f"{stem}-{number}{suffix}"
+    taken.add(name)
+    return name
 
 
 def face_summary(face: Any, emotions: Mapping[str, Any]) -> dict[str, Any]:

@@ -337,7 +337,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     import os
 
     from engine.capture import FrameSource
-    from engine.live import LivePipeline, LiveState, Recorder
+    from engine.live import LivePipeline, LiveState, Recorder, check_record_path
+    from engine.storage import check_output_file
 
     settings = _settings(args, backend=args.backend, faces=args.faces, output_dir=args.out)
     check_faces_option(settings.faces)
@@ -352,22 +353,37 @@ def cmd_live(args: argparse.Namespace) -> int:
     window = args.window or (not args.headless and bool(os.environ.get("DISPLAY")))
     if args.window and not os.environ.get("DISPLAY"):
         raise UsageError("no display for --window: use --headless, or run under a display (e.g. xvfb-run)")
+    # Files written at the end are checked now: a bad name must not cost a run, nor leave threads behind.
+    if args.record:
+        check_record_path(args.record)
+    if args.stats_json:
+        check_output_file(args.stats_json, "--stats-json")
     source = FrameSource(args.source, loop=args.loop, retries=settings.camera_retries,
                          max_megapixels=settings.max_megapixels)
-    pipeline = LivePipeline(registry, settings, state, settings.backend)
-    recorder = Recorder(args.record, source.fps, source.size) if args.record else None
-    if recorder is not None:
-        from engine.events import Event
+    pipeline: LivePipeline | None = None
+    recorder: Recorder | None = None
+    interrupted = False
+    try:  # every exit path stops the workers, then the source, then finishes the recording, in that order
+        pipeline = LivePipeline(registry, settings, state, settings.backend)
+        if args.record:
+            from engine.events import Event
 
-        pipeline.bus.on(Event.RENDER, recorder)
-    try:
-        if window:
-            from engine.live_window import run_window
+            recorder = Recorder(args.record, source.fps, source.size)
+            pipeline.bus.on(Event.RENDER, recorder)
+        try:
+            if window:
+                from engine.live_window import run_window
 
-            figures = run_window(pipeline, source, registry, settings, args.max_frames)
-        else:
-            figures = pipeline.run(source, args.max_frames)
+                figures = run_window(pipeline, source, registry, settings, args.max_frames)
+            else:
+                figures = pipeline.run(source, args.max_frames)
+        except KeyboardInterrupt:  # Ctrl+C or SIGTERM ends a stream: the figures and the recording are kept
+            interrupted = True
+            pipeline.stop()
+            figures = pipeline.figures()
     finally:
+        if pipeline is not None:
+            pipeline.stop()
         source.close()
         if recorder is not None:
             recorder.close()
@@ -381,6 +397,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         f"{figures['frames']} frames ({figures['frames_with_face']} with a face), {figures['fps']} fps, latency "
         f"median {figures['latency_ms']['median']} ms, p95 {figures['latency_ms']['p95']} ms, "
         f"{figures['dropped']} dropped, backend {figures['backend']}"))
+    if interrupted:
+        print("facesynth: interrupted; the figures and the recording hold what ran", file=sys.stderr)
+        return 130
     if pipeline.error:
         raise FaceSynthError(pipeline.error)
     if figures["failed_frames"]:

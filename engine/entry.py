@@ -1,15 +1,41 @@
-"""The `facesynth` command's entry point: tune the process before numpy loads, then run the CLI."""
+"""The `facesynth` command's entry point: tune the process before numpy and OpenCV load, then run the CLI."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+from collections.abc import Sequence
 
 from engine.allocator import tune_process
 
+# OpenCV's and FFmpeg's own messages (no camera, a damaged video) would come before our one-line reason; they are
+# shown only when debugging (`--log-level debug`, FACESYNTH_LOG_LEVEL=debug, or FACESYNTH_NATIVE_LOGS=1).
+QUIET_NATIVE = {"OPENCV_LOG_LEVEL": "SILENT", "OPENCV_FFMPEG_LOGLEVEL": "-8"}  # -8: AV_LOG_QUIET
+
+
+def wants_native_logs(argv: Sequence[str], env: dict[str, str] | os._Environ[str]) -> bool:
+    """Whether the user asked for debug output, so native libraries may speak too."""
+    if env.get("FACESYNTH_NATIVE_LOGS") or env.get("FACESYNTH_LOG_LEVEL", "").lower() == "debug":
+        return True
+    args = list(argv)
+    return any(arg == "--log-level=debug" or (arg == "--log-level" and args[i + 1:i + 2] == ["debug"])
+               for i, arg in enumerate(args))
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM is handled like Ctrl+C: work in flight is finished or marked interrupted, files are finalised."""
+    raise KeyboardInterrupt
+
 
 def main() -> int:
-    """Run `facesynth` with the process tuned for the pipeline (one BLAS thread, frame buffers kept)."""
+    """Run `facesynth` with the process tuned for the pipeline (one BLAS thread, frame buffers kept, native
+    chatter off unless debugging) and SIGTERM handled like SIGINT."""
+    if not wants_native_logs(sys.argv[1:], os.environ):
+        for name, value in QUIET_NATIVE.items():
+            os.environ.setdefault(name, value)
     tune_process()
+    signal.signal(signal.SIGTERM, _terminated)
     from engine.cli import main as cli_main
 
     return cli_main()

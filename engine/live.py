@@ -266,16 +266,26 @@ class LivePipeline:
                               "max": max(self.memory_mb) if self.memory_mb else None}}
 
 
+RECORD_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+
+
+def check_record_path(path: str | Path) -> Path:
+    """A `--record` file name that can be written (a video suffix, not a folder, in a writable folder)."""
+    from engine.storage import check_output_file
+
+    target = Path(path)
+    if target.suffix.lower() not in RECORD_SUFFIXES:
+        raise UsageError(f"--record writes {', '.join(RECORD_SUFFIXES)} files, not '{target.name}'")
+    return check_output_file(target, "--record")
+
+
 class Recorder:
     """Writes rendered output frames to a video file on its own thread (a bounded queue: never blocks)."""
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], capacity: int = 120,
                  blocking: bool = False) -> None:
 
-        self.path = Path(path)
-        if self.path.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
-            raise UsageError(f"--record writes .mp4, .avi, .mkv or .mov files, not '{self.path.name}'")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = check_record_path(path)
         codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
         fourcc = cv2.VideoWriter_fourcc(*codec)  # type: ignore[attr-defined]
         self.writer = cv2.VideoWriter(str(self.path), fourcc, fps, size)
@@ -382,7 +392,12 @@ def apply_video(path: Path, registry: Any, settings: Any, state: LiveState, stor
     started = time.perf_counter()
     try:
         figures = pipeline.run(source)
+    except KeyboardInterrupt:  # Ctrl+C or SIGTERM: the frames so far make a playable file, and the record says so
+        pipeline.stop()
+        capture.write_meta(status="interrupted", errors=["interrupted: output.mp4 holds the frames edited so far"])
+        raise
     finally:
+        pipeline.stop()
         source.close()
         progress.close()
         recorder.close()

@@ -147,12 +147,16 @@ class Pipeline:
                              "status": "pending"})
         capture.write_image("input.png", frame.image)
         capture.write_meta()
-        outcome = self.process(frame, expression, backend_id, caption,
-                               on_faces=(lambda found: on_faces(capture, found)) if on_faces else None)
-        if outcome.ok:
-            assert outcome.result is not None and outcome.composite is not None
-            capture.write_image("output.png", outcome.result.image)
-            capture.write_image("compare.png", outcome.composite)
+        try:
+            outcome = self.process(frame, expression, backend_id, caption,
+                                   on_faces=(lambda found: on_faces(capture, found)) if on_faces else None)
+            if outcome.ok:
+                assert outcome.result is not None and outcome.composite is not None
+                capture.write_image("output.png", outcome.result.image)
+                capture.write_image("compare.png", outcome.composite)
+        except KeyboardInterrupt:  # Ctrl+C or SIGTERM: the input is kept, and the record says what happened
+            capture.write_meta(status="interrupted", errors=["interrupted before the edit was stored"])
+            raise
         capture.write_meta(status="ok" if outcome.ok else "failed", backend=outcome.backend or None,
                            fallback=outcome.fallback or None, errors=[outcome.error] if outcome.error else [],
                            timings_ms=outcome.timings_ms,

@@ -35,6 +35,19 @@ def check_output_dir(path: str | Path) -> Path:
     return folder
 
 
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """Prove a file we will write at the end (`--stats-json`, `--record`) can be written, before any work starts:
+    not a folder, in a folder that exists or can be made and is writable. A `UsageError` names the flag."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise UsageError(f"{flag} {target}: is a folder; give a file name")
+    try:
+        check_output_dir(target.parent)
+    except UsageError as exc:
+        raise UsageError(f"{flag} {target}: {exc}".replace("; choose another with --out", "")) from None
+    return target
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "capture"
 

@@ -210,3 +210,33 @@ def test_live_mode_abandons_a_backend_that_does_not_answer(tmp_path):
     assert time.perf_counter() - started < 4  # the 4 s call was not waited for
     assert any("hangs did not answer within 0.5 s" in message for message in errors)
     assert figures["frames"] >= 19 and figures["failed_frames"] >= 18
+
+
+def test_a_face_the_backend_refuses_is_not_reported_as_edited(tmp_path, landmarker):
+    import cv2
+
+    from engine.backend import SynthesisResult
+    from engine.storage import CaptureStore
+
+    class Refuses:
+        id, label = "refuses", "Refuses every face"
+
+        def availability(self, settings):
+            return True, ""
+
+        def synthesize(self, request):
+            skipped = [{"box": list(face.box), "reason": "face in profile"} for face in request.faces[1:]]
+            return SynthesisResult(request.image.copy(), self.id, 1, {"skipped": skipped})
+
+    registry = load_plugins(load_settings({}, env={}))
+    registry.add_backend(BackendEntry("refuses", "Refuses", Refuses(), "test", DROP_IN))
+    image = cv2.imread(str(SAMPLE))
+    pair = np.hstack([image, image])  # two faces: the backend edits the first and refuses the second
+    path = tmp_path / "pair.png"
+    cv2.imwrite(str(path), pair)
+    pipeline = Pipeline(registry, load_settings({}, env={}), landmarker=landmarker)
+    record = pipeline.apply_file(path, registry.expression([("happy", 1.0)]), "refuses", CaptureStore(tmp_path / "o"),
+                                 {})
+    assert record["status"] == "ok" and [face["edited"] for face in record["faces"]] == [True, False]
+    meta = json.loads((tmp_path / "o" / record["output_dir"].split("/")[-1] / "meta.json").read_text())
+    assert [face["edited"] for face in meta["faces"]] == [True, False]

@@ -102,17 +102,29 @@ def _number(low: float, high: float = math.inf, *, low_open: bool = False, why: 
     return check
 
 
+def _control(value: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+
+
 def _text(value: str) -> str:
+    if _control(value):
+        return "it holds a control character (a line break, a tab or a NUL)"
     return "" if value.strip() else "it must not be empty"
+
+
+def _optional_path(value: str) -> str:
+    return "it holds a control character (a line break, a tab or a NUL)" if _control(value) else ""
 
 
 def _folders(value: tuple[str, ...]) -> str:
     if any(not part.strip() for part in value):
         return "it holds an empty folder name, which would mean the current folder; name each folder"
-    return ""
+    return next((problem for problem in map(_text, value) if problem), "")
 
 
 def _url(value: str) -> str:
+    if any(not "!" <= ch <= "~" for ch in value):
+        return "it holds a space, a control character or a non-ASCII character; give a plain address"
     parts = urllib.parse.urlsplit(value)
     if parts.scheme in ("http", "https") and parts.netloc:
         return ""
@@ -121,8 +133,8 @@ def _url(value: str) -> str:
 
 def _landmarker_model(value: str) -> str:
     """'' (the packaged model) or a Face Landmarker bundle: a zip holding the landmarker's model files."""
-    if not value:
-        return ""
+    if not value or _optional_path(value):
+        return _optional_path(value)
     path = Path(value).expanduser()
     if not path.is_file():
         return f"{path} is not a file"
@@ -157,6 +169,7 @@ _RULES: dict[str, Callable[[Any], str]] = {
     "segmind_upload": _choice("face", "full"),
     "segmind_image_format": _choice("png", "jpeg", "webp"),
     "segmind_max_response_mb": _number(0, 1000, low_open=True),
+    "cache_dir": _optional_path,
     "plugin_timeout": _number(0, 3600, low_open=True, why=" (seconds)"),
 }
 
@@ -245,7 +258,7 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
     values: dict[str, Any] = {}
     for path in config_files(env):
         if not path.is_file():
-            raise UsageError(f"settings file {path} (from FACESYNTH_CONFIG) does not exist")
+            raise UsageError(f"settings file {path} (from FACESYNTH_CONFIG) does not exist or is not a file")
         values.update(_read_toml(path))
     for name in _FIELDS:
         key = f"FACESYNTH_{name.upper()}"

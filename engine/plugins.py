@@ -204,8 +204,11 @@ class PluginLoader:
             self._load(module_name, BUILTIN, BUILTIN, lambda name=module_name: _import_builtin(name))
         for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             self._load(entry_point.name, ENTRY_POINT, f"entry point {entry_point.name}", entry_point.load)
+        named = {Path(p).expanduser().resolve() for p in (*self.settings.plugins_dir, *self.extra_dirs)}
         for folder in folders:
             if not folder.is_dir():
+                if folder in named:  # named by the user: say so, it may be a typo
+                    log.warning("plugin_folder_missing", folder=str(folder))
                 continue
             for path in sorted(folder.glob("*.py")):
                 if not path.name.startswith("_"):

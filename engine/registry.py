@@ -69,6 +69,8 @@ def make_emotion(emotion_id: Any, params: Any, *, label: str | None = None, desc
         raise ValueError(f"an emotion id must be a non-empty name without ':', '=' or spaces, got {emotion_id!r}")
     if not isinstance(params, Mapping) or not params:
         raise ValueError(f"emotion {emotion_id}: params must be a non-empty mapping of parameter to value")
+    if not isinstance(label, (str, type(None))) or not isinstance(description, str):
+        raise ValueError(f"emotion {emotion_id}: label and description must be text")
     try:
         checked = {name: check_value(name, value) for name, value in params.items()}
     except UsageError as exc:

@@ -69,6 +69,9 @@ BAD_SETTINGS = [  # (setting, raw value, fragment of the complaint)
     ("plugins_dir", f"/a{os.pathsep}{os.pathsep}/b", "empty folder name"),
     ("plugins_dir", f"{os.pathsep}/b", "empty folder name"),
     ("log_level", "loud", "choose one of"),
+    ("segmind_url", "https://api.segmind.com/v1\n", "control character"),
+    ("output_dir", "out\tput", "control character"),
+    ("cache_dir", "ca\x7fche", "control character"),
 ]
 
 
@@ -89,6 +92,9 @@ def test_bad_setting_from_the_environment_names_setting_and_variable(name, raw, 
     ("plugins_dir = [3]\n", "plugins_dir from {path} has a bad value [3]"),
     ('backend = 3\n', "backend from {path} has a bad value 3 (expected text)"),
     ("live_max_faces = true\n", "live_max_faces from {path} has a bad value True"),
+    ('output_dir = "a\\u0000b"\n', "output_dir from {path} is 'a\\x00b': it holds a control character"),
+    ('landmarker_model = "a\\u0000b"\n', "landmarker_model from {path} is 'a\\x00b': it holds a control"),
+    ("output_dir = 1979-05-27\n", "output_dir from {path} has a bad value datetime.date(1979, 5, 27)"),
     ('[segmind]\nrpm = 0.01\n', "segmind_rpm from {path} is 0.01"),
     ('[segmind]\nurl = "localhost:8000"\n', "segmind_url from {path} is 'localhost:8000'"),
     ('[segmind]\nread_timeout = -5\n', "segmind_read_timeout from {path} is -5.0"),

@@ -352,7 +352,9 @@ class SegmindClient:
             detail = _error_detail(response)
             response.close()
             raise _status_error(status, detail, self.url)
-        info = _header_info(response.headers)
+        # a server may echo the key anywhere, headers included, and these go to logs and meta.json
+        info = {name: redact(value, self.key) if isinstance(value, str) else value
+                for name, value in _header_info(response.headers).items()}
         limit = int(self.settings.segmind_max_response_mb * 1024 * 1024)
         chunks, size = [], 0
         for chunk in response.iter_content(65536):

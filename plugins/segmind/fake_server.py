@@ -4,7 +4,7 @@ It is a real server on loopback: it checks the key, the method, the content type
 account of credits, enforces a requests-per-minute limit, and answers with image bytes and the documented
 headers. Tests queue special answers (`script`) to reach every error path: "500", "422", "429", "slow:SECONDS",
 "garbage", "json", "wrong_size", "huge", and hostile ones: "echo:STATUS" (an error body that repeats the key it
-got), "html:STATUS" (a many-line HTML error page), "429far:SECONDS" (a reset that far away), "trickle:SECONDS" and
+got), "echo_header" (a success whose x-request-id is the key), "html:STATUS" (a many-line HTML error page), "429far:SECONDS" (a reset that far away), "trickle:SECONDS" and
 "trickle_headers:SECONDS" (one byte every SECONDS of the body or of the status line; it stops by itself after
 TRICKLE_BYTES bytes or when the client hangs up).
 """
@@ -229,6 +229,8 @@ class FakeSegmind:
             self.billed += 1
             headers = {"x-remaining-credits": f"{self.credits:.4f}", "x-cost": f"{COST}",
                        "x-generation-time": f"{self.generation_time:.3f}", "x-request-id": str(uuid.uuid4())}
+        if scripted == "echo_header":
+            headers["x-request-id"] = handler.headers.get("x-api-key", "")
         if scripted == "garbage":
             return handler._send_bytes(200, b"<html>gateway hiccup</html>", "text/html", headers)
         if scripted == "json":

@@ -4,9 +4,9 @@ It is a real server on loopback: it checks the key, the method, the content type
 account of credits, enforces a requests-per-minute limit, and answers with image bytes and the documented
 headers. Tests queue special answers (`script`) to reach every error path: "500", "422", "429", "slow:SECONDS",
 "garbage", "json", "wrong_size", "huge", and hostile ones: "echo:STATUS" (an error body that repeats the key it
-got), "echo_header" (a success whose x-request-id is the key), "html:STATUS" (a many-line HTML error page), "429far:SECONDS" (a reset that far away), "trickle:SECONDS" and
-"trickle_headers:SECONDS" (one byte every SECONDS of the body or of the status line; it stops by itself after
-TRICKLE_BYTES bytes or when the client hangs up).
+got), "echo_header" (a success whose x-request-id is the key), "html:STATUS" (a many-line HTML error page),
+"429far:SECONDS" (a reset that far away), "trickle:SECONDS" and "trickle_headers:SECONDS" (one byte every SECONDS
+of the body or of the status line; it stops by itself after TRICKLE_BYTES bytes or when the client hangs up).
 """
 
 from __future__ import annotations

@@ -245,6 +245,14 @@ def test_far_rate_limit_reset_is_shown_with_its_date(server, tmp_path, face):
     assert re.search(r"until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, in 25\.0 h", str(caught.value)), caught.value
 
 
+def test_redirect_is_not_followed_with_the_key(server, tmp_path, face):
+    with FakeSegmind(api_key="other") as elsewhere:
+        server.script.append(f"redirect:{elsewhere.base_url}/expression-editor")
+        with pytest.raises(BackendUnavailable, match="redirect to http://127.0.0.1:.*not followed") as caught:
+            synthesize(settings_for(server.base_url, tmp_path), face)
+        assert not elsewhere.requests and KEY not in str(caught.value)
+
+
 def test_reset_description():
     from plugins.segmind.client import describe_reset
 

@@ -305,7 +305,9 @@ class SegmindClient:
             self.pacer.wait(self.settings.segmind_rpm, self.sleep)
             self.deadline.start(self.deadline_s)
             try:
-                response = self.session.post(self.url, data=body, timeout=timeouts, stream=True)
+                # no redirects: requests would carry the x-api-key header to wherever the server points
+                response = self.session.post(self.url, data=body, timeout=timeouts, stream=True,
+                                             allow_redirects=False)
             except requests.exceptions.RequestException as exc:
                 if self.deadline.expired:
                     raise self._deadline_error() from None
@@ -348,6 +350,11 @@ class SegmindClient:
 
     def _read(self, response: requests.Response, width: int, height: int) -> Reply:
         status = response.status_code
+        if 300 <= status < 400:
+            response.close()
+            where = one_line(response.headers.get("Location", "") or "nowhere said", 120)
+            raise BackendUnavailable(f"Segmind answered {status}, a redirect to {where}; not followed, since it "
+                                     "would carry the API key elsewhere; check the setting segmind_url")
         if status != 200:
             detail = _error_detail(response)
             response.close()

@@ -5,7 +5,7 @@ account of credits, enforces a requests-per-minute limit, and answers with image
 headers. Tests queue special answers (`script`) to reach every error path: "500", "422", "429", "slow:SECONDS",
 "garbage", "json", "wrong_size", "huge", and hostile ones: "echo:STATUS" (an error body that repeats the key it
 got), "echo_header" (a success whose x-request-id is the key), "html:STATUS" (a many-line HTML error page),
-"429far:SECONDS" (a reset that far away), "trickle:SECONDS" and "trickle_headers:SECONDS" (one byte every SECONDS
+"429far:SECONDS" (a reset that far away), "redirect:URL" (a 307 to URL), "trickle:SECONDS" and "trickle_headers:SECONDS" (one byte every SECONDS
 of the body or of the status line; it stops by itself after TRICKLE_BYTES bytes or when the client hangs up).
 """
 
@@ -186,6 +186,12 @@ class FakeSegmind:
         if verb == "html":
             page = (HTML_PAGE % handler.headers.get("x-api-key", "")).encode()
             return handler._send_bytes(int(argument), page, "text/html", {})
+        if verb == "redirect":
+            handler.send_response(307)
+            handler.send_header("Location", argument)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return None
         if verb == "trickle_headers":
             return handler._trickle(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n" + b"X" * 200, float(argument))
         if verb == "429far":

@@ -247,8 +247,9 @@ class PluginLoader:
         except BaseException as exc:  # SystemExit in a built-in's import must not end the app either
             self._fail(name, kind, source, exc, _declared_hooks(None, text))
             return
-        hooks = _declared_hooks(plugin)
+        hooks: tuple[str, ...] = ()
         try:
+            hooks = _declared_hooks(plugin)  # inside the guard: a module's own __getattr__ may raise
             unknown = [attr for attr in dir(plugin)
                        if hasattr(getattr(plugin, attr, None), _IMPL_ATTR) and attr not in hookspecs.HOOK_NAMES]
             if unknown:

@@ -152,7 +152,7 @@ def test_api_key_is_trimmed_and_a_bad_one_is_refused_without_showing_it(tmp_path
 
 
 def test_settings_file_that_is_not_utf8_is_a_usage_error(tmp_path):
-    from tests.conftest import assert_one_line_error, clean_env, run_cli
+    from tests.helpers import assert_one_line_error, clean_env, run_cli
 
     toml = tmp_path / "facesynth.toml"
     toml.write_bytes(b'output_dir = "caf\xe9"\n')

@@ -247,7 +247,7 @@ def test_current_folder_cannot_shadow_the_built_ins(tmp_path):
     import sys
     from pathlib import Path
 
-    from tests.conftest import clean_env
+    from tests.helpers import clean_env
 
     cwd, marker = _shadow_folder(tmp_path)
     script = Path(sys.executable).parent / "facesynth"
@@ -262,15 +262,14 @@ def test_current_folder_cannot_shadow_the_built_ins(tmp_path):
 
 
 def test_empty_plugins_dir_flag_runs_nothing_from_the_current_folder(tmp_path):
-    from tests.conftest import assert_one_line_error, run_cli
+    from tests.helpers import assert_one_line_error, clean_env, run_cli
 
     cwd, marker = _shadow_folder(tmp_path)
     result = run_cli("plugins", "--plugins-dir", "", cwd=cwd)
     assert result.returncode == 2
     assert_one_line_error(result, "empty plugin folder name")
     assert not marker.exists() or "evil" not in marker.read_text()
-    result = run_cli("plugins", cwd=cwd, env=__import__("tests.conftest").conftest.clean_env(
-        FACESYNTH_PLUGINS_DIR=f"{tmp_path}{os.pathsep}"))
+    result = run_cli("plugins", cwd=cwd, env=clean_env(FACESYNTH_PLUGINS_DIR=f"{tmp_path}{os.pathsep}"))
     assert result.returncode == 2 and "FACESYNTH_PLUGINS_DIR" in result.stderr
 
 
@@ -282,7 +281,7 @@ def test_real_ctrl_c_still_stops_while_a_plugin_hangs(tmp_path):
     import sys
     import time
 
-    from tests.conftest import ROOT, clean_env
+    from tests.helpers import ROOT, clean_env
 
     shutil.copy(PLUGIN_FIXTURES / "hostile" / "sleeps_in_hook.py", tmp_path)
     process = subprocess.Popen([sys.executable, "-m", "engine.cli", "plugins", "--plugins-dir", str(tmp_path)],

@@ -8,11 +8,14 @@ is also read from `SEGMIND_API_KEY`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
+import urllib.parse
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from engine.errors import UsageError
 
@@ -51,6 +54,7 @@ class Settings:
     segmind_max_response_mb: float = 40.0
     cache_dir: str = ""
     no_cache: bool = False
+    plugin_timeout: float = 10.0
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with the API key hidden (safe to log or store)."""
@@ -67,8 +71,107 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-_CHOICES = {"faces": None, "segmind_upload": ("face", "full"), "segmind_image_format": ("png", "jpeg", "webp"),
-            "log_level": ("debug", "info", "warning", "error")}
+
+
+def api_key_problem(key: str) -> str:
+    """What is wrong with an API key for an HTTP header ('' when nothing); never quotes the key itself."""
+    bad = [ch for ch in key if not "!" <= ch <= "~"]
+    if not bad:
+        return ""
+    kinds = sorted({"a space" if ch == " " else "a non-ASCII character" if ord(ch) > 127
+                    else "a control character (line break, tab)" for ch in bad})
+    return f"holds {' and '.join(kinds)} that an HTTP header cannot carry; copy the key again"
+
+LANDMARKER_FILES = ("face_detector.tflite", "face_landmarks_detector.tflite", "face_blendshapes.tflite")
+MIN_RPM = 0.1  # below this the next call would wait over ten minutes: surely a mistake
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    return lambda value: "" if value in choices else f"choose one of {', '.join(choices)}"
+
+
+def _number(low: float, high: float = math.inf, *, low_open: bool = False, why: str = "") -> Callable[[Any], str]:
+    """A check for a number in [low, high] (or (low, high] with `low_open`); nan and infinities never pass."""
+    def check(value: float) -> str:
+        inside = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+        if inside:
+            return ""
+        lower = f"above {low:g}" if low_open else f"at least {low:g}"
+        upper = f" and at most {high:g}" if math.isfinite(high) else ""
+        return f"it must be a number {lower}{upper}{why}"
+    return check
+
+
+def _control(value: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+
+
+def _text(value: str) -> str:
+    if _control(value):
+        return "it holds a control character (a line break, a tab or a NUL)"
+    return "" if value.strip() else "it must not be empty"
+
+
+def _optional_path(value: str) -> str:
+    return "it holds a control character (a line break, a tab or a NUL)" if _control(value) else ""
+
+
+def _folders(value: tuple[str, ...]) -> str:
+    if any(not part.strip() for part in value):
+        return "it holds an empty folder name, which would mean the current folder; name each folder"
+    return next((problem for problem in map(_text, value) if problem), "")
+
+
+def _url(value: str) -> str:
+    if any(not "!" <= ch <= "~" for ch in value):
+        return "it holds a space, a control character or a non-ASCII character; give a plain address"
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return ""
+    return "it must be an http:// or https:// address with a host, e.g. https://api.segmind.com/v1"
+
+
+def _landmarker_model(value: str) -> str:
+    """'' (the packaged model) or a Face Landmarker bundle: a zip holding the landmarker's model files."""
+    if not value or _optional_path(value):
+        return _optional_path(value)
+    path = Path(value).expanduser()
+    if not path.is_file():
+        return f"{path} is not a file"
+    try:
+        with zipfile.ZipFile(path) as bundle:
+            names = set(bundle.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return f"{path} is not a Face Landmarker model (a face_landmarker.task bundle)"
+    missing = [name for name in LANDMARKER_FILES if name not in names]
+    if missing:
+        return f"{path} is not a Face Landmarker model bundle (it lacks {', '.join(missing)})"
+    return ""
+
+
+# Each setting's check: value -> "" when fine, else what is wrong (a sentence part that never quotes a secret).
+_RULES: dict[str, Callable[[Any], str]] = {
+    "output_dir": _text,
+    "backend": _text,
+    "faces": _text,
+    "log_level": _choice("debug", "info", "warning", "error"),
+    "plugins_dir": _folders,
+    "landmarker_model": _landmarker_model,
+    "max_megapixels": _number(0, 1000, low_open=True),
+    "min_face_px": _number(0, 10000),
+    "live_max_faces": _number(1, 8),
+    "camera_retries": _number(0, 1000),
+    "segmind_api_key": api_key_problem,
+    "segmind_url": _url,
+    "segmind_rpm": _number(MIN_RPM, why=f" (requests per minute; below {MIN_RPM:g} a call waits over 10 minutes)"),
+    "segmind_connect_timeout": _number(0, 3600, low_open=True, why=" (seconds)"),
+    "segmind_read_timeout": _number(0, 3600, low_open=True, why=" (seconds)"),
+    "segmind_upload": _choice("face", "full"),
+    "segmind_image_format": _choice("png", "jpeg", "webp"),
+    "segmind_max_response_mb": _number(0, 1000, low_open=True),
+    "cache_dir": _optional_path,
+    "plugin_timeout": _number(0, 3600, low_open=True, why=" (seconds)"),
+}
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
@@ -84,27 +187,40 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             if text in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError(value)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float) if kind != "tuple[str, ...]"
+                                                     else (str, list, tuple)):
+            raise TypeError(value)
         if kind == "int":
-            if isinstance(value, bool) or float(value) != int(float(value)):
+            if float(value) != int(float(value)):
                 raise ValueError(value)
             return int(float(value))
         if kind == "float":
-            if isinstance(value, bool):
-                raise ValueError(value)
             return float(value)
         if kind == "tuple[str, ...]":
             if isinstance(value, str):
-                return tuple(part for part in value.split(os.pathsep) if part)
-            return tuple(str(part) for part in value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"setting {name} from {origin} has a bad value {value!r} (expected {kind})") from None
+                # an empty variable means no folders; an empty entry inside a list is refused by its rule
+                return tuple(value.split(os.pathsep)) if value else ()
+            if not all(isinstance(part, str) for part in value):
+                raise TypeError(value)
+            return tuple(value)
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return value.strip() if name == "segmind_api_key" else value
+    except (TypeError, ValueError, OverflowError):
+        expected = {"tuple[str, ...]": "a list of folder names", "str": "text", "float": "a number",
+                    "int": "a whole number", "bool": "true or false"}.get(kind, kind)
+        shown = "(hidden)" if name == "segmind_api_key" else repr(value)
+        raise UsageError(f"setting {name} from {origin} has a bad value {shown} (expected {expected})") from None
 
 
-def _check_choice(name: str, value: Any, origin: str) -> None:
-    choices = _CHOICES.get(name)
-    if choices and value not in choices:
-        raise UsageError(f"setting {name} from {origin} is {value!r}; choose one of {', '.join(choices)}")
+def _setting(name: str, raw: Any, origin: str) -> Any:
+    """One setting's value from `origin`, coerced to its type and checked against its rule."""
+    value = _coerce(name, raw, origin)
+    problem = _RULES.get(name, lambda _: "")(value)
+    if problem:
+        shown = "" if name == "segmind_api_key" else f" is {value!r}:"  # a key is never quoted
+        raise UsageError(f"setting {name} from {origin}{shown} {problem}")
+    return value
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -113,8 +229,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"settings file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read settings file {path}: {exc.strerror}") from None
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if key == "segmind" and isinstance(value, dict):
@@ -124,7 +242,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     unknown = sorted(set(flat) - set(_FIELDS))
     if unknown:
         raise UsageError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_FIELDS)}")
-    return {key: _coerce(key, value, str(path)) for key, value in flat.items()}
+    return {key: _setting(key, value, str(path)) for key, value in flat.items()}
 
 
 def config_files(env: Mapping[str, str]) -> list[Path]:
@@ -140,19 +258,17 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
     values: dict[str, Any] = {}
     for path in config_files(env):
         if not path.is_file():
-            raise UsageError(f"settings file {path} (from FACESYNTH_CONFIG) does not exist")
+            raise UsageError(f"settings file {path} (from FACESYNTH_CONFIG) does not exist or is not a file")
         values.update(_read_toml(path))
     for name in _FIELDS:
         key = f"FACESYNTH_{name.upper()}"
         if key in env:
-            values[name] = _coerce(name, env[key], key)
+            values[name] = _setting(name, env[key], key)
     if env.get("SEGMIND_API_KEY") and "FACESYNTH_SEGMIND_API_KEY" not in env:
-        values["segmind_api_key"] = env["SEGMIND_API_KEY"]
+        values["segmind_api_key"] = _setting("segmind_api_key", env["SEGMIND_API_KEY"], "SEGMIND_API_KEY")
     for name, value in (flags or {}).items():
         if value is not None:
-            values[name] = _coerce(name, value, "the command line")
-    for name, value in values.items():
-        _check_choice(name, value, "settings")
+            values[name] = _setting(name, value, "the command line")
     return Settings(**values)
 
 

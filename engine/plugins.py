@@ -6,7 +6,12 @@ still loads. `FACESYNTH_STRICT_PLUGINS=1` (setting `strict_plugins`) turns the f
 
 Drop-in files are code: they are loaded only from the app's `plugins.d/`, the user's config folder
 (`~/.config/facesynth/plugins.d/`) and folders named by `FACESYNTH_PLUGINS_DIR` or `--plugins-dir`, never
-from the current directory.
+from the current directory (an empty folder name is refused). The built-ins are imported from the app's own
+`plugins/` package, whatever `sys.path` holds, so a `./plugins/` folder cannot stand in for them.
+
+Third-party code (entry points, drop-ins) runs on a helper thread with a time limit (setting `plugin_timeout`):
+a plugin that hangs, calls `sys.exit` or raises `KeyboardInterrupt` is a failed plugin with its reason, and a
+real Ctrl+C still reaches the main thread, which only waits.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import stat
 import sys
+import threading
 import traceback
 from pathlib import Path
 from types import ModuleType
@@ -27,7 +34,7 @@ import structlog
 
 from engine import PROJECT_NAME, hookspecs
 from engine.config import APP_DIR, Settings, user_config_dir
-from engine.errors import PluginError
+from engine.errors import PluginError, UsageError
 from engine.registry import (BUILTIN, DROP_IN, ENTRY_POINT, BackendEntry, PluginInfo, Registry, check_backend,
                              make_emotion)
 
@@ -40,9 +47,16 @@ _IMPL_ATTR = f"{PROJECT_NAME}_impl"
 
 
 def dropin_dirs(settings: Settings, extra: Iterable[str] = ()) -> list[Path]:
-    """Folders searched for drop-in plugin files, in load order (later ones override earlier ones)."""
+    """Folders searched for drop-in plugin files, in load order (later ones override earlier ones).
+
+    An empty name would mean the current folder, so it is a usage error, wherever it comes from.
+    """
+    named = [*settings.plugins_dir, *extra]
+    if any(not str(name).strip() for name in named):
+        raise UsageError("an empty plugin folder name (--plugins-dir, FACESYNTH_PLUGINS_DIR or plugins_dir) would "
+                         "load code from the current folder; name the folder, e.g. --plugins-dir ./my-plugins")
     folders = [APP_DIR / "plugins.d", user_config_dir() / "plugins.d"]
-    folders += [Path(p).expanduser() for p in (*settings.plugins_dir, *extra)]
+    folders += [Path(p).expanduser() for p in named]
     unique: list[Path] = []
     for folder in folders:
         resolved = folder.resolve()
@@ -51,12 +65,119 @@ def dropin_dirs(settings: Settings, extra: Iterable[str] = ()) -> list[Path]:
     return unique
 
 
+class PluginTimeout(Exception):
+    """A plugin's import or hook did not finish within the setting `plugin_timeout`."""
+
+
+class PluginRaised(Exception):
+    """Plugin code run by `run_limited` raised `original` (any BaseException, SystemExit and
+    KeyboardInterrupt included), so that only the waiting thread's own KeyboardInterrupt stays one."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
 def _short_reason(exc: BaseException) -> str:
+    if isinstance(exc, PluginRaised):
+        exc = exc.original
+    if isinstance(exc, (PluginTimeout, PluginError)):  # our own sentences
+        return str(exc)
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg} (line {exc.lineno})"
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r}){where}"
+    if isinstance(exc, KeyboardInterrupt):
+        return f"raised KeyboardInterrupt{where}"
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def run_limited(call: Callable[[], Any], seconds: float, what: str) -> Any:
+    """Run plugin code on a daemon thread and wait at most `seconds` for it.
+
+    Whatever the code raises (SystemExit and KeyboardInterrupt included) is raised here wrapped in
+    PluginRaised; a call that does not finish raises PluginTimeout and is left behind (a daemon thread does not
+    hold the app at exit). The calling thread only waits, so a real Ctrl+C reaches it as KeyboardInterrupt.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # noqa: B036 (handed to the waiting thread, which decides)
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name=f"plugin {what}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise PluginTimeout(f"did not finish {what} within {seconds:g} s (setting plugin_timeout)")
+    if "error" in outcome:
+        raise PluginRaised(outcome["error"]) from outcome["error"]
+    return outcome.get("value")
+
+
+def _check_dropin(path: Path) -> str:
+    """Why `path` cannot be a drop-in file ('' when it can): folders, dangling links, devices are refused."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a link to nothing (dangling symbolic link)" if path.is_symlink() else "vanished while loading"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a .py file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a pipe or a device)"
+    return ""
+
+
+def _builtin_package() -> ModuleType:
+    """The app's own `plugins` package, loaded from the folder next to `engine/`, never found on sys.path.
+
+    An empty entry in PYTHONPATH puts the current folder on sys.path, where a `./plugins/` folder would win.
+    """
+    package_dir = (APP_DIR / "plugins").resolve()
+    current = sys.modules.get("plugins")
+    if current is not None:
+        if _inside(getattr(current, "__file__", None), package_dir):
+            return current
+        where = getattr(current, "__file__", None) or list(getattr(current, "__path__", []))
+        raise ImportError(f"another module named 'plugins' ({where}) was imported instead of the built-ins in "
+                          f"{package_dir}; start facesynth from another folder or remove empty PYTHONPATH entries")
+    spec = importlib.util.spec_from_file_location("plugins", package_dir / "__init__.py",
+                                                  submodule_search_locations=[str(package_dir)])
+    if spec is None or spec.loader is None:
+        raise ImportError(f"the built-in plugins are missing from {package_dir}")
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["plugins"] = package
+    try:
+        spec.loader.exec_module(package)
+    except BaseException:
+        sys.modules.pop("plugins", None)
+        raise
+    return package
+
+
+def _inside(filename: str | None, folder: Path) -> bool:
+    if not filename:
+        return False
+    try:
+        Path(filename).resolve().relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def _import_builtin(module_name: str) -> ModuleType:
+    """Import a built-in plugin module from the app's `plugins/` folder (see `_builtin_package`)."""
+    package_dir = Path(_builtin_package().__file__).resolve().parent
+    module = importlib.import_module(module_name)
+    if not _inside(getattr(module, "__file__", None), package_dir):
+        raise ImportError(f"{module_name} was imported from {getattr(module, '__file__', '?')}, outside {package_dir}")
+    return module
 
 
 def _declared_hooks(module: Any, text: str = "") -> tuple[str, ...]:
@@ -78,17 +199,27 @@ class PluginLoader:
         self.registry = Registry()
         self.manager = pluggy.PluginManager(PROJECT_NAME)
         self.manager.add_hookspecs(hookspecs)
+        folders = dropin_dirs(self.settings, self.extra_dirs)  # a bad folder name stops before any code runs
         for module_name in BUILTIN_PLUGINS:
-            self._load(module_name, BUILTIN, BUILTIN, lambda name=module_name: importlib.import_module(name))
+            self._load(module_name, BUILTIN, BUILTIN, lambda name=module_name: _import_builtin(name))
         for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             self._load(entry_point.name, ENTRY_POINT, f"entry point {entry_point.name}", entry_point.load)
-        for folder in dropin_dirs(self.settings, self.extra_dirs):
+        named = {Path(p).expanduser().resolve() for p in (*self.settings.plugins_dir, *self.extra_dirs)}
+        for folder in folders:
             if not folder.is_dir():
+                if folder in named:  # named by the user: say so, it may be a typo
+                    log.warning("plugin_folder_missing", folder=str(folder))
                 continue
             for path in sorted(folder.glob("*.py")):
                 if not path.name.startswith("_"):
                     self._load(path.stem, DROP_IN, str(path), lambda p=path: _import_file(p))
         return self.registry
+
+    def _limited(self, kind: str, call: Callable[[], Any], what: str) -> Any:
+        """Built-ins run as they are; third-party code runs with the `plugin_timeout` limit."""
+        if kind == BUILTIN:
+            return call()
+        return run_limited(call, self.settings.plugin_timeout, what)
 
     def _fail(self, name: str, kind: str, source: str, exc: BaseException, hooks: tuple[str, ...]) -> None:
         reason = _short_reason(exc)
@@ -98,16 +229,27 @@ class PluginLoader:
             raise PluginError(f"plugin {name} ({source}) failed: {reason}") from exc
 
     def _load(self, name: str, kind: str, source: str, importer: Callable[[], Any]) -> None:
-        text = Path(source).read_text(errors="replace") if kind == DROP_IN else ""
+        text = ""
+        if kind == DROP_IN:
+            problem = _check_dropin(Path(source))
+            if problem:
+                self._fail(name, kind, source, PluginError(problem), ())
+                return
+            try:
+                text = Path(source).read_text(errors="replace")
+            except OSError as exc:
+                self._fail(name, kind, source, PluginError(f"cannot be read: {exc.strerror}"), ())
+                return
         try:
-            plugin = importer()
-        except BaseException as exc:  # SystemExit in a plugin's import must not end the app either
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            plugin = self._limited(kind, importer, "loading")
+        except KeyboardInterrupt:
+            raise  # the user's Ctrl+C (a plugin's own comes wrapped in PluginRaised)
+        except BaseException as exc:  # SystemExit in a built-in's import must not end the app either
             self._fail(name, kind, source, exc, _declared_hooks(None, text))
             return
-        hooks = _declared_hooks(plugin)
+        hooks: tuple[str, ...] = ()
         try:
+            hooks = _declared_hooks(plugin)  # inside the guard: a module's own __getattr__ may raise
             unknown = [attr for attr in dir(plugin)
                        if hasattr(getattr(plugin, attr, None), _IMPL_ATTR) and attr not in hookspecs.HOOK_NAMES]
             if unknown:
@@ -119,7 +261,9 @@ class PluginLoader:
                 self.manager.unregister(name=registered_name)
             self.manager.register(plugin, name=registered_name)
             staged = self._collect(plugin, kind, source)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a hook's sys.exit (or a KeyboardInterrupt it raised) is its failure
             if self.manager.is_registered(plugin):
                 self.manager.unregister(plugin)
             self._fail(name, kind, source, exc, hooks)
@@ -146,7 +290,8 @@ class PluginLoader:
         for hook_name, register in registers.items():
             for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
                 if impl.plugin is plugin:
-                    impl.function(*[register for _ in impl.argnames])
+                    self._limited(kind, lambda impl=impl, register=register: impl.function(
+                        *[register for _ in impl.argnames]), f"its hook {hook_name}")
         return staged
 
 

@@ -6,6 +6,8 @@ equals the later one wins. Every override is logged.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -19,6 +21,7 @@ from engine.guard import guard
 log = structlog.get_logger()
 
 BUILTIN, ENTRY_POINT, DROP_IN = "built-in", "entry point", "drop-in"
+AUTO_ID = "auto"  # the --backend value that picks among backends; no backend may take it
 SOURCE_RANK = {BUILTIN: 0, ENTRY_POINT: 1, DROP_IN: 2}
 
 
@@ -66,13 +69,33 @@ def make_emotion(emotion_id: Any, params: Any, *, label: str | None = None, desc
         raise ValueError(f"an emotion id must be a non-empty name without ':', '=' or spaces, got {emotion_id!r}")
     if not isinstance(params, Mapping) or not params:
         raise ValueError(f"emotion {emotion_id}: params must be a non-empty mapping of parameter to value")
+    if not isinstance(label, (str, type(None))) or not isinstance(description, str):
+        raise ValueError(f"emotion {emotion_id}: label and description must be text")
     try:
         checked = {name: check_value(name, value) for name, value in params.items()}
     except UsageError as exc:
         raise ValueError(f"emotion {emotion_id}: {exc}") from None
     return EmotionEntry(id=emotion_id.strip().lower(), label=label or emotion_id.strip().capitalize(),
                         params=checked, source=source, kind=kind, description=description,
-                        recognise=dict(recognise or {}))
+                        recognise=_check_recognise(emotion_id, recognise))
+
+
+def _check_recognise(emotion_id: str, recognise: Any) -> dict[str, float]:
+    """The `recognise` weights as blendshape name -> finite number; anything else is a registration error."""
+    if recognise is None:
+        return {}
+    if not isinstance(recognise, Mapping):
+        raise ValueError(f"emotion {emotion_id}: recognise must be a mapping of blendshape name to weight, "
+                         f"got {type(recognise).__name__}")
+    weights = {}
+    for name, weight in recognise.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"emotion {emotion_id}: recognise has a blendshape name {name!r}; names are text")
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
+            raise ValueError(f"emotion {emotion_id}: recognise weight of {name} is {weight!r}; weights are "
+                             "finite numbers")
+        weights[name] = float(weight)
+    return weights
 
 
 def check_backend(backend: Any) -> None:
@@ -80,8 +103,12 @@ def check_backend(backend: Any) -> None:
     missing = [name for name in ("id", "label", "availability", "synthesize") if not hasattr(backend, name)]
     if missing:
         raise ValueError(f"backend {backend!r} lacks {', '.join(missing)}")
-    if not isinstance(backend.id, str) or not backend.id:
-        raise ValueError(f"backend {backend!r} has no id")
+    if not isinstance(backend.id, str) or not backend.id.strip() or backend.id != backend.id.strip():
+        raise ValueError(f"backend {backend!r} has no usable id (a non-empty name without surrounding spaces)")
+    if backend.id.lower() == AUTO_ID:
+        raise ValueError(f"a backend may not take the id '{AUTO_ID}': it names the automatic choice among backends")
+    if not isinstance(backend.label, str):
+        raise ValueError(f"backend {backend.id}: label must be text")
 
 
 class Registry:

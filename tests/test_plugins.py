@@ -1,6 +1,8 @@
 """Plugin loading: built-ins, entry points and drop-in files; failures recorded, strict mode, precedence."""
 
 import inspect
+import json
+import os
 
 import pytest
 from structlog.testing import capture_logs
@@ -148,3 +150,155 @@ def test_pipeline_prepare_loads_backends_and_survives_a_failing_one():
     pipeline.prepare("landmark-warp")  # the local backend loads its warp and compiled loops
     assert "plugins.landmark_warp.warp" in sys.modules
     pipeline.prepare("segmind")  # no prepare: nothing to do
+
+
+def test_hostile_plugins_fail_with_their_reasons_and_the_rest_loads(tmp_path):
+    """Hooks that sleep, exit or raise KeyboardInterrupt, imports that sleep or exit, entries named *.py that are
+    a folder, a dangling link or a pipe: each is a failed plugin with its reason, and loading goes on."""
+    import os
+    import shutil
+    import time
+
+    folder = tmp_path / "hostile"
+    shutil.copytree(PLUGIN_FIXTURES / "hostile", folder)
+    (folder / "folder.py").mkdir()
+    (folder / "dangling.py").symlink_to(tmp_path / "nowhere.py")
+    os.mkfifo(folder / "pipe.py")  # reading it would block for ever
+    started = time.monotonic()
+    registry = load_plugins(settings(plugin_timeout=0.5), [str(folder), str(PLUGIN_FIXTURES / "good")])
+    elapsed = time.monotonic() - started
+    failed = {info.name: info.reason for info in registry.failed_plugins()}
+    assert failed["sleeps_in_hook"] == "did not finish its hook register_emotions within 0.5 s (setting plugin_timeout)"
+    assert failed["sleeps_at_import"] == "did not finish loading within 0.5 s (setting plugin_timeout)"
+    assert failed["exits_in_hook"].startswith("called sys.exit(3)")
+    assert failed["exits_at_import"].startswith("called sys.exit('bye')")
+    assert failed["interrupts_in_hook"].startswith("raised KeyboardInterrupt")
+    assert "recognise weight of mouthSmileLeft is 'lots'" in failed["bad_weights"]
+    assert "may not take the id 'auto'" in failed["auto_backend"]
+    assert failed["folder"] == "a folder, not a .py file"
+    assert failed["dangling"] == "a link to nothing (dangling symbolic link)"
+    assert failed["pipe"] == "not a regular file (a pipe or a device)"
+    assert failed["getattr_raises"].startswith("RuntimeError: no attribute register_backends here")
+    assert len(failed) == 11
+    assert "calm" in registry.emotions and BUILT_IN_EMOTIONS <= set(registry.emotions)
+    assert not {"late", "slow_import", "smug", "odd"} & set(registry.emotions) and "auto" not in registry.backends
+    assert elapsed < 4  # two time limits of 0.5 s, not two sleeps of a minute
+
+
+def test_registration_rules_for_weights_and_backend_ids():
+    from engine.registry import check_backend, make_emotion
+
+    assert make_emotion("smug", {"smile": 0.6}, recognise={"mouthSmileLeft": 1}).recognise == {"mouthSmileLeft": 1.0}
+    for weights in ({"mouthSmileLeft": "lots"}, {"mouthSmileLeft": float("nan")}, {"mouthSmileLeft": True},
+                    {3: 1.0}, ["mouthSmileLeft"]):
+        with pytest.raises(ValueError, match="recognise"):
+            make_emotion("smug", {"smile": 0.6}, recognise=weights)
+
+    class Backend:
+        label = "x"
+
+        def availability(self, settings):
+            return True, ""
+
+        def synthesize(self, request):
+            return None
+
+    for bad_id in ("auto", "AUTO", "", " local", 3):
+        Backend.id = bad_id
+        with pytest.raises(ValueError):
+            check_backend(Backend())
+
+
+def test_strict_mode_raises_for_a_hook_over_its_time_limit():
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copy(PLUGIN_FIXTURES / "hostile" / "sleeps_in_hook.py", folder)
+        with pytest.raises(PluginError, match="did not finish its hook register_emotions within 0.2 s"):
+            load_plugins(settings(strict_plugins=True, plugin_timeout=0.2), [folder])
+
+
+def test_empty_plugin_folder_name_is_a_usage_error():
+    from engine.errors import UsageError
+
+    for extra in ([""], ["  "], [str(PLUGIN_FIXTURES / "good"), ""]):
+        with pytest.raises(UsageError, match="empty plugin folder name"):
+            load_plugins(settings(), extra)
+
+
+def _shadow_folder(tmp_path):
+    """A current folder holding a ./plugins/ package and a drop-in, each of which leaves a marker if it runs."""
+    marker = tmp_path / "ran.txt"
+    shadow = tmp_path / "cwd" / "plugins"
+    shadow.mkdir(parents=True)
+    payload = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+    (shadow / "__init__.py").write_text(payload)
+    for name in ("emotions", "landmark_warp", "segmind"):
+        (shadow / f"{name}.py").write_text(payload + "from engine import hookimpl\n\n@hookimpl\n"
+                                           "def register_emotions(register):\n    register('pwned', {'smile': 1})\n")
+    (tmp_path / "cwd" / "evil.py").write_text(payload)
+    return tmp_path / "cwd", marker
+
+
+def test_current_folder_cannot_shadow_the_built_ins(tmp_path):
+    """An empty PYTHONPATH entry puts the current folder on sys.path; the built-ins still come from the app."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.helpers import clean_env
+
+    cwd, marker = _shadow_folder(tmp_path)
+    script = Path(sys.executable).parent / "facesynth"
+    result = subprocess.run([str(script), "plugins", "--json"], cwd=cwd, env=clean_env(PYTHONPATH=os.pathsep),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    listing = json.loads(result.stdout)
+    ids = {row["id"]: row for row in listing["emotions"]}
+    assert BUILT_IN_EMOTIONS <= set(ids) and "pwned" not in ids
+    assert all(row["status"] != "failed" for row in listing["emotions"] + listing["backends"])
+    assert not marker.exists(), marker.read_text()
+
+
+def test_empty_plugins_dir_flag_runs_nothing_from_the_current_folder(tmp_path):
+    from tests.helpers import assert_one_line_error, clean_env, run_cli
+
+    cwd, marker = _shadow_folder(tmp_path)
+    result = run_cli("plugins", "--plugins-dir", "", cwd=cwd)
+    assert result.returncode == 2
+    assert_one_line_error(result, "empty plugin folder name")
+    assert not marker.exists() or "evil" not in marker.read_text()
+    result = run_cli("plugins", cwd=cwd, env=clean_env(FACESYNTH_PLUGINS_DIR=f"{tmp_path}{os.pathsep}"))
+    assert result.returncode == 2 and "FACESYNTH_PLUGINS_DIR" in result.stderr
+
+
+def test_real_ctrl_c_still_stops_while_a_plugin_hangs(tmp_path):
+    """The user's Ctrl+C (SIGINT to the process) ends the wait for a hanging plugin: exit 130, at once."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import ROOT, clean_env
+
+    shutil.copy(PLUGIN_FIXTURES / "hostile" / "sleeps_in_hook.py", tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "engine.cli", "plugins", "--plugins-dir", str(tmp_path)],
+                               cwd=ROOT, env=clean_env(FACESYNTH_PLUGIN_TIMEOUT="60", FACESYNTH_LOG_LEVEL="info"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        line = ""
+        while "plugins.segmind" not in line and time.monotonic() < deadline:  # the built-ins have loaded
+            line = process.stderr.readline()
+        time.sleep(0.3)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+        assert time.monotonic() - sent < 5
+        assert process.returncode == 130 and "interrupted" in err, err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

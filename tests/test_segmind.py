@@ -1,8 +1,10 @@
 """The Segmind backend against a real HTTP server on loopback that speaks the documented contract."""
 
 import base64
+import datetime as dt
 import json
 import os
+import re
 import socket
 
 import cv2
@@ -16,7 +18,7 @@ from engine.expression import PARAMETERS, Expression
 from plugins.segmind import SegmindBackend, upload_box
 from plugins.segmind.client import Pacer, build_payload
 from plugins.segmind.fake_server import FakeSegmind
-from tests.helpers import SAMPLE, clean_env, json_lines, run_cli
+from tests.helpers import SAMPLE, assert_one_line_error, clean_env, json_lines, run_cli
 
 KEY = "sk-test-7f3a9c-secret"
 
@@ -157,8 +159,9 @@ def test_pacer_spaces_requests():
 
 
 def _env(server, tmp_path, **extra):
-    return clean_env(SEGMIND_API_KEY=KEY, FACESYNTH_SEGMIND_URL=server.base_url, FACESYNTH_SEGMIND_RPM="6000",
-                     FACESYNTH_CACHE_DIR=str(tmp_path / "cache"), **extra)
+    values = {"SEGMIND_API_KEY": KEY, "FACESYNTH_SEGMIND_URL": server.base_url, "FACESYNTH_SEGMIND_RPM": "6000",
+              "FACESYNTH_CACHE_DIR": str(tmp_path / "cache")}
+    return clean_env(**{**values, **extra})
 
 
 def test_cli_stores_capture_and_never_writes_the_key(server, tmp_path):
@@ -209,3 +212,124 @@ def test_auto_without_key_uses_the_local_backend(tmp_path):
     result = run_cli("apply", SAMPLE, "--emotion", "happy", "--backend", "auto", "--out", tmp_path, "--json")
     (record,) = json_lines(result.stdout)
     assert record["backend"] == "landmark-warp" and "no API key" in record["fallback"]
+
+
+@pytest.mark.parametrize("script", ["trickle:0.25", "trickle_headers:0.25"])
+def test_trickling_server_is_cut_at_the_overall_deadline(server, tmp_path, face, script):
+    """A byte every 0.25 s never trips the 0.5 s per-read time-out; the 1 s deadline (connect + read) ends it."""
+    import time
+
+    server.script.append(script)
+    settings = settings_for(server.base_url, tmp_path, segmind_connect_timeout=0.5, segmind_read_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(BackendError, match=r"did not finish answering within 1 s") as caught:
+        synthesize(settings, face)
+    assert time.monotonic() - started < 2.5  # the server would go on for 10 s
+    assert caught.value.retryable and len(server.requests) == 1
+
+
+def test_html_error_page_is_one_short_line(server, tmp_path, face):
+    server.script.append("html:502")
+    with pytest.raises(BackendError) as caught:
+        synthesize(settings_for(server.base_url, tmp_path), face)
+    message = str(caught.value)
+    assert "\n" not in message and "<" not in message and "font-family" not in message
+    assert "502 Bad Gateway" in message and "upstream & its key" in message and len(message) < 300
+    assert KEY not in message
+
+
+def test_far_rate_limit_reset_is_shown_with_its_date(server, tmp_path, face):
+    server.script.append("429far:90000")  # 25 hours away
+    with pytest.raises(BackendError) as caught:
+        synthesize(settings_for(server.base_url, tmp_path), face)
+    assert re.search(r"until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, in 25\.0 h", str(caught.value)), caught.value
+
+
+def test_redirect_is_not_followed_with_the_key(server, tmp_path, face):
+    with FakeSegmind(api_key="other") as elsewhere:
+        server.script.append(f"redirect:{elsewhere.base_url}/expression-editor")
+        with pytest.raises(BackendUnavailable, match="redirect to http://127.0.0.1:.*not followed") as caught:
+            synthesize(settings_for(server.base_url, tmp_path), face)
+        assert not elsewhere.requests and KEY not in str(caught.value)
+
+
+def test_reset_description():
+    from plugins.segmind.client import describe_reset
+
+    now = dt.datetime(2026, 11, 29, 23, 58, tzinfo=dt.timezone.utc)
+    assert describe_reset(now + dt.timedelta(seconds=90), now) == "23:59:30 UTC"
+    assert describe_reset(now + dt.timedelta(minutes=3), now) == "2026-11-30 00:01:00 UTC, in 3 min"  # tomorrow
+    assert describe_reset(now - dt.timedelta(hours=25), now) == "2026-11-28 22:58:00 UTC"  # a stale header
+
+
+def test_client_refuses_a_key_a_header_cannot_carry(tmp_path):
+    import dataclasses
+
+    from plugins.segmind.client import SegmindClient
+
+    settings = dataclasses.replace(load_settings({}, {"XDG_CONFIG_HOME": "/nonexistent"}),
+                                   segmind_api_key="sk-in\nside")  # built around load_settings' checks
+    with pytest.raises(BackendUnavailable, match="control character") as caught:
+        SegmindClient(settings)
+    assert "sk-in" not in str(caught.value)
+
+
+# Every way a call can fail, one input each, in one CLI run: (scripted answer, fragment of the reason).
+HOSTILE_ANSWERS = [
+    ("echo:401", "rejected the API key (401)"),
+    ("echo:404", "no expression editor"),
+    ("echo:406", "406"),
+    ("echo:422", "422"),
+    ("echo:500", "(500)"),
+    ("html:502", "502 Bad Gateway"),
+    ("500", "(500)"),
+    ("429far:90000", "rate limit reached (429) until 20"),
+    ("garbage", "not an image"),
+    ("wrong_size", "returned a"),
+    ("huge", "over 1 MB"),
+    ("trickle:0.25", "did not finish answering within 1.5 s"),
+    ("echo_header", None),  # a success, with the key as its request id (stored in meta.json, logged)
+]
+
+
+def test_cli_never_shows_the_key_on_any_error_path(server, tmp_path):
+    """Key given with stray whitespace (trimmed), servers that echo it: stdout, stderr, debug logs and every
+    file written hold no trace of it, and each failure is one line on stderr."""
+    import shutil
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for number in range(len(HOSTILE_ANSWERS)):
+        shutil.copy(SAMPLE, inputs / f"{number:02d}.png")
+    server.script.extend(script for script, _ in HOSTILE_ANSWERS)
+    env = _env(server, tmp_path, SEGMIND_API_KEY=f" {KEY}\r\n", FACESYNTH_SEGMIND_MAX_RESPONSE_MB="1",
+               FACESYNTH_SEGMIND_CONNECT_TIMEOUT="0.5", FACESYNTH_SEGMIND_READ_TIMEOUT="1")
+    result = run_cli("apply", inputs, "--emotion", "happy", "--backend", "segmind", "--out", tmp_path / "out",
+                     "--json", "--no-cache", "--log-level", "debug", "--log-json", env=env)
+    assert result.returncode == 1, result.stderr
+    records = json_lines(result.stdout)
+    assert len(records) == len(HOSTILE_ANSWERS)
+    for record, (script, fragment) in zip(records, HOSTILE_ANSWERS):
+        if fragment is None:
+            assert record["status"] == "ok", (script, record["error"])
+        else:
+            assert record["status"] == "failed" and fragment in record["error"], (script, record["error"])
+    reasons = [line for line in result.stderr.splitlines() if line.startswith("facesynth:")]
+    assert len(reasons) == len(HOSTILE_ANSWERS) - 1  # one line per failure, the HTML page included
+    assert not [line for line in result.stderr.splitlines() if line.strip().startswith("<")]
+    assert "Traceback" not in result.stderr and '"event": "error_event"' in result.stderr  # verbose logs on
+    for text in (result.stdout, result.stderr):
+        assert KEY not in text and KEY[3:15] not in text
+    written = [os.path.join(root, name) for root, _, files in os.walk(tmp_path) for name in files]
+    assert any(path.endswith("meta.json") for path in written)
+    for path in written:
+        assert KEY.encode() not in open(path, "rb").read(), path
+    assert {request["headers"]["x-api-key"] for request in server.requests} == {KEY}  # trimmed before sending
+
+
+def test_cli_refuses_a_key_with_an_inner_line_break_without_showing_it(tmp_path):
+    result = run_cli("apply", SAMPLE, "--emotion", "happy", "--backend", "segmind", "--out", tmp_path,
+                     "--log-level", "debug", env=clean_env(SEGMIND_API_KEY="sk-test-7f3a\n9c-secret"))
+    assert result.returncode == 2
+    assert_one_line_error(result, "SEGMIND_API_KEY", "control character")
+    assert "7f3a" not in result.stderr + result.stdout and "9c-secret" not in result.stderr + result.stdout

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import html
 import json
+import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,8 +21,9 @@ import cv2
 import numpy as np
 import requests
 import structlog
+from requests.adapters import HTTPAdapter
 
-from engine.config import key_source
+from engine.config import api_key_problem, key_source
 from engine.errors import BackendError, BackendUnavailable
 from engine.expression import PARAMETERS, Expression
 
@@ -31,6 +35,11 @@ ENDPOINT = "expression-editor"
 FIELD_MAP: Mapping[str, tuple[str, float]] = {p.name: (p.name, 1.0) for p in PARAMETERS}
 CONNECT_RETRIES = 2
 MAX_RATE_LIMIT_WAIT_S = 20.0
+DETAIL_CHARS = 160  # an error body is shown on one line, at most this long
+FAR_RESET_S = 600  # a rate-limit reset further away than this is shown with its date
+REDACTED = "[key hidden]"
+# What an HTTP header value (and so an API key) may carry here: visible ASCII, no spaces or control characters.
+_TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 
 
 def build_payload(image_b64: str, expression: Expression, image_format: str = "png",
@@ -103,11 +112,27 @@ def _reset_at(headers: Mapping[str, str]) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
+def one_line(text: str, limit: int = DETAIL_CHARS) -> str:
+    """`text` as one short line: HTML tags dropped, entities decoded, whitespace collapsed, cut at `limit`."""
+    if "<" in text and ">" in text:
+        text = html.unescape(_TAGS.sub(" ", text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
+def redact(text: str, key: str) -> str:
+    """`text` with the API key (as given, trimmed, or escaped as repr shows it) replaced by a marker."""
+    for form in sorted({key, key.strip(), repr(key)[1:-1], repr(key.strip())[1:-1]}, key=len, reverse=True):
+        if len(form) >= 4:  # a one-letter "key" would blank out every message
+            text = text.replace(form, REDACTED)
+    return text
+
+
 def _error_detail(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200].strip()
+        return one_line(response.text)
     if isinstance(body, dict):
         detail = body.get("detail") or body.get("error") or body.get("message") or body
         if isinstance(detail, list):  # FastAPI-style validation errors
@@ -116,25 +141,129 @@ def _error_detail(response: requests.Response) -> str:
                 if isinstance(item, dict):
                     where = ".".join(str(p) for p in item.get("loc", []) if p != "body")
                     parts.append(f"{where}: {item.get('msg', '')}".strip(": "))
-            return "; ".join(parts)
-        return str(detail)[:200]
-    return str(body)[:200]
+            return one_line("; ".join(parts))
+        return one_line(str(detail))
+    return one_line(str(body))
+
+
+def describe_reset(reset: dt.datetime, now: dt.datetime | None = None) -> str:
+    """When a rate limit ends, for a message: the time of day when it is soon, with the date otherwise (UTC)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    reset = reset.astimezone(dt.timezone.utc)
+    away = (reset - now).total_seconds()
+    if reset.date() == now.date() and away <= FAR_RESET_S:
+        return f"{reset:%H:%M:%S} UTC"
+    hours = away / 3600
+    span = f"in {hours:.1f} h" if hours >= 1 else f"in {max(0.0, away) / 60:.0f} min"
+    return f"{reset:%Y-%m-%d %H:%M:%S} UTC, {span}" if away > 0 else f"{reset:%Y-%m-%d %H:%M:%S} UTC"
+
+
+class _Deadline:
+    """Cuts the connection a request is using when the request's overall time is up.
+
+    The read time-out of requests counts per read, so a server that sends a byte every few seconds would hold
+    a request for ever; a timer that shuts the socket down ends it whatever phase it is in.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: Any = None
+        self._timer: threading.Timer | None = None
+        self.expired = False
+
+    def start(self, seconds: float) -> None:
+        """Arm the deadline for one attempt (cancelling the previous one)."""
+        self.stop()
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def stop(self) -> None:
+        """Disarm the deadline (the attempt is over)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def track(self, sock: Any) -> None:
+        """Remember the socket the current attempt uses (and cut it at once when time is already up)."""
+        if sock is None:
+            return
+        with self._lock:
+            self._sock = sock
+            late = self.expired
+        if late:
+            self._cut()
+
+    def _cut(self) -> None:
+        with self._lock:
+            self.expired = True
+            sock = self._sock
+        if sock is not None:
+            try:
+                # the plain socket's shutdown, also under TLS: it wakes a blocked read without touching TLS state
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections report themselves to a `_Deadline`."""
+
+    def __init__(self, deadline: _Deadline) -> None:
+        self.deadline = deadline
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """Build the pool manager with pools whose connections are tracked."""
+        super().init_poolmanager(*args, **kwargs)
+        deadline = self.deadline
+        pools = {}
+        for scheme, pool_class in self.poolmanager.pool_classes_by_scheme.items():
+            base = pool_class.ConnectionCls
+
+            class Tracked(base):  # type: ignore[valid-type, misc]
+                # the socket, not the connection: http.client lets go of it once a closing response is read
+                def connect(self) -> None:
+                    super().connect()
+                    deadline.track(self.sock)
+
+                def request(self, *args: Any, **kwargs: Any) -> Any:
+                    deadline.track(self.sock)  # a kept-alive connection is not connected again
+                    return super().request(*args, **kwargs)
+
+            pools[scheme] = type(f"Tracked{pool_class.__name__}", (pool_class,), {"ConnectionCls": Tracked})
+        self.poolmanager.pool_classes_by_scheme = pools
 
 
 class SegmindClient:
-    """One `requests.Session` to the Expression Editor, with the settings' key, URL and time-outs."""
+    """One `requests.Session` to the Expression Editor, with the settings' key, URL and time-outs.
+
+    Every error it raises carries a one-line message with the key hidden, whatever the server or the HTTP
+    library put in it.
+    """
 
     def __init__(self, settings: Any, pacer: Pacer = PACER, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
+        self.key = settings.segmind_api_key.strip()
+        problem = api_key_problem(self.key)
+        if problem:
+            raise BackendUnavailable(f"the Segmind API key {problem}; it is read from {key_source()}")
         self.url = settings.segmind_url.rstrip("/") + "/" + ENDPOINT
         self.pacer = pacer
         self.sleep = sleep
+        self.deadline_s = settings.segmind_connect_timeout + settings.segmind_read_timeout
+        self.deadline = _Deadline()
         self.session = requests.Session()
-        self.session.headers.update({"x-api-key": settings.segmind_api_key, "Content-Type": "application/json",
+        adapter = _DeadlineAdapter(self.deadline)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"x-api-key": self.key, "Content-Type": "application/json",
                                      "Accept": "image/png, image/jpeg, image/webp, application/json"})
 
     def close(self) -> None:
         """Close the HTTP session."""
+        self.deadline.stop()
         self.session.close()
 
     def edit(self, image: np.ndarray, expression: Expression) -> Reply:
@@ -145,11 +274,28 @@ class SegmindClient:
             raise BackendError("could not encode the picture for upload")
         payload = build_payload(base64.b64encode(encoded.tobytes()).decode("ascii"), expression, fmt)
         body = json.dumps(payload)
-        response = self._post(body)
-        reply = self._read(response, image.shape[1], image.shape[0])
+        try:
+            response = self._post(body)
+            reply = self._read(response, image.shape[1], image.shape[0])
+        except BackendError as exc:
+            raise type(exc)(self._clean(str(exc)), retryable=exc.retryable) from None
+        except (requests.RequestException, OSError, ValueError) as exc:
+            if self.deadline.expired:
+                raise self._deadline_error() from None
+            raise BackendError(self._clean(f"the request to Segmind failed: {type(exc).__name__}: {exc}")) from None
+        finally:
+            self.deadline.stop()
         log.info("segmind_call", status=response.status_code, request_id=reply.info.get("request_id"),
                  credits=reply.info.get("remaining_credits"), cost=reply.info.get("cost"))
         return reply
+
+    def _clean(self, message: str) -> str:
+        return one_line(redact(message, self.key), 400)
+
+    def _deadline_error(self) -> BackendError:
+        return BackendError(f"Segmind did not finish answering within {self.deadline_s:g} s (settings "
+                            "segmind_connect_timeout + segmind_read_timeout); not retried, since the call may "
+                            "have run", retryable=True)
 
     def _post(self, body: str) -> requests.Response:
         timeouts = (self.settings.segmind_connect_timeout, self.settings.segmind_read_timeout)
@@ -157,30 +303,40 @@ class SegmindClient:
         while True:
             attempt += 1
             self.pacer.wait(self.settings.segmind_rpm, self.sleep)
+            self.deadline.start(self.deadline_s)
             try:
-                response = self.session.post(self.url, data=body, timeout=timeouts, stream=True)
-            except requests.exceptions.ConnectTimeout:
-                # never connected, so never billed; but a slow network is not fixed by hammering it
-                raise BackendUnavailable(f"Segmind did not answer within {timeouts[0]:g} s "
-                                         f"(connect time-out; setting segmind_connect_timeout)") from None
-            except requests.exceptions.ReadTimeout:
-                raise BackendError(f"Segmind took longer than {timeouts[1]:g} s to answer (setting "
-                                   "segmind_read_timeout); not retried, since the call may have run",
-                                   retryable=True) from None
-            except requests.exceptions.ConnectionError as exc:
-                if attempt <= CONNECT_RETRIES and _never_connected(exc):
-                    self.sleep(0.5 * 2 ** (attempt - 1))
-                    continue
-                raise BackendUnavailable(f"cannot reach Segmind at {self.url} (offline? {_reason(exc)})") from None
+                # no redirects: requests would carry the x-api-key header to wherever the server points
+                response = self.session.post(self.url, data=body, timeout=timeouts, stream=True,
+                                             allow_redirects=False)
+            except requests.exceptions.RequestException as exc:
+                if self.deadline.expired:
+                    raise self._deadline_error() from None
+                if isinstance(exc, requests.exceptions.ConnectTimeout):
+                    # never connected, so never billed; but a slow network is not fixed by hammering it
+                    raise BackendUnavailable(f"Segmind did not answer within {timeouts[0]:g} s "
+                                             f"(connect time-out; setting segmind_connect_timeout)") from None
+                if isinstance(exc, requests.exceptions.ReadTimeout):
+                    raise BackendError(f"Segmind took longer than {timeouts[1]:g} s to answer (setting "
+                                       "segmind_read_timeout); not retried, since the call may have run",
+                                       retryable=True) from None
+                if isinstance(exc, requests.exceptions.ConnectionError):
+                    if attempt <= CONNECT_RETRIES and _never_connected(exc):
+                        self.deadline.stop()
+                        self.sleep(0.5 * 2 ** (attempt - 1))
+                        continue
+                    raise BackendUnavailable(f"cannot reach Segmind at {self.url} "
+                                             f"(offline? {_reason(exc)})") from None
+                raise
             if response.status_code == 429:
                 wait = self._rate_limit_wait(response)
                 response.close()
+                self.deadline.stop()
                 if wait is not None and attempt <= 3:
                     log.warning("segmind_rate_limited", wait_s=round(wait, 1))
                     self.sleep(wait)
                     continue
                 reset = _reset_at(response.headers)
-                when = f" until {reset:%H:%M:%S} UTC" if reset else ""
+                when = f" until {describe_reset(reset)}" if reset else ""
                 raise BackendError(f"Segmind rate limit reached (429){when}; lower segmind_rpm "
                                    f"(now {self.settings.segmind_rpm:g} per minute) or try later", retryable=True)
             return response
@@ -194,11 +350,18 @@ class SegmindClient:
 
     def _read(self, response: requests.Response, width: int, height: int) -> Reply:
         status = response.status_code
+        if 300 <= status < 400:
+            response.close()
+            where = one_line(response.headers.get("Location", "") or "nowhere said", 120)
+            raise BackendUnavailable(f"Segmind answered {status}, a redirect to {where}; not followed, since it "
+                                     "would carry the API key elsewhere; check the setting segmind_url")
         if status != 200:
             detail = _error_detail(response)
             response.close()
             raise _status_error(status, detail, self.url)
-        info = _header_info(response.headers)
+        # a server may echo the key anywhere, headers included, and these go to logs and meta.json
+        info = {name: redact(value, self.key) if isinstance(value, str) else value
+                for name, value in _header_info(response.headers).items()}
         limit = int(self.settings.segmind_max_response_mb * 1024 * 1024)
         chunks, size = [], 0
         for chunk in response.iter_content(65536):

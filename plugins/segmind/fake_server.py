@@ -3,7 +3,10 @@
 It is a real server on loopback: it checks the key, the method, the content type and every field, keeps an
 account of credits, enforces a requests-per-minute limit, and answers with image bytes and the documented
 headers. Tests queue special answers (`script`) to reach every error path: "500", "422", "429", "slow:SECONDS",
-"garbage", "json", "wrong_size", "huge".
+"garbage", "json", "wrong_size", "huge", and hostile ones: "echo:STATUS" (an error body that repeats the key it
+got), "echo_header" (a success whose x-request-id is the key), "html:STATUS" (a many-line HTML error page),
+"429far:SECONDS" (a reset that far away), "redirect:URL" (a 307 to URL), "trickle:SECONDS" and "trickle_headers:SECONDS" (one byte every SECONDS
+of the body or of the status line; it stops by itself after TRICKLE_BYTES bytes or when the client hangs up).
 """
 
 from __future__ import annotations
@@ -25,6 +28,18 @@ from engine.expression import PARAMETERS
 
 COST = 0.0016
 PATH = "/v1/expression-editor"
+TRICKLE_BYTES = 40
+HTML_PAGE = """<!DOCTYPE html>
+<html>
+<head><title>502 Bad Gateway</title>
+<style>body { font-family: sans-serif; }</style></head>
+<body>
+<center><h1>502 Bad Gateway</h1></center>
+<p>The upstream &amp; its key %s did not answer.</p>
+<hr><center>nginx</center>
+</body>
+</html>
+"""
 
 
 def visible_edit(image: np.ndarray) -> np.ndarray:
@@ -88,6 +103,16 @@ class FakeSegmind:
                     self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _trickle(self, data: bytes, interval: float) -> None:
+                try:
+                    for position in range(min(len(data), TRICKLE_BYTES)):
+                        self.wfile.write(data[position:position + 1])
+                        self.wfile.flush()
+                        time.sleep(interval)
+                except (BrokenPipeError, ConnectionResetError, OSError):
+                    pass
+                self.close_connection = True
 
             def _send_bytes(self, status: int, data: bytes, kind: str, headers: dict[str, str]) -> None:
                 self.send_response(status)
@@ -154,6 +179,25 @@ class FakeSegmind:
         if not handler.headers.get("Content-Type", "").startswith("application/json"):
             return handler._send_json(406, {"error": "Content type not acceptable"})
         scripted = self.script.popleft() if self.script else None
+        verb, _, argument = (scripted or "").partition(":")
+        if verb == "echo":
+            key = handler.headers.get("x-api-key", "")
+            return handler._send_json(int(argument), {"error": f"request with key {key} refused"})
+        if verb == "html":
+            page = (HTML_PAGE % handler.headers.get("x-api-key", "")).encode()
+            return handler._send_bytes(int(argument), page, "text/html", {})
+        if verb == "redirect":
+            handler.send_response(307)
+            handler.send_header("Location", argument)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return None
+        if verb == "trickle_headers":
+            return handler._trickle(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n" + b"X" * 200, float(argument))
+        if verb == "429far":
+            reset = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=float(argument))
+            return handler._send_json(429, {"error": "Rate limit exceeded"},
+                                      {"x-rate-limit-reset-at-utc": reset.isoformat()})
         if scripted == "500":
             return handler._send_json(500, {"error": "Internal Server Error"})
         if scripted == "422":
@@ -191,10 +235,18 @@ class FakeSegmind:
             self.billed += 1
             headers = {"x-remaining-credits": f"{self.credits:.4f}", "x-cost": f"{COST}",
                        "x-generation-time": f"{self.generation_time:.3f}", "x-request-id": str(uuid.uuid4())}
+        if scripted == "echo_header":
+            headers["x-request-id"] = handler.headers.get("x-api-key", "")
         if scripted == "garbage":
             return handler._send_bytes(200, b"<html>gateway hiccup</html>", "text/html", headers)
         if scripted == "json":
             return handler._send_json(200, {"image": base64.b64encode(data).decode(), "status": "ok"}, headers)
+        if verb == "trickle":
+            handler.send_response(200)
+            handler.send_header("Content-Type", f"image/{fmt}")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            return handler._trickle(data, float(argument))
         if scripted == "huge":
             return handler._send_bytes(200, data + b"\0" * (3 * 1024 * 1024), f"image/{fmt}", headers)
         return handler._send_bytes(200, data, f"image/{fmt}", headers)

@@ -1,0 +1,5 @@
+"""A hostile plugin: importing it calls sys.exit."""
+
+import sys
+
+sys.exit("bye")

@@ -176,7 +176,8 @@ _RULES: dict[str, Callable[[Any], str]] = {
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
     """Turn a raw value (TOML value or environment string) into the type of setting `name`."""
-    kind = _FIELDS[name].type
+    kind = str(_FIELDS[name].type)
+    raw: Any = value  # checked below; kept untyped so each branch converts it as its kind needs
     try:
         if kind == "bool":
             if isinstance(value, bool):
@@ -191,18 +192,18 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                                                      else (str, list, tuple)):
             raise TypeError(value)
         if kind == "int":
-            if float(value) != int(float(value)):
+            if float(raw) != int(float(raw)):
                 raise ValueError(value)
-            return int(float(value))
+            return int(float(raw))
         if kind == "float":
-            return float(value)
+            return float(raw)
         if kind == "tuple[str, ...]":
             if isinstance(value, str):
                 # an empty variable means no folders; an empty entry inside a list is refused by its rule
                 return tuple(value.split(os.pathsep)) if value else ()
-            if not all(isinstance(part, str) for part in value):
+            if not all(isinstance(part, str) for part in raw):
                 raise TypeError(value)
-            return tuple(value)
+            return tuple(raw)
         if not isinstance(value, str):
             raise TypeError(value)
         return value.strip() if name == "segmind_api_key" else value

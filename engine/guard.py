@@ -36,6 +36,11 @@ def _call(plugin_id: str, what: str, call: Callable[..., T], args: tuple, kwargs
         return call(*args, **kwargs)
     except FaceSynthError:
         raise
+    except KeyboardInterrupt as exc:
+        if threading.current_thread() is threading.main_thread():
+            raise  # the user's Ctrl+C (or SIGTERM) reaches the main thread only: let it stop the command
+        log.debug("plugin_failed", plugin=plugin_id, call=what, exc_info=True)  # off the main thread: the plugin's
+        raise BackendError(f"{plugin_id} failed in {what}: {failure_reason(exc)}") from None
     except (Exception, SystemExit) as exc:  # a plugin's code: any failure is reported, never raised as is
         log.debug("plugin_failed", plugin=plugin_id, call=what, exc_info=True)
         raise BackendError(f"{plugin_id} failed in {what}: {failure_reason(exc)}") from None

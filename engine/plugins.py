@@ -16,6 +16,7 @@ real Ctrl+C still reaches the main thread, which only waits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -35,8 +36,16 @@ import structlog
 from engine import PROJECT_NAME, hookspecs
 from engine.config import APP_DIR, Settings, user_config_dir
 from engine.errors import PluginError, UsageError
-from engine.registry import (BUILTIN, DROP_IN, ENTRY_POINT, BackendEntry, PluginInfo, Registry, check_backend,
-                             make_emotion)
+from engine.registry import (
+    BUILTIN,
+    DROP_IN,
+    ENTRY_POINT,
+    BackendEntry,
+    PluginInfo,
+    Registry,
+    check_backend,
+    make_emotion,
+)
 
 log = structlog.get_logger()
 
@@ -173,7 +182,7 @@ def _inside(filename: str | None, folder: Path) -> bool:
 
 def _import_builtin(module_name: str) -> ModuleType:
     """Import a built-in plugin module from the app's `plugins/` folder (see `_builtin_package`)."""
-    package_dir = Path(_builtin_package().__file__).resolve().parent
+    package_dir = Path(str(_builtin_package().__file__)).resolve().parent
     module = importlib.import_module(module_name)
     if not _inside(getattr(module, "__file__", None), package_dir):
         raise ImportError(f"{module_name} was imported from {getattr(module, '__file__', '?')}, outside {package_dir}")
@@ -201,7 +210,7 @@ class PluginLoader:
         self.manager.add_hookspecs(hookspecs)
         folders = dropin_dirs(self.settings, self.extra_dirs)  # a bad folder name stops before any code runs
         for module_name in BUILTIN_PLUGINS:
-            self._load(module_name, BUILTIN, BUILTIN, lambda name=module_name: _import_builtin(name))
+            self._load(module_name, BUILTIN, BUILTIN, functools.partial(_import_builtin, module_name))
         for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             self._load(entry_point.name, ENTRY_POINT, f"entry point {entry_point.name}", entry_point.load)
         named = {Path(p).expanduser().resolve() for p in (*self.settings.plugins_dir, *self.extra_dirs)}
@@ -212,7 +221,7 @@ class PluginLoader:
                 continue
             for path in sorted(folder.glob("*.py")):
                 if not path.name.startswith("_"):
-                    self._load(path.stem, DROP_IN, str(path), lambda p=path: _import_file(p))
+                    self._load(path.stem, DROP_IN, str(path), functools.partial(_import_file, path))
         return self.registry
 
     def _limited(self, kind: str, call: Callable[[], Any], what: str) -> Any:
@@ -290,8 +299,8 @@ class PluginLoader:
         for hook_name, register in registers.items():
             for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
                 if impl.plugin is plugin:
-                    self._limited(kind, lambda impl=impl, register=register: impl.function(
-                        *[register for _ in impl.argnames]), f"its hook {hook_name}")
+                    arguments = [register for _ in impl.argnames]
+                    self._limited(kind, functools.partial(impl.function, *arguments), f"its hook {hook_name}")
         return staged
 
 

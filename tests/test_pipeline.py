@@ -93,6 +93,11 @@ def test_the_guard_names_the_plugin_and_keeps_the_traceback_for_debug():
     assert any(e["event"] == "plugin_failed" and e["log_level"] == "debug" and e.get("exc_info") for e in logs)
     with pytest.raises(InputError, match="no face"):  # our own errors pass through as they are
         guard("mine", "synthesize", lambda: (_ for _ in ()).throw(InputError("no face")))
+    def interrupts():
+        raise KeyboardInterrupt  # raised by the plugin itself, on the call's own thread: not the user's Ctrl+C
+
+    with pytest.raises(BackendError, match="mine failed in synthesize: KeyboardInterrupt"):
+        guard("mine", "synthesize", interrupts, timeout=5)
     started = time.perf_counter()
     with pytest.raises(BackendError, match="did not answer within 0.2 s"):
         guard("slow", "synthesize", time.sleep, 3, timeout=0.2)

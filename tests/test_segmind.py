@@ -103,7 +103,8 @@ def test_json_answer_with_base64_image(server, tmp_path, face):
 
 
 @pytest.mark.parametrize("setup, error, fragments, requests", [
-    (lambda s: setattr(s, "api_key", "other"), BackendUnavailable, ["rejected the API key (401)", "SEGMIND_API_KEY"], 1),
+    (lambda s: setattr(s, "api_key", "other"), BackendUnavailable,
+     ["rejected the API key (401)", "SEGMIND_API_KEY"], 1),
     (lambda s: setattr(s, "credits", 0.0), BackendUnavailable, ["406", "out of credits"], 1),
     (lambda s: s.script.append("422"), BackendError, ["422", "aaa: not accepted here"], 1),
     (lambda s: s.script.append("500"), BackendError, ["500", "try again later"], 1),

@@ -147,6 +147,86 @@ def bench_still(photo: Path, registry: Registry, settings: Settings, megapixels:
             "ms": {name: summary(values) for name, values in stages.items()}}
 
 
+LIVE_SIZES = ((640, 480), (1280, 720), (1920, 1080))
+
+
+def scaled_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A frame scaled to fill `size`'s height, its sides extended (a 4:3 clip shown as a 16:9 camera's)."""
+    width, height = size
+    scale = height / image.shape[0]
+    resized = cv2.resize(image, (round(image.shape[1] * scale), height),
+                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    pad = max(0, width - resized.shape[1])
+    return cv2.copyMakeBorder(resized, 0, 0, pad // 2, pad - pad // 2, cv2.BORDER_REPLICATE)[:, :width]
+
+
+def group_frame(image: np.ndarray, size: tuple[int, int] = (1280, 720), faces: int = 3) -> np.ndarray:
+    """`faces` copies of a frame side by side in one frame of `size` (a group in front of one camera)."""
+    width, height = size
+    tile = cv2.resize(image, (width // faces, round(image.shape[0] * (width // faces) / image.shape[1])),
+                      interpolation=cv2.INTER_AREA)
+    row = np.hstack([tile] * faces)
+    top = (height - row.shape[0]) // 2
+    return cv2.copyMakeBorder(row, top, height - row.shape[0] - top, 0, width - row.shape[1], cv2.BORDER_REPLICATE)
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
+    """Frames as a video file (the live section's clips)."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))  # type: ignore[attr-defined]
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def bench_live(context: "BenchContext") -> dict[str, Any]:
+    """The whole live pipeline on the clip at 480p, 720p and 1080p, and on a 720p clip of three faces: frames
+    per second, latency (capture to render) and per-stage medians for each, and the 1080p/480p ratios."""
+    import tempfile
+
+    from engine.capture import FrameSource
+    from engine.live import LivePipeline, LiveState
+
+    runs: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        clips = {f"{height}p": ([scaled_frame(f, (width, height)) for f in context.clip], 1)
+                 for width, height in LIVE_SIZES}
+        clips["720p, 3 faces"] = ([group_frame(f) for f in context.clip], 3)
+        for name, (frames, faces) in clips.items():
+            path = write_clip(Path(folder) / f"{name.split(',')[0]}-{faces}.mp4", frames)
+            del frames
+            settings = dataclasses.replace(context.settings, live_max_faces=faces, faces="all")
+            pipeline = LivePipeline(context.registry, settings, LiveState([("happy", 1.0)]))
+            source = FrameSource(str(path))
+            try:
+                figures = pipeline.run(source)
+            finally:
+                source.close()
+            runs[name] = {"size": list(source.size), "faces": faces, "frames": figures["frames"],
+                          "frames_with_face": figures["frames_with_face"], "fps": figures["fps"],
+                          "latency_ms": figures["latency_ms"], "dropped": figures["dropped"],
+                          "stages_ms": {stage: ms["median"] for stage, ms in figures["stages_ms"].items()}}
+    low, high = runs["480p"], runs["1080p"]
+    ratios = {"fps": round(high["fps"] / low["fps"], 2) if low["fps"] else None,
+              "latency_p95": round(high["latency_ms"]["p95"] / low["latency_ms"]["p95"], 2)
+              if low["latency_ms"]["p95"] else None}
+    return {"live": {"runs": runs, "ratio_1080p_to_480p": ratios}}
+
+
+def live_text(results: dict[str, Any]) -> list[str]:
+    """The live section's lines."""
+    lines = []
+    for name, run in results["live"]["runs"].items():
+        stages = ", ".join(f"{stage} {ms}" for stage, ms in run["stages_ms"].items())
+        lines.append(f"live {name:<14} {run['size'][0]}x{run['size'][1]}: {run['fps']} fps, latency median "
+                     f"{run['latency_ms']['median']} ms, p95 {run['latency_ms']['p95']} ms ({stages} ms; "
+                     f"{run['frames_with_face']}/{run['frames']} frames with a face)")
+    ratios = results["live"]["ratio_1080p_to_480p"]
+    lines.append(f"live 1080p / 480p: frame rate x{ratios['fps']}, latency p95 x{ratios['latency_p95']}")
+    return lines
+
+
 @dataclass(frozen=True)
 class BenchSection:
     """A section of `facesynth bench`. Backends offer their own through an optional `bench_sections()` method
@@ -186,7 +266,9 @@ def _core_sections() -> dict[str, BenchSection]:
                 f"{ms['synthesize']['median']}, render {ms['render']['median']})"]
 
     return {"preprocess": BenchSection("pre-process stage, 640x480 video, one face", preprocess, preprocess_text),
-            "still": BenchSection("12-megapixel photo through the whole still pipeline", still, still_text)}
+            "still": BenchSection("12-megapixel photo through the whole still pipeline", still, still_text),
+            "live": BenchSection("the live pipeline at 480p, 720p and 1080p, and 720p with three faces",
+                                 bench_live, live_text)}
 
 
 def sections(registry: Registry) -> dict[str, BenchSection]:

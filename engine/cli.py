@@ -99,8 +99,9 @@ def build_parser() -> ArgumentParser:
     bench.add_argument("--source", help="a face video (default: samples/face.mp4)")
     bench.add_argument("--frames", type=int, default=150, help="frames to measure (default 150)")
     bench.add_argument("--only", action="append", metavar="SECTION",
-                       help="run only this section (repeatable): preprocess, still, and the backends' own "
-                            "(warp, segmind)")
+                       help="run only this section (repeatable): preprocess, still, live, and the backends' "
+                            "own (warp, segmind)")
+    bench.add_argument("--live", action="store_true", help="the live section only (same as --only live)")
     _common(bench)
     return parser
 
@@ -326,7 +327,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.frames < 10:
         raise UsageError("--frames must be at least 10")
     registry = load_plugins(settings, args.plugins_dir)
-    results = bench.run(settings, registry, args.source, args.frames, args.only or [],
+    only = [*(args.only or []), *(["live"] if args.live else [])]
+    results = bench.run(settings, registry, args.source, args.frames, only,
                         lambda name: None if args.json else print(f"measuring {name} ...", file=sys.stderr))
     _emit(args, results, lambda: print(bench.render_text(results, registry)))
     return 0

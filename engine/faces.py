@@ -38,6 +38,7 @@ RIGHT_EYE_CORNERS = (33, 133)
 LEFT_EYE_CORNERS = (362, 263)
 DETECT_MAX_SIDE = 1280  # the full-image pass runs on a copy no larger than this
 YUFACE_MAX_SIDE = 512  # yuface slows sharply on larger copies
+REGION_SIDE = 448  # a tracked face's region is landmarked at this size (the landmark model sees 256x256)
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,6 +209,11 @@ def _covered(box: Sequence[float], faces: Sequence[Face]) -> bool:
     return False
 
 
+def covered(box: Sequence[float], faces: Sequence[Face]) -> bool:
+    """Whether a face box [x, y, w, h] is one of `faces` already (its centre inside one, or overlapping)."""
+    return _covered(box, faces)
+
+
 class Landmarker:
     """MediaPipe's Face Landmarker in image mode (stills) or video mode (streams). Close it when done."""
 
@@ -231,6 +237,8 @@ class Landmarker:
                 self._run(self._main, np.zeros((64, 64, 3), np.uint8), None)
         self._lock = threading.Lock()
         self._last_timestamp = -1
+        self._regions: dict[int, Any] = {}  # graphs tracking one face each inside a region (detect_region)
+        self._region_timestamps: dict[int, int] = {}
 
     def _options(self, mode: object, max_faces: int) -> object:
         from mediapipe.tasks.python import BaseOptions
@@ -242,10 +250,11 @@ class Landmarker:
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
-        for graph in (self._main, self._crop):
+        for graph in (self._main, self._crop, *self._regions.values()):
             if graph is not None:
                 graph.close()
         self._main = self._crop = None
+        self._regions = {}
 
     def __enter__(self) -> "Landmarker":
         return self
@@ -306,6 +315,43 @@ class Landmarker:
             if self.use_detector:
                 faces += self._find_missed(image, small, faces)
         return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
+
+    def candidate_boxes(self, image: np.ndarray) -> list[list[float]]:
+        """Face boxes [x, y, w, h] (pixels) that the small-face detector sees: where a stream looks for faces
+        MediaPipe's own detector misses (small ones in a group)."""
+        import yuface
+
+        small, factor = downscale(image, YUFACE_MAX_SIDE)
+        _, boxes, _ = yuface.detect(np.ascontiguousarray(small), conf=0.5)
+        return [[float(v) / factor for v in raw] for raw in boxes]
+
+    def detect_region(self, image: np.ndarray, region: tuple[int, int, int], timestamp_ms: int,
+                      slot: int = 0) -> list[Face]:
+        """The face inside the square `region` (x0, y0, side in pixels; edges replicated where it leaves the
+        image), landmarked on a copy of it at `REGION_SIDE` pixels and mapped back to the image's pixels.
+
+        For streams that track faces: the work no longer grows with the frame's size (the landmark model looks
+        at a 256x256 crop of the face anyway). Each `slot` (one per tracked face) has a video-mode graph of its
+        own, so the regions' moves do not disturb each other's or the full-frame graph's tracking.
+        """
+        if self._main is None:
+            raise RuntimeError("landmarker is closed")
+        x0, y0, side = region
+        height, width = image.shape[:2]
+        crop = self._padded_crop(image, x0, y0, side)
+        if side != REGION_SIDE:
+            crop = cv2.resize(crop, (REGION_SIDE, REGION_SIDE),
+                              interpolation=cv2.INTER_AREA if side > REGION_SIDE else cv2.INTER_LINEAR)
+        rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+        with self._lock:
+            if slot not in self._regions:
+                with quiet_native_stderr():
+                    self._regions[slot] = self._vision.FaceLandmarker.create_from_options(
+                        self._options(self._vision.RunningMode.VIDEO, 1))
+            timestamp_ms = max(int(timestamp_ms), self._region_timestamps.get(slot, -1) + 1)
+            self._region_timestamps[slot] = timestamp_ms
+            result = self._run(self._regions[slot], rgb, timestamp_ms)
+        return self._faces_from(result, side, side, (x0, y0), width, height)
 
     def _find_missed(self, image: np.ndarray, reduced: np.ndarray, found: list[Face]) -> list[Face]:
         """Faces yuface sees that the landmarker's own detector missed, landmarked on a crop each."""

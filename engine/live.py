@@ -28,7 +28,7 @@ from engine.errors import FaceSynthError, UsageError
 from engine.events import ErrorEvent, Event, EventBus, RenderEvent, StatsEvent
 from engine.preprocess import Preprocessor
 from engine.registry import Registry
-from engine.render import Renderer
+from engine.render import PREVIEW_MAX_SIDE, Renderer
 from engine.synthesize import AUTO, LIVE_TIMEOUT_S, LiveBackend, Synthesizer, describe
 
 log = structlog.get_logger()
@@ -91,7 +91,7 @@ class LivePipeline:
         # A slow backend never runs per frame: streams use the best live-capable one.
         self.live_backend = LiveBackend(self.synthesizer, self.synthesizer.live_entry(backend_id), timeout_s)
         self.backend_id = self.live_backend.id
-        self.renderer = Renderer(self.bus)
+        self.renderer = Renderer(self.bus, PREVIEW_MAX_SIDE)
         self._stop = threading.Event()
         self._mailbox: tuple[Frame, tuple, float] | None = None
         self._mailbox_lock = threading.Condition()

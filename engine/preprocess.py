@@ -11,10 +11,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
+
 from engine.capture import Frame
 from engine.config import Settings
 from engine.events import Event, EventBus, PreprocessEvent
-from engine.faces import Face, Landmarker, select_faces
+from engine.faces import Face, Landmarker, covered, select_faces
 from engine.smoothing import FaceSmoother
 
 
@@ -40,6 +42,29 @@ def choose_faces(faces: Sequence[Face], settings: Settings) -> tuple[list[Face],
     return edited, skipped
 
 
+REGION_GROW = 1.8  # a tracked face's region is this many face sizes wide: room for the next frame's move
+SEARCH_EVERY = 15  # frames between searches for faces not yet tracked, while fewer than wanted are
+
+
+def region_of_box(box: Sequence[float], shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """The square region (x0, y0, side) around a face box [x, y, w, h] where a stream looks for it."""
+    x, y, w, h = box
+    side = int(round(REGION_GROW * max(w, h, 32)))
+    side = min(side, max(shape[0], shape[1]) * 2)
+    return int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2)), side
+
+
+def region_around(face: Face, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """The square region to look for `face` in the next frame of a stream."""
+    return region_of_box(face.box, shape)
+
+
+def free_slot(regions: dict[int, tuple[int, int, int]]) -> int:
+    """The lowest tracking slot not in use."""
+    return next(slot for slot in range(len(regions) + 1) if slot not in regions)
+
+
+
 class Preprocessor:
     """Finds and chooses faces, frame by frame. `video=True` for streams (needs increasing timestamps).
 
@@ -52,6 +77,8 @@ class Preprocessor:
         self._landmarker = landmarker
         self._owned = landmarker is None
         self._smoother = FaceSmoother() if video else None
+        self._regions: dict[int, tuple[int, int, int]] = {}  # per tracking slot: where to look next (streams)
+        self._frames = 0
 
     @property
     def max_faces(self) -> int:
@@ -85,9 +112,48 @@ class Preprocessor:
         if not self.video:
             return self.landmarker.detect(image)
         timestamp = int(timestamp_ms if timestamp_ms is not None else frame.captured_at * 1000)
-        faces = self.landmarker.detect(image, timestamp)
+        faces = self._track(image, timestamp)
         assert self._smoother is not None
         return self._smoother(faces, timestamp / 1000.0, image.shape[1], image.shape[0])
+
+    def _track(self, image: np.ndarray, timestamp: int) -> list[Face]:
+        """Faces of a stream. Each tracked face is landmarked inside a region around where it was in the last
+        frame (one model run per face, whatever the frame's size). While fewer than `max_faces` are tracked,
+        the whole frame is searched: every frame when none is, every `SEARCH_EVERY` frames otherwise, with the
+        small-face detector too when MediaPipe's own finds nothing new."""
+        landmarker = self.landmarker
+        faces: list[Face] = []
+        regions: dict[int, tuple[int, int, int]] = {}
+        for slot, region in self._regions.items():
+            found = landmarker.detect_region(image, region, timestamp, slot)
+            if found and not covered(found[0].box, faces):  # two regions on one face: keep one
+                faces.append(found[0])
+                regions[slot] = region_around(found[0], image.shape)
+        self._frames += 1
+        if len(faces) < self.max_faces and (not faces or self._frames % SEARCH_EVERY == 0):
+            new = [face for face in landmarker.detect(image, timestamp) if not covered(face.box, faces)]
+            for face in new[:self.max_faces - len(faces)]:
+                regions[free_slot(regions)] = region_around(face, image.shape)
+                faces.append(face)
+            if not new and self._frames % SEARCH_EVERY in (0, 1):
+                faces += self._small_faces(image, timestamp, faces, regions)
+        self._regions = regions
+        return sorted(faces, key=lambda face: (face.box[0], face.box[1]))
+
+    def _small_faces(self, image: np.ndarray, timestamp: int, faces: list[Face],
+                     regions: dict[int, tuple[int, int, int]]) -> list[Face]:
+        """Faces the small-face detector sees that are not tracked yet, each landmarked in a region (and so
+        tracked from now on)."""
+        new: list[Face] = []
+        for box in self.landmarker.candidate_boxes(image):
+            if len(faces) + len(new) >= self.max_faces or covered(box, faces + new):
+                continue
+            slot = free_slot(regions)
+            found = self.landmarker.detect_region(image, region_of_box(box, image.shape), timestamp, slot)
+            if found and not covered(found[0].box, faces + new):
+                new.append(found[0])
+                regions[slot] = region_around(found[0], image.shape)
+        return new
 
     def __call__(self, frame: Frame, timestamp_ms: int | None = None) -> Found:
         """Find, smooth and choose the faces of `frame`; emits `preprocess`."""

@@ -16,6 +16,7 @@ from engine.events import Event, EventBus, RenderEvent
 from engine.imageio import downscale
 
 COMPARE_MAX_SIDE = 1600  # compare.png is for looking at: huge photos are shown reduced (input/output keep all)
+PREVIEW_MAX_SIDE = 960  # a stream's side-by-side is for a screen: an HD frame is halved (the output keeps all)
 
 
 def label_panel(image: np.ndarray, text: str) -> np.ndarray:
@@ -42,13 +43,13 @@ def side_by_side(left: np.ndarray, right: np.ndarray, left_label: str, right_lab
 class Renderer:
     """Composes a frame's input and output side by side and announces the result to the sinks."""
 
-    def __init__(self, bus: EventBus) -> None:
-        self.bus = bus
+    def __init__(self, bus: EventBus, max_side: int = COMPARE_MAX_SIDE) -> None:
+        self.bus, self.max_side = bus, max_side
 
     def __call__(self, frame: Frame, output: np.ndarray, caption: str = "output") -> tuple[np.ndarray, float]:
         """The composite of `frame` and its `output`, and the milliseconds it took; emits `render`."""
         started = time.perf_counter()
-        composite = side_by_side(frame.image, output, "input", caption)
+        composite = side_by_side(frame.image, output, "input", caption, self.max_side)
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.bus.emit(Event.RENDER, RenderEvent(frame, output, composite, elapsed_ms))
         return composite, elapsed_ms

@@ -9,12 +9,14 @@ The API the rest of the engine uses:
   for some containers), `audio_streams` (how many). Frames are decoded on a thread of their own, a few ahead
   (bounded queue). A decoding error raises `InputError` naming the frame where it stopped, after every frame
   decoded before it was yielded; a file that is not a readable video raises `InputError` at opening.
-- `VideoWriter(path, size, fps, time_base=None, crf=20, audio_from=None, rotation=0)`: encodes on a thread of
-  its own (bounded queue, blocking put: no frame is lost) to a temporary file in the same folder, renamed to
-  `path` by `close()`; `abort()` removes it. `write(image, pts=None)`. H.264 (yuv420p, High profile) in
-  .mp4 (with +faststart), .mov and .mkv; VP9 in .webm (the only codecs WebM takes are VP8/VP9/AV1).
-  The audio streams of `audio_from` are copied packet for packet where the container takes their codec,
-  re-encoded otherwise (AAC; Opus for .webm), with their own timestamps, so they stay in sync.
+- `VideoWriter(path, size, fps, time_base=None, crf=20, audio_from=None, rotation=0, preset="veryfast")`:
+  encodes on a thread of its own (bounded queue, blocking put: no frame is lost) to a temporary file in the
+  same folder, renamed to `path` by `close()`; `abort()` removes it. `write(image, pts=None)`. H.264 (yuv420p,
+  High profile, x264 `preset`) in .mp4 (with +faststart), .mov and .mkv; VP9 in .webm (the only codecs WebM
+  takes are VP8/VP9/AV1). An odd width or height is padded by one pixel (yuv420p needs even sizes). The
+  audio streams of `audio_from` are copied packet for packet where the container takes their codec,
+  re-encoded otherwise (AAC; Opus for .webm), with their own timestamps, so they stay in sync. `rotation`
+  (counter-clockwise degrees) tags the display matrix, for frames written as stored rather than upright.
 - `check_video_path(path)`: the output's suffix and folder checked up front (`UsageError`), before any frame.
 - `transcode(src, dst, edit, crf=20, progress=None) -> dict`: every frame through `edit(image, index)`,
   timestamps and audio kept; returns frames, audio_streams, fps, size, stopped_early.
@@ -57,7 +59,8 @@ _AUDIO_COPYABLE = {
     ".webm": {"opus", "vorbis"},
 }
 _AUDIO_ENCODER = {".webm": "libopus"}  # AAC elsewhere
-_PRESET = "veryfast"  # x264 speed/size trade-off: keeps 720p encoding well ahead of the pipeline on 2 cores
+# x264's speed/size trade-off: 720p encodes at about 75 fps on this 2-core machine, 1080p at about 23-25
+PRESET = "veryfast"
 _QUEUE_FRAMES = 8
 
 
@@ -290,7 +293,8 @@ class VideoWriter:
     """Writes frames to a video file on a thread of its own (see the module docstring)."""
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, time_base: Fraction | None = None,
-                 crf: int = 20, audio_from: str | Path | None = None, rotation: int = 0) -> None:
+                 crf: int = 20, audio_from: str | Path | None = None, rotation: int = 0,
+                 preset: str = PRESET) -> None:
         quiet_native_logs()
         self.path = check_video_path(path)
         suffix = self.path.suffix.lower()
@@ -306,7 +310,7 @@ class VideoWriter:
         options = {"movflags": "+faststart"} if suffix in (".mp4", ".mov") else {}
         self._output = av.open(str(self._temporary), mode="w", format=_MUXERS[suffix], options=options)
         try:
-            self._stream = self._add_video_stream(suffix, rate, crf, rotation)
+            self._stream = self._add_video_stream(suffix, rate, crf, rotation, preset)
             self._audio = _AudioCarrier(Path(audio_from), self._output, suffix) if audio_from else None
         except BaseException:
             self._output.close()
@@ -322,7 +326,7 @@ class VideoWriter:
         self._thread = threading.Thread(target=self._encode_loop, name="facesynth-encode", daemon=True)
         self._thread.start()
 
-    def _add_video_stream(self, suffix: str, rate: Fraction, crf: int, rotation: int) -> Any:
+    def _add_video_stream(self, suffix: str, rate: Fraction, crf: int, rotation: int, preset: str) -> Any:
         if suffix == ".webm":
             stream = self._output.add_stream("libvpx-vp9", rate=rate)
             # constant quality (b:v 0 + crf), real-time speed: VP9's default speed is far below real time
@@ -330,7 +334,7 @@ class VideoWriter:
                               "row-mt": "1"}
         else:
             stream = self._output.add_stream("libx264", rate=rate)
-            stream.options = {"crf": str(crf), "preset": _PRESET, "profile": "high"}
+            stream.options = {"crf": str(crf), "preset": preset, "profile": "high"}
         stream.width, stream.height = self._coded
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = self.time_base

@@ -143,6 +143,16 @@ def test_variable_frame_rate_timestamps_kept(tmp_path):
     assert steps.max() > 5 * steps.min()  # still variable: not resampled to a constant rate
 
 
+def test_header_frame_count_is_only_an_estimate(tmp_path):
+    pts = [0, 40, 50, 60, 200, 210, 220, 400, 410, 420, 430, 440]
+    source = make_clip(tmp_path / "vfr.mkv", pts=pts, time_base=Fraction(1, 1000), tones=())
+    with VideoReader(source) as reader:
+        assert reader.frame_count_estimate != len(pts)  # Matroska has no frame count: duration x rate
+    summary = transcode(source, tmp_path / "out.mkv", invert)
+    assert summary["frames"] == len(pts) and summary["stopped_early"] is None
+    assert video_times(tmp_path / "out.mkv") == pytest.approx([p / 1000 for p in pts], abs=1e-3)
+
+
 def test_rotated_clip_read_upright_and_written_upright(tmp_path):
     source = make_clip(tmp_path / "phone.mp4", frames=10, rotation=-90)  # portrait phone: turn 90 clockwise
     capture = cv2.VideoCapture(str(source))  # OpenCV applies the display matrix: an independent reference
@@ -159,6 +169,11 @@ def test_rotated_clip_read_upright_and_written_upright(tmp_path):
     with VideoReader(tmp_path / "out.mp4") as reader:
         assert reader.rotation == 0 and reader.size == (240, 320)
         assert np.abs(next(iter(reader)).image.astype(int) - reference).mean() < 3
+    # frames written as stored, tagged with the rotation instead: read back upright the same
+    with VideoWriter(tmp_path / "tagged.mp4", (320, 240), 30, rotation=-90) as writer:
+        writer.write(_picture(0, (320, 240)))
+    with VideoReader(tmp_path / "tagged.mp4") as reader:
+        assert reader.rotation == -90 and np.abs(next(iter(reader)).image.astype(int) - reference).mean() < 3
 
 
 def test_webm_reencodes_audio_to_opus_in_sync(tmp_path):
@@ -217,6 +232,29 @@ def test_decoding_error_keeps_frames_so_far_and_says_where(tmp_path):
     summary = transcode(damaged, tmp_path / "out.mp4", invert)
     assert summary["frames"] == len(got) and f"frame {len(got)}" in summary["stopped_early"]
     assert len(video_times(tmp_path / "out.mp4")) == len(got)
+
+
+def test_native_logs_silenced_unless_asked_for(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, clean_env
+
+    source = make_clip(tmp_path / "clip.mp4", frames=30, tones=())
+    data = bytearray(source.read_bytes())
+    start = data.find(b"mdat") + 4
+    middle, span = (start + len(data)) // 2, (len(data) - start) // 8
+    data[middle:middle + span] = np.random.default_rng(1).integers(0, 255, span, np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    script = ("import sys\nfrom engine.video import VideoReader\nfrom engine.errors import InputError\n"
+              "try:\n    [f for f in VideoReader(sys.argv[1])]\nexcept InputError as e:\n    print(e)\n")
+    quiet = subprocess.run([sys.executable, "-c", script, str(damaged)], capture_output=True, text=True,
+                           cwd=ROOT, env=clean_env(), timeout=60)
+    chatty = subprocess.run([sys.executable, "-c", script, str(damaged)], capture_output=True, text=True,
+                            cwd=ROOT, env=clean_env(FACESYNTH_NATIVE_LOGS="1"), timeout=60)
+    assert "decoding stopped" in quiet.stdout and "decoding stopped" in chatty.stdout
+    assert quiet.stderr == "" and "NAL unit" in chatty.stderr  # FFmpeg's h264 decoder complaining
 
 
 def test_bad_inputs_and_outputs_are_clear_errors(tmp_path):

@@ -253,7 +253,7 @@ def test_peak_memory_per_pixel_of_a_deep_rgba_png(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     # a 12-megapixel 16-bit RGBA PNG (the photo, scaled up, with a gradient alpha)
     width, height = 4000, 3000

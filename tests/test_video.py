@@ -238,7 +238,7 @@ def test_native_logs_silenced_unless_asked_for(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT, clean_env
+    from tests.helpers import ROOT, clean_env
 
     source = make_clip(tmp_path / "clip.mp4", frames=30, tones=())
     data = bytearray(source.read_bytes())

@@ -367,8 +367,8 @@ class VideoWriter:
                 continue  # keep draining so a blocked write() returns and sees the error
             try:
                 self._encode(*item)
-            except Exception as exc:
-                self._error = exc
+            except Exception as exc:  # a full disk, an encoder failure: reported by the next write() or close()
+                self._error = InputError(f"{self.path}: writing the video failed ({_reason(exc)})")
 
     def _encode(self, image: np.ndarray, pts: int) -> None:
         if (image.shape[1], image.shape[0]) != self.size:
@@ -399,8 +399,10 @@ class VideoWriter:
             if self._audio is not None:
                 self._audio.finish(audio_until_s)
             self._output.close()
-        except BaseException:
+        except BaseException as exc:
             self._discard()
+            if isinstance(exc, (av.FFmpegError, OSError)):
+                raise InputError(f"{self.path}: writing the video failed ({_reason(exc)})") from None
             raise
         os.replace(self._temporary, self.path)
         log.info("video_written", path=str(self.path), frames=self.written, audio=len(self.audio))

@@ -290,3 +290,9 @@ def test_writer_abort_removes_the_file_and_close_honours_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "kept.mkv").stat().st_mode) == 0o666 & ~umask
     with VideoReader(tmp_path / "kept.mkv") as reader:
         assert reader.size == (66, 50) and len(list(reader)) == 5
+    # a frame the encoder cannot take: a clear error at close, and no file
+    broken = VideoWriter(tmp_path / "broken.mp4", (64, 48), 25)
+    broken.write(np.zeros((48, 64, 3), np.float32))
+    with pytest.raises(InputError, match="writing the video failed"):
+        broken.close()
+    assert not any(p.name.startswith((".broken", "broken")) for p in tmp_path.iterdir())

@@ -39,16 +39,19 @@ def summary(samples_s: list[float]) -> dict[str, float]:
 
 def read_frames(source: str | Path, limit: int) -> list[np.ndarray]:
     """Up to `limit` frames of a video file, looping it if it is shorter."""
-    capture = cv2.VideoCapture(str(source))
-    if not capture.isOpened():
-        raise UsageError(f"cannot open video {source}")
+    from engine.errors import InputError
+    from engine.video import VideoReader
+
     frames: list[np.ndarray] = []
-    while len(frames) < limit:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    try:
+        with VideoReader(source) as reader:
+            for frame in reader:
+                frames.append(frame.image)
+                if len(frames) >= limit:
+                    break
+    except InputError as exc:
+        if not frames:
+            raise UsageError(f"cannot open video {source}: {exc}") from None
     if not frames:
         raise UsageError(f"{source} has no readable frames")
     while len(frames) < limit:
@@ -171,12 +174,13 @@ def group_frame(image: np.ndarray, size: tuple[int, int] = (1280, 720), faces: i
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
-    """Frames as a video file (the live section's clips)."""
+    """Frames as a video file (the live section's clips: H.264, as a camera's or a phone's)."""
+    from engine.video import VideoWriter
+
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))  # type: ignore[attr-defined]
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
+    with VideoWriter(path, (width, height), fps, crf=18) as writer:
+        for frame in frames:
+            writer.write(frame)
     return path
 
 

@@ -1,5 +1,7 @@
 """The capture stage: frames and where they come from (cameras, streams, video files, still images).
 
+Cameras and network streams are read with OpenCV; video files with PyAV (`engine.video`).
+
 `FrameSource` reads a camera index, a stream URL, a video file or an image as a stream of `Frame`s;
 `CaptureStage` announces each frame entering the pipeline as a `capture` event (the only place that event is
 emitted) and reads still images for the still pipeline.
@@ -7,24 +9,23 @@ emitted) and reads still images for the still pipeline.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
 import structlog
 
-from engine.errors import FaceSynthError, UsageError
+from engine.errors import FaceSynthError, InputError, UsageError
 from engine.events import CaptureEvent, Event, EventBus
-from engine.imageio import IMAGE_SUFFIXES, read_image
+from engine.imageio import IMAGE_SUFFIXES, Photo, read_image, read_photo
+from engine.video import VIDEO_SUFFIXES, VideoFrame, VideoReader
 
 log = structlog.get_logger()
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,6 +37,7 @@ class Frame:
     index: int = 0
     captured_at: float = field(default_factory=time.perf_counter)
     source: str = ""
+    pts: int | None = None  # a video file's frame: its timestamp in the stream's time base (kept when written)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -54,18 +56,16 @@ class CaptureStage:
         self.bus.emit(Event.CAPTURE, CaptureEvent(frame))
         return frame
 
-    def read_still(self, path: str | Path, max_megapixels: float) -> Frame:
-        """An image file as a frame (an `InputError` says what is wrong with a bad file); not yet announced."""
-        return Frame(read_image(path, max_megapixels), source=str(path))
+    def read_still(self, path: str | Path, max_megapixels: float) -> tuple[Frame, Photo]:
+        """An image file as a frame, upright (an `InputError` says what is wrong with a bad file), not yet
+        announced, and the photo it came from (format, EXIF, colour profile, orientation)."""
+        photo = read_photo(path, max_megapixels)
+        return Frame(photo.image, source=str(path)), photo
 
 
 class SourceLost(FaceSynthError):
     """The camera or stream went away and did not come back."""
 
-
-def is_video(path: str | Path) -> bool:
-    """Whether a path names a video file (by its suffix)."""
-    return Path(str(path)).suffix.lower() in VIDEO_SUFFIXES
 
 
 class FrameSource:
@@ -78,9 +78,11 @@ class FrameSource:
 
     def __init__(self, spec: str, loop: bool = False, retries: int = 5, retry_wait: float = 1.0,
                  opener: Callable[[Any], Any] = cv2.VideoCapture, max_megapixels: float = 50.0,
-                 paced: bool = False) -> None:
+                 paced: bool = False, camera_size: tuple[int, int] | None = None, camera_fps: float = 0.0) -> None:
         self.spec, self.loop, self.retries, self.retry_wait, self.opener = spec, loop, retries, retry_wait, opener
         self.paced = paced  # files and images at their own frame rate (for viewing), not as fast as possible
+        self.camera_size, self.camera_fps = camera_size, camera_fps  # asked of a camera (None/0: its default)
+        self.format_note = ""
         self._started: float | None = None
         self.index = 0
         self.dropped = 0
@@ -111,26 +113,37 @@ class FrameSource:
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self._lost: str = ""
-        # Video files are decoded one or two frames ahead on a thread of their own (decoding overlaps the
-        # landmarker; nothing is dropped): decoded images, then None at the end or the error that ended it.
-        self._ahead: queue.Queue[np.ndarray | Exception | None] = queue.Queue(maxsize=2)
-        self._decoded = 0
+        # Video files are read with PyAV, decoded a few frames ahead on the reader's own thread (decoding
+        # overlaps the landmarker; nothing is dropped).
+        self._video: VideoReader | None = None
+        self._frames: Iterator[VideoFrame] | None = None
+        self._max_megapixels = max_megapixels
         self._ended = False
-        if self.kind != "image":
+        if self.kind == "file":
+            self._open_file()
+        elif self.kind != "image":
             self._open()
         elif self._still is not None:
             self.size = (self._still.shape[1], self._still.shape[0])
             self.status = "still image"
 
+    def _open_file(self) -> None:
+        """Open (or, with `loop`, reopen) the video file; a file that cannot be read is `SourceLost`."""
+        if self._video is not None:
+            self._video.close()
+        try:
+            self._video = VideoReader(str(self._target), self._max_megapixels)
+        except InputError as exc:
+            raise SourceLost(f"cannot open {exc}") from None
+        self._frames = iter(self._video)
+        self.fps, self.size = self._video.fps, self._video.size
+        self.status = "playing"
+
     def _open(self) -> None:
-        if self.kind == "file" and self.opener is cv2.VideoCapture:
-            # One decoder thread: decoding runs ahead on its own thread already, and the two workers need the
-            # cores (the same speed per frame for less CPU time, measured on samples/face.mp4).
-            self._capture = cv2.VideoCapture(self._target, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
-            if not self._capture.isOpened():
-                self._capture = self.opener(self._target)
-        else:
-            self._capture = self.opener(self._target)
+        """Open a camera or stream (OpenCV), read by a thread of its own that keeps only the newest frame."""
+        self._capture = self.opener(self._target)
+        if self.kind == "camera" and self._capture is not None and self._capture.isOpened():
+            self._ask_camera()
         if self._capture is None or not self._capture.isOpened():
             what = f"camera {self._target}" if self.kind == "camera" else str(self._target)
             hint = " (is a camera connected, and free?)" if self.kind == "camera" else ""
@@ -139,12 +152,30 @@ class FrameSource:
         self.fps = fps if 1 <= fps <= 240 else 30.0
         self.size = (int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
                      int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        self._expected = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind == "file" else 0
-        self.status = "live" if self.kind in ("camera", "stream") else "playing"
+        self.status = "live"
         if self._reader is None:
-            loop = self._prefetch_loop if self.kind == "file" else self._read_loop
-            self._reader = threading.Thread(target=loop, name="facesynth-capture", daemon=True)
+            self._reader = threading.Thread(target=self._read_loop, name="facesynth-capture", daemon=True)
             self._reader.start()
+
+    @property
+    def time_base(self) -> Any:
+        """A video file's time base (its frames' `pts` count in it); None for other sources."""
+        return self._video.time_base if self._video is not None else None
+
+    @property
+    def audio_streams(self) -> int:
+        """How many audio streams a video file has (0 for other sources)."""
+        return self._video.audio_streams if self._video is not None else 0
+
+    @property
+    def rotation(self) -> int:
+        """A video file's rotation metadata in degrees (its frames are delivered upright)."""
+        return self._video.rotation if self._video is not None else 0
+
+    @property
+    def frame_count_estimate(self) -> int:
+        """A video file's frame count as its header says (an estimate for some containers); 0 if unknown."""
+        return self._video.frame_count_estimate if self._video is not None else 0
 
     @property
     def drops_frames(self) -> bool:
@@ -173,39 +204,6 @@ class FrameSource:
                     self._condition.notify_all()
                 return
             failures = 0
-
-    def _decode_next(self) -> np.ndarray | None:
-        """The next image of a video file (rewound at the end with --loop), None at its end."""
-        ok, image = self._capture.read()
-        if not ok or image is None:
-            if self._expected and self._decoded < self._expected - 2:
-                raise SourceLost(f"{self.spec} ended early, at frame {self._decoded} of {self._expected} "
-                                 "(damaged or truncated file?)")
-            if self.loop and self._decoded:
-                self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                self._expected = 0
-                ok, image = self._capture.read()
-            if not ok or image is None:
-                return None
-        self._decoded += 1
-        return image
-
-    def _prefetch_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                item: np.ndarray | Exception | None = self._decode_next()
-            except SourceLost as exc:
-                item = exc
-            except Exception as exc:  # a decoder failure ends the stream with a message, never a hang
-                item = SourceLost(f"{self.spec}: decoding failed ({exc})")
-            while not self._stop.is_set():
-                try:
-                    self._ahead.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if not isinstance(item, np.ndarray):
-                return
 
     def _reconnect(self) -> bool:
         for attempt in range(1, self.retries + 1):
@@ -238,22 +236,7 @@ class FrameSource:
             self.index += 1
             return Frame(self._still, self.index - 1, time.perf_counter(), self.spec)
         if self.kind == "file":
-            if self._ended:
-                return None
-            while True:
-                try:
-                    item = self._ahead.get(timeout=0.1)
-                    break
-                except queue.Empty:
-                    if self._stop.is_set() or self._reader is None or not self._reader.is_alive():
-                        return None
-            if not isinstance(item, np.ndarray):
-                self._ended = True
-                if item is not None:
-                    raise item
-                return None
-            self.index += 1
-            return Frame(item, self.index - 1, time.perf_counter(), self.spec)
+            return self._read_file()
         deadline = time.monotonic() + timeout
         with self._condition:
             while self._latest is None and not self._lost:
@@ -270,6 +253,48 @@ class FrameSource:
         self.index += 1
         return Frame(image, self.index - 1, captured, self.spec)
 
+    def _ask_camera(self) -> None:
+        """Ask the camera for the size and frame rate wanted. HD at 30 fps needs MJPG on most USB cameras
+        (their raw YUYV mode tops out at a few frames a second at 1080p), so MJPG is asked for above 640x480."""
+        capture = self._capture
+        if self.camera_size and self.camera_size[0] * self.camera_size[1] > 640 * 480:
+            capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))
+        if self.camera_size:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.camera_size[0])
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.camera_size[1])
+        if self.camera_fps:
+            capture.set(cv2.CAP_PROP_FPS, self.camera_fps)
+        delivered = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        rate = capture.get(cv2.CAP_PROP_FPS) or 0
+        asked = []
+        if self.camera_size and delivered != tuple(self.camera_size):
+            asked.append(f"{self.camera_size[0]}x{self.camera_size[1]}")
+        if self.camera_fps and abs(rate - self.camera_fps) > 0.5:
+            asked.append(f"{self.camera_fps:g} fps")
+        if asked:
+            self.format_note = f" (asked for {' at '.join(asked)}: this is what the camera offers)"
+            log.warning("camera_format", asked=" at ".join(asked), delivered=f"{delivered[0]}x{delivered[1]}",
+                        fps=rate)
+
+    def _read_file(self) -> Frame | None:
+        """The next frame of the video file (from the start again with `loop`), None at its end."""
+        if self._ended or self._stop.is_set() or self._frames is None:
+            return None
+        try:
+            item = next(self._frames, None)
+            if item is None and self.loop and self.index:
+                self._open_file()
+                assert self._frames is not None
+                item = next(self._frames, None)
+        except InputError as exc:  # a real decoding error: the frames before it were delivered
+            self._ended = True
+            raise SourceLost(str(exc)) from None
+        if item is None:
+            self._ended = True
+            return None
+        self.index += 1
+        return Frame(item.image, self.index - 1, time.perf_counter(), self.spec, item.pts)
+
     def close(self) -> None:
         """Stop reading and release the device or file."""
         self._stop.set()
@@ -279,3 +304,5 @@ class FrameSource:
             self._reader.join(timeout=2)
         if self._capture is not None:
             self._capture.release()
+        if self._video is not None:
+            self._video.close()

@@ -15,14 +15,14 @@ from typing import Any, Callable, Sequence
 import structlog
 
 from engine import log as logsetup
-from engine.capture import is_video
 from engine.config import Settings, load_settings
 from engine.errors import FaceSynthError, UsageError
 from engine.expression import PARAMETERS, check_intensity, parse_assignment, parse_weighted_name
 from engine.faces import check_faces_option
-from engine.imageio import list_images
+from engine.imageio import IMAGE_SUFFIXES, list_images
 from engine.plugins import load_plugins
 from engine.registry import Registry
+from engine.video import VIDEO_SUFFIXES, is_video
 
 log = structlog.get_logger()
 
@@ -64,7 +64,7 @@ def build_parser() -> ArgumentParser:
     _common(plugins)
 
     apply = commands.add_parser("apply", help="edit the expression in image files and store each capture")
-    apply.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of them")
+    apply.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, or folders of them")
     _expression_options(apply)
     apply.add_argument("--out", help="output folder for captures (default: setting output_dir, ./captures)")
     apply.add_argument("--no-cache", action="store_true", default=None,
@@ -72,6 +72,11 @@ def build_parser() -> ArgumentParser:
     apply.add_argument("--sheet", metavar="FILE", help="instead of captures, write a contact sheet PNG: every face "
                                                        "x every emotion given (all emotions if none)")
     apply.add_argument("--sweep", metavar="PARAM", help="with --sheet: columns are values of PARAM across its range")
+    apply.add_argument("--format", choices=("png", "jpg", "webp"), dest="output_format",
+                       help="also save each edited photo as output.jpg/.webp (default: setting output_format, or the "
+                            "input's own format: a JPEG stays a JPEG, with its EXIF and colour profile)")
+    apply.add_argument("--crf", type=int, metavar="N", help="video quality, 0-51, lower is better (default: setting "
+                                                            "video_crf, 20)")
     _common(apply)
 
     analyze = commands.add_parser("analyze", help="find faces, their pose, blendshapes and expression")
@@ -88,7 +93,14 @@ def build_parser() -> ArgumentParser:
                                                             "display); keys 1-4 emotion, +/- intensity, space "
                                                             "snapshot, q quit")
     view.add_argument("--headless", action="store_true", help="no window (default without a display)")
-    live.add_argument("--record", metavar="OUT.mp4", help="write the edited frames to a video file")
+    live.add_argument("--record", metavar="OUT.mp4", help="write the edited frames to a video file (H.264)")
+    live.add_argument("--crf", type=int, metavar="N", help="--record's quality, 0-51 (default: setting video_crf)")
+    live.add_argument("--virtual-camera", nargs="?", const="", default=None, metavar="DEVICE",
+                      help="send the edited frames to a virtual camera (v4l2loopback on Linux, OBS's elsewhere); "
+                           "optionally which device, e.g. /dev/video10")
+    live.add_argument("--size", metavar="WxH", help="ask the camera for this size, e.g. 1920x1080 (setting "
+                                                    "camera_size)")
+    live.add_argument("--fps", type=float, metavar="N", help="ask the camera for this frame rate (setting camera_fps)")
     live.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N frames")
     live.add_argument("--stats-json", metavar="FILE", help="write the final figures as JSON")
     live.add_argument("--loop", action="store_true", help="play a video file again and again")
@@ -157,8 +169,9 @@ def _recipe(args: argparse.Namespace, registry: Registry) -> tuple[Any, dict[str
     return expression, recipe, caption
 
 
-def _inputs(paths: Sequence[str]) -> list[Path]:
-    files = list_images(list(paths))
+def _inputs(paths: Sequence[str], videos: bool = False) -> list[Path]:
+    """The input files: those named, and the images (and with `videos`, the videos) in the folders named."""
+    files = list_images(list(paths), IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ()))
     if not files:
         raise UsageError("no image files found in " + ", ".join(paths))
     return files
@@ -179,7 +192,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from engine.pipeline import Pipeline
     from engine.storage import CaptureStore
 
-    settings = _settings(args, backend=args.backend, faces=args.faces, output_dir=args.out, no_cache=args.no_cache)
+    settings = _settings(args, backend=args.backend, faces=args.faces, output_dir=args.out, no_cache=args.no_cache,
+                         output_format=args.output_format, video_crf=args.crf)
     check_faces_option(settings.faces)
     registry = load_plugins(settings, args.plugins_dir)
     if settings.backend != "auto":
@@ -189,7 +203,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if args.sheet:
         return _sheet(args, settings, registry)
     expression, recipe, caption = _recipe(args, registry)
-    inputs = _inputs(args.inputs)
+    inputs = _inputs(args.inputs, videos=True)
     store = CaptureStore(settings.output_dir)
     pipeline = Pipeline(registry, settings)
     records = []
@@ -201,7 +215,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 from engine.live import LiveState, apply_video
 
                 state = LiveState(recipe_emotions(recipe), recipe["overrides"], recipe["intensity"])
-                record = apply_video(path, registry, settings, state, store, recipe, settings.backend)
+                record = apply_video(path, registry, settings, state, store, recipe, settings.backend,
+                                     settings.video_crf)
             else:
                 record = pipeline.apply_file(path, expression, settings.backend, store, recipe, caption)
             records.append(record)
@@ -334,6 +349,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_size(text: str) -> tuple[int, int] | None:
+    """`WxH` as (width, height); None for an empty text (the setting was checked when it was read)."""
+    if not text:
+        return None
+    width, _, height = text.lower().partition("x")
+    return int(width), int(height)
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     """`facesynth live`: the real-time loop, in a window or headless."""
     import os
@@ -342,7 +365,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     from engine.live import LivePipeline, LiveState, Recorder, check_record_path
     from engine.storage import check_output_file
 
-    settings = _settings(args, backend=args.backend, faces=args.faces, output_dir=args.out)
+    settings = _settings(args, backend=args.backend, faces=args.faces, output_dir=args.out, video_crf=args.crf,
+                         camera_size=args.size, camera_fps=args.fps)
     check_faces_option(settings.faces)
     registry = load_plugins(settings, args.plugins_dir)
     if settings.backend != "auto":
@@ -361,17 +385,28 @@ def cmd_live(args: argparse.Namespace) -> int:
     if args.stats_json:
         check_output_file(args.stats_json, "--stats-json")
     source = FrameSource(args.source, loop=args.loop, retries=settings.camera_retries,
-                         max_megapixels=settings.max_megapixels)
+                         max_megapixels=settings.max_megapixels, camera_size=parse_size(settings.camera_size),
+                         camera_fps=settings.camera_fps)
+    if source.kind == "camera" and not args.json:
+        print(f"camera {args.source}: {source.size[0]}x{source.size[1]} at {source.fps:g} fps"
+              f"{source.format_note}", file=sys.stderr)
     pipeline: LivePipeline | None = None
     recorder: Recorder | None = None
+    camera: Any = None
     interrupted = False
     try:  # every exit path stops the workers, then the source, then finishes the recording, in that order
+        from engine.events import Event
+
+        if args.virtual_camera is not None:
+            from engine.virtualcam import open_virtual_camera
+
+            camera = open_virtual_camera(source.size[0], source.size[1], source.fps, args.virtual_camera or None)
         pipeline = LivePipeline(registry, settings, state, settings.backend)
         if args.record:
-            from engine.events import Event
-
-            recorder = Recorder(args.record, source.fps, source.size)
+            recorder = Recorder(args.record, source.fps, source.size, crf=settings.video_crf)
             pipeline.bus.on(Event.RENDER, recorder)
+        if camera is not None:
+            pipeline.bus.on(Event.RENDER, lambda event: camera.send(event.output))
         try:
             if window:
                 from engine.live_window import run_window
@@ -389,6 +424,10 @@ def cmd_live(args: argparse.Namespace) -> int:
         source.close()
         if recorder is not None:
             recorder.close()
+        if camera is not None:
+            camera.close()
+    if camera is not None:
+        figures["virtual_camera"] = {"device": camera.device, "sent": camera.sent, "dropped": camera.dropped}
     if recorder is not None:
         figures["recorded"] = {"file": str(args.record), "frames": recorder.written, "dropped": recorder.dropped}
     if args.stats_json:

@@ -55,6 +55,10 @@ class Settings:
     cache_dir: str = ""
     no_cache: bool = False
     plugin_timeout: float = 10.0
+    output_format: str = ""  # png, jpg or webp; empty: each input's own format
+    video_crf: int = 20
+    camera_size: str = ""  # WxH asked of a camera; empty: the camera's default
+    camera_fps: float = 0.0  # frames per second asked of a camera; 0: the camera's default
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with the API key hidden (safe to log or store)."""
@@ -110,6 +114,16 @@ def _text(value: str) -> str:
     if _control(value):
         return "it holds a control character (a line break, a tab or a NUL)"
     return "" if value.strip() else "it must not be empty"
+
+
+def _camera_size(value: str) -> str:
+    """A camera size `WxH` (or empty for the camera's default)."""
+    if not value:
+        return ""
+    width, sep, height = value.lower().partition("x")
+    if sep and width.isdigit() and height.isdigit() and 16 <= int(width) <= 8192 and 16 <= int(height) <= 8192:
+        return ""
+    return "give it as WIDTHxHEIGHT, e.g. 1920x1080"
 
 
 def _optional_path(value: str) -> str:
@@ -171,6 +185,11 @@ _RULES: dict[str, Callable[[Any], str]] = {
     "segmind_max_response_mb": _number(0, 1000, low_open=True),
     "cache_dir": _optional_path,
     "plugin_timeout": _number(0, 3600, low_open=True, why=" (seconds)"),
+    "output_format": lambda value: "" if value in ("", "png", "jpg", "jpeg", "webp") else
+    "choose one of png, jpg, webp (or leave it empty for each input's own format)",
+    "video_crf": _number(0, 51, why=" (x264's quality scale: lower is better and larger; 20 by default)"),
+    "camera_size": _camera_size,
+    "camera_fps": _number(0, 240, why=" (0: the camera's own)"),
 }
 
 

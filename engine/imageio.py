@@ -226,7 +226,7 @@ def _orientation_offset(exif: bytes) -> tuple[str, int] | None:
 def exif_orientation(exif: bytes | None) -> int:
     """The EXIF orientation (1-8) of TIFF-structured EXIF data; 1 (as stored) when absent or odd."""
     found = _orientation_offset(exif) if exif else None
-    if found is None:
+    if found is None or exif is None:
         return 1
     value = struct.unpack(found[0] + "H", exif[found[1]:found[1] + 2])[0]
     return value if 1 <= value <= 8 else 1
@@ -515,15 +515,14 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def list_images(paths: list[str]) -> list[Path]:
-    """Expand inputs: files stay as given, folders give the files in them with image suffixes (sorted)."""
+def list_images(paths: list[str], suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
+    """Expand inputs: files stay as given, folders give the files in them with one of `suffixes` (sorted)."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found += sorted(p for p in path.iterdir()
-                            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
-            # (videos in a folder are left alone: name a video explicitly to edit it)
+                            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes)
         else:
             found.append(path)
     return found

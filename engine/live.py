@@ -24,12 +24,14 @@ import structlog
 
 from engine.capture import CaptureStage, Frame, FrameSource
 from engine.config import Settings
-from engine.errors import FaceSynthError, UsageError
-from engine.events import ErrorEvent, Event, EventBus, RenderEvent, StatsEvent
+from engine.errors import FaceSynthError, InputError, UsageError
+from engine.events import ErrorEvent, Event, EventBus, PreprocessEvent, RenderEvent, StatsEvent
 from engine.preprocess import Preprocessor
 from engine.registry import Registry
 from engine.render import PREVIEW_MAX_SIDE, Renderer
+from engine.storage import check_output_file
 from engine.synthesize import AUTO, LIVE_TIMEOUT_S, LiveBackend, Synthesizer, describe
+from engine.video import WRITE_SUFFIXES, VideoWriter
 
 log = structlog.get_logger()
 
@@ -266,61 +268,71 @@ class LivePipeline:
                               "max": max(self.memory_mb) if self.memory_mb else None}}
 
 
-RECORD_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+DEFAULT_CRF = 20  # x264's constant rate factor: visually lossless for most clips (lower: better, larger)
 
 
-def check_record_path(path: str | Path) -> Path:
-    """A `--record` file name that can be written (a video suffix, not a folder, in a writable folder)."""
-    from engine.storage import check_output_file
-
+def check_record_path(path: str | Path, flag: str = "--record") -> Path:
+    """A video file name that can be written (a suffix FaceSynth writes, not a folder, in a writable folder),
+    checked before any frame is made."""
     target = Path(path)
-    if target.suffix.lower() not in RECORD_SUFFIXES:
-        raise UsageError(f"--record writes {', '.join(RECORD_SUFFIXES)} files, not '{target.name}'")
-    return check_output_file(target, "--record")
+    if target.suffix.lower() not in WRITE_SUFFIXES:
+        raise UsageError(f"{flag} writes {', '.join(WRITE_SUFFIXES)} files, not '{target.name}'")
+    return check_output_file(target, flag)
 
 
 class Recorder:
-    """Writes rendered output frames to a video file on its own thread (a bounded queue: never blocks)."""
+    """Writes rendered output frames to a video file (H.264, `engine.video.VideoWriter`) from a thread of its
+    own. Live sources never wait for it (a bounded queue; frames it has no room for are dropped and counted);
+    with `blocking` (a video file being edited) every frame is kept, with its timestamp, and the input's audio
+    is carried over (`audio_from`). The file is written under a temporary name and finished by `close()` on
+    every path, so an interrupted recording is still playable."""
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], capacity: int = 120,
-                 blocking: bool = False) -> None:
-
+                 blocking: bool = False, time_base: Any = None, audio_from: str | Path | None = None,
+                 crf: int = DEFAULT_CRF) -> None:
         self.path = check_record_path(path)
-        codec = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
-        fourcc = cv2.VideoWriter_fourcc(*codec)  # type: ignore[attr-defined]
-        self.writer = cv2.VideoWriter(str(self.path), fourcc, fps, size)
-        if not self.writer.isOpened():
-            raise UsageError(f"cannot write video to {self.path}")
+        self.writer = VideoWriter(self.path, size, fps, time_base=time_base, crf=crf, audio_from=audio_from)
         self.size = size
-        self.queue: Any = queue.Queue(maxsize=capacity)
+        self.keep_timestamps = time_base is not None
+        self.queue: queue.Queue[tuple[np.ndarray, int | None] | None] = queue.Queue(maxsize=capacity)
         self.dropped = 0
         self.written = 0
         self.blocking = blocking
+        self.error = ""
         self._thread = threading.Thread(target=self._loop, name="facesynth-record", daemon=True)
         self._thread.start()
 
     def __call__(self, event: RenderEvent) -> None:
-
+        """Queue one rendered frame (a `render` event subscriber)."""
+        pts = event.frame.pts if self.keep_timestamps else None
         try:
-            self.queue.put(event.output, block=self.blocking)
+            self.queue.put((event.output, pts), block=self.blocking)
         except queue.Full:
             self.dropped += 1
 
     def _loop(self) -> None:
         while True:
-            image = self.queue.get()
-            if image is None:
+            item = self.queue.get()
+            if item is None:
                 return
+            if self.error:
+                continue  # the writer failed: keep draining so producers never block
+            image, pts = item
             if (image.shape[1], image.shape[0]) != self.size:
                 image = cv2.resize(image, self.size)
-            self.writer.write(image)
-            self.written += 1
+            try:
+                self.writer.write(image, pts)
+                self.written += 1
+            except FaceSynthError as exc:
+                self.error = str(exc)
 
     def close(self) -> None:
         """Write what is queued and finish the file."""
         self.queue.put(None)
         self._thread.join()
-        self.writer.release()
+        self.writer.close()
+        if self.error:
+            raise InputError(self.error)
 
 
 class Progress:
@@ -354,9 +366,29 @@ class Progress:
             self.stream.flush()
 
 
+def video_output_name(path: str | Path) -> str:
+    """The edited video's file name: `output` in the input's container where FaceSynth writes it, else .mp4."""
+    suffix = Path(path).suffix.lower()
+    return f"output{suffix if suffix in WRITE_SUFFIXES else '.mp4'}"
+
+
+def summarise_faces(largest: list[tuple[int, Any]]) -> list[dict[str, Any]]:
+    """The largest face of each frame, summarised for a video's record: in how many frames, where it was at
+    the first and the last of them, its median size and the range of its pose."""
+    if not largest:
+        return []
+    sizes = sorted(face.inter_ocular_px for _, face in largest)
+    yaws = [face.yaw for _, face in largest]
+    return [{"frames": len(largest), "first_frame": largest[0][0], "last_frame": largest[-1][0],
+             "box_first": list(largest[0][1].box), "box_last": list(largest[-1][1].box),
+             "inter_ocular_px_median": round(sizes[len(sizes) // 2], 1),
+             "yaw_range": [round(min(yaws), 1), round(max(yaws), 1)]}]
+
+
 def apply_video(path: Path, registry: Any, settings: Any, state: LiveState, store: Any, recipe: dict[str, Any],
-                backend_id: str) -> dict[str, Any]:
-    """Edit every frame of a video file into `output.mp4` in a new capture folder (same frame rate and size).
+                backend_id: str, crf: int = DEFAULT_CRF) -> dict[str, Any]:
+    """Edit every frame of a video file into `output.mp4` (or the input's own container) in a new capture
+    folder: H.264, the same size, frame rate and timestamps, the input's audio kept.
 
     The folder also gets the first frame with a face as input.png, output.png and compare.png, and meta.json.
     """
@@ -368,15 +400,25 @@ def apply_video(path: Path, registry: Any, settings: Any, state: LiveState, stor
         record["error"] = str(exc)
         return record
     capture = store.new(str(path), {**recipe, "kind": "video", "backend_requested": backend_id,
-                                    "status": "pending", "source_fps": source.fps, "size": list(source.size)})
+                                    "status": "pending", "source_fps": source.fps, "size": list(source.size),
+                                    "rotation": source.rotation})
     record["output_dir"] = str(capture.folder)
-    pipeline = LivePipeline(registry, settings, state, backend_id)
-    capture.write_meta(parameters=pipeline.expression().as_dict())
-    # Every frame of a file is kept, so the recorder waits for room instead of dropping.
-    recorder = Recorder(capture.folder / "output.mp4", source.fps, source.size, blocking=True)
-    total = int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    progress = Progress(total, Path(path).name)
+    try:
+        pipeline = LivePipeline(registry, settings, state, backend_id)
+        capture.write_meta(parameters=pipeline.expression().as_dict())
+        # Every frame of a file is kept (the recorder waits for room), with its timestamp and the input's sound.
+        recorder = Recorder(capture.folder / video_output_name(path), source.fps, source.size, blocking=True,
+                            time_base=source.time_base, audio_from=path if source.audio_streams else None, crf=crf)
+    except BaseException:
+        source.close()
+        raise
+    progress = Progress(source.frame_count_estimate, Path(path).name)
     first: dict[str, Any] = {}
+    largest: list[tuple[int, Any]] = []
+
+    def on_faces(event: PreprocessEvent) -> None:
+        if event.edited:
+            largest.append((event.frame.index, max(event.edited, key=lambda face: face.box[2] * face.box[3])))
 
     def on_render(event: RenderEvent) -> None:
         recorder(event)
@@ -387,6 +429,7 @@ def apply_video(path: Path, registry: Any, settings: Any, state: LiveState, stor
     def on_error(event: ErrorEvent) -> None:
         first.setdefault("errors", []).append(event.message)
 
+    pipeline.bus.on(Event.PREPROCESS, on_faces)
     pipeline.bus.on(Event.RENDER, on_render)
     pipeline.bus.on(Event.ERROR, on_error)
     started = time.perf_counter()
@@ -394,17 +437,24 @@ def apply_video(path: Path, registry: Any, settings: Any, state: LiveState, stor
         figures = pipeline.run(source)
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM: the frames so far make a playable file, and the record says so
         pipeline.stop()
-        capture.write_meta(status="interrupted", errors=["interrupted: output.mp4 holds the frames edited so far"])
+        recorder.close()  # finished: the frames edited so far make a playable file
+        capture.write_meta(status="interrupted", frames=recorder.written,
+                           errors=[f"interrupted: {recorder.path.name} holds the {recorder.written} frames edited"])
         raise
     finally:
         pipeline.stop()
         source.close()
         progress.close()
+    try:
         recorder.close()
+    except InputError as exc:
+        pipeline.error = pipeline.error or str(exc)
     record["timings_ms"] = {"total": round((time.perf_counter() - started) * 1000, 1), **figures["stages_ms"]}
     record["backend"] = figures["backend"]
     record["frames"] = figures["frames"]
     record["frames_with_face"] = figures["frames_with_face"]
+    record["faces"] = summarise_faces(largest)
+    record["audio_streams"] = len(recorder.writer.audio)
     if first.get("input") is not None:
         capture.write_image("input.png", first["input"])
         capture.write_image("output.png", first["output"])
@@ -421,7 +471,8 @@ def apply_video(path: Path, registry: Any, settings: Any, state: LiveState, stor
         record["status"] = "ok"
     if figures["failed_frames"]:
         record["failed_frames"] = figures["failed_frames"]
-    capture.write_meta(status=record["status"], backend=record["backend"], video=str(capture.folder / "output.mp4"),
+    capture.write_meta(status=record["status"], backend=record["backend"], video=recorder.path.name,
+                       audio=recorder.writer.audio, faces=record["faces"],
                        frames=figures["frames"], frames_with_face=figures["frames_with_face"],
                        timings_ms=record["timings_ms"], errors=[record["error"]] if record["error"] else [],
                        recorder_dropped=recorder.dropped, failed_frames=figures["failed_frames"])

@@ -22,6 +22,7 @@ from engine.errors import FaceSynthError, InputError
 from engine.events import ErrorEvent, Event, EventBus
 from engine.expression import Expression
 from engine.faces import Face, Landmarker
+from engine.imageio import Photo, encode_image, output_format_for, write_atomic
 from engine.preprocess import Preprocessor
 from engine.registry import Registry
 from engine.render import Renderer
@@ -171,7 +172,7 @@ class Pipeline:
                                   "faces": [], "timings_ms": {}, "error": None}
         started = time.perf_counter()
         try:
-            frame = self.capture.read_still(path, self.settings.max_megapixels)
+            frame, photo = self.capture.read_still(path, self.settings.max_megapixels)
         except InputError as exc:
             record["error"] = str(exc)
             self._error("capture", str(exc), Frame(np.zeros((1, 1, 3), np.uint8), source=str(path)), "InputError")
@@ -184,8 +185,13 @@ class Pipeline:
             faces = [face_record(face, id(face) in chosen, emotions) for face in outcome.faces]
             capture.write_meta(faces=faces, skipped_faces=outcome.skipped)
 
+        recipe = {**recipe, "input_format": photo.format, "orientation": photo.orientation}
         capture, outcome = self.store_capture(frame, expression, backend_id, store, recipe, caption=caption,
                                               on_faces=store_faces)
+        if outcome.ok and outcome.result is not None:
+            extra_export = self._export(capture, photo, outcome.result.image)
+            if extra_export:
+                record["export"] = str(capture.folder / extra_export)
         record["output_dir"] = str(capture.folder)
         record["timings_ms"].update(outcome.timings_ms)
         edited_ids = {id(face) for face in outcome.edited_faces()}
@@ -200,6 +206,19 @@ class Pipeline:
         record["timings_ms"]["total"] = round((time.perf_counter() - started) * 1000, 2)
         capture.write_meta(timings_ms=record["timings_ms"], **extra)
         return record
+
+    def _export(self, capture: Capture, photo: Photo, image: np.ndarray) -> str:
+        """The edit saved as the photo was (a JPEG stays a JPEG, with its EXIF and colour profile, orientation
+        reset since the pixels are upright), or in the format asked for: `output.jpg` or `output.webp` beside
+        the lossless `output.png`. Returns its file name, or "" when output.png is the export."""
+        fmt = self.settings.output_format or output_format_for(photo.format)
+        fmt = "jpg" if fmt == "jpeg" else fmt
+        if fmt == "png":
+            return ""
+        name = f"output.{fmt}"
+        write_atomic(capture.folder / name, encode_image(image, fmt, exif=photo.exif, icc=photo.icc))
+        capture.write_meta(export=name)
+        return name
 
     def _output_analysis(self, outcome: Outcome) -> list[dict[str, Any]]:
         """The expression estimate of the edited faces, measured on the output image."""

@@ -43,6 +43,7 @@ def choose_faces(faces: Sequence[Face], settings: Settings) -> tuple[list[Face],
 
 
 REGION_GROW = 1.8  # a tracked face's region is this many face sizes wide: room for the next frame's move
+REGION_SLACK = 0.06  # a region moves or resizes only when the face has moved by this share of it
 SEARCH_EVERY = 15  # frames between searches for faces not yet tracked, while fewer than wanted are
 
 
@@ -54,9 +55,18 @@ def region_of_box(box: Sequence[float], shape: tuple[int, ...]) -> tuple[int, in
     return int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2)), side
 
 
-def region_around(face: Face, shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """The square region to look for `face` in the next frame of a stream."""
-    return region_of_box(face.box, shape)
+def region_around(face: Face, shape: tuple[int, ...],
+                  previous: tuple[int, int, int] | None = None) -> tuple[int, int, int]:
+    """The square region to look for `face` in the next frame of a stream. It stays where it was while the face
+    moves less than `REGION_SLACK` of it: a region that followed every small move would resample the face
+    differently each frame, and the landmarks would jitter with it."""
+    region = region_of_box(face.box, shape)
+    if previous is not None:
+        (x, y, side), (px, py, pside) = region, previous
+        moved = max(abs(x + side / 2 - px - pside / 2), abs(y + side / 2 - py - pside / 2))
+        if moved < REGION_SLACK * pside and abs(side - pside) < REGION_SLACK * pside:
+            return previous
+    return region
 
 
 def free_slot(regions: dict[int, tuple[int, int, int]]) -> int:
@@ -128,7 +138,7 @@ class Preprocessor:
             found = landmarker.detect_region(image, region, timestamp, slot)
             if found and not covered(found[0].box, faces):  # two regions on one face: keep one
                 faces.append(found[0])
-                regions[slot] = region_around(found[0], image.shape)
+                regions[slot] = region_around(found[0], image.shape, region)
         self._frames += 1
         if len(faces) < self.max_faces and (not faces or self._frames % SEARCH_EVERY == 0):
             new = [face for face in landmarker.detect(image, timestamp) if not covered(face.box, faces)]

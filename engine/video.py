@@ -190,7 +190,7 @@ class VideoReader:
 
     def _decode_loop(self) -> None:
         index, last_time = 0, None
-        frame = self._first
+        frame: Any = self._first
         try:
             while frame is not None:
                 image = self._upright(frame.to_ndarray(format="bgr24"))

@@ -80,7 +80,8 @@ def open_virtual_camera(width: int, height: int, fps: float, device: str | None 
                      height=height, fps=fps, fmt=str(fmt))
             return VirtualCamera(camera, fmt)
     where = f" {device}" if device else ""
-    raise NoVirtualCamera(f"no virtual camera{where} ({_first_reason(first_error)}): to get one, "
+    reason = _first_reason(first_error) if first_error is not None else "no device"
+    raise NoVirtualCamera(f"no virtual camera{where} ({reason}): to get one, "
                           f"{setup_hint()}")
 
 

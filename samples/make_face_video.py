@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine.expression import Expression  # noqa: E402
 from engine.faces import Landmarker  # noqa: E402
+from engine.video import VideoWriter  # noqa: E402
 from plugins.landmark_warp.warp import edit_face  # noqa: E402
 
 WIDTH, HEIGHT, FPS, SECONDS = 640, 480, 30, 20  # 600 frames: `live --max-frames 600` without --loop
@@ -40,7 +41,7 @@ def main() -> None:
     canvas = cv2.resize(photo[0:270, left:left + crop_width], (width, height), interpolation=cv2.INTER_CUBIC)
     with Landmarker() as landmarker:
         face = landmarker.detect(canvas)[0]
-    writer = cv2.VideoWriter(args.out, cv2.VideoWriter_fourcc(*"mp4v"), FPS, (width, height))
+    writer = VideoWriter(args.out, (width, height), FPS)  # H.264, as a phone or a camera app writes
     rng = np.random.default_rng(7)
     for index in range(FPS * SECONDS):
         t = index / FPS
@@ -53,7 +54,7 @@ def main() -> None:
         frame = cv2.warpAffine(frame, shift, (width, height), borderMode=cv2.BORDER_REFLECT)
         noise = rng.normal(0, 1.5, frame.shape)  # a little sensor noise, as a camera has
         writer.write(np.clip(frame + noise, 0, 255).astype(np.uint8))
-    writer.release()
+    writer.close()
 
 
 if __name__ == "__main__":

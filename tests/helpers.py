@@ -75,12 +75,28 @@ def start_xvfb(base: int, need: tuple[str, ...] = ("Xvfb",)):
 
 def clip(path: Path, frames: int = 30) -> Path:
     """The first `frames` frames of the sample video as a new file."""
-    import cv2
+    return write_video(path, read_video(VIDEO, frames))
 
-    source = cv2.VideoCapture(str(VIDEO))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
-    for _ in range(frames):
-        ok, frame = source.read()
-        writer.write(frame)
-    writer.release()
+
+def read_video(path: Path, limit: int = 0) -> list:
+    """The frames of a video file (the first `limit` of them), as BGR images."""
+    from engine.video import VideoReader
+
+    frames = []
+    with VideoReader(path) as reader:
+        for frame in reader:
+            frames.append(frame.image)
+            if limit and len(frames) >= limit:
+                break
+    return frames
+
+
+def write_video(path: Path, frames: list, fps: float = 30.0) -> Path:
+    """Frames as an H.264 video file."""
+    from engine.video import VideoWriter
+
+    height, width = frames[0].shape[:2]
+    with VideoWriter(path, (width, height), fps) as writer:
+        for frame in frames:
+            writer.write(frame)
     return path

@@ -2,10 +2,9 @@
 
 import json
 
-import cv2
 import numpy as np
 
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, run_cli, write_video
 
 
 def test_bench_prints_its_figures_as_json():
@@ -53,10 +52,7 @@ def test_bench_refuses_bad_input(tmp_path):
     assert missing.returncode == 2
     assert_one_line_error(missing, "none.mp4")
     noise = tmp_path / "noise.mp4"  # frames without a face
-    writer = cv2.VideoWriter(str(noise), cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 240))
-    for value in range(12):
-        writer.write(np.random.default_rng(value).integers(0, 255, (240, 320, 3), np.uint8))
-    writer.release()
+    write_video(noise, [np.random.default_rng(value).integers(0, 255, (240, 320, 3), np.uint8) for value in range(12)])
     faceless = run_cli("bench", "--only", "warp", "--source", noise, "--frames", "10")
     assert faceless.returncode == 2
     assert_one_line_error(faceless, "0 of the 10 frames", "video of a face")

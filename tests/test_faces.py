@@ -9,7 +9,7 @@ import pytest
 from engine.errors import UsageError
 from engine.faces import Landmarker, mirror_indices, model_path, select_faces
 from engine.smoothing import FaceSmoother
-from tests.helpers import CAT, SAMPLE, json_lines, run_cli
+from tests.helpers import CAT, SAMPLE, json_lines, read_video, run_cli, write_video
 
 
 def annotated_faces(folder):
@@ -127,10 +127,7 @@ def test_model_setting_that_does_not_exist(tmp_path):
 
 
 def _video(path, frames, fps=30):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
+    write_video(path, frames, fps)
 
 
 def _canvas():
@@ -139,13 +136,13 @@ def _canvas():
 
 
 def _track(path):
-    capture = cv2.VideoCapture(str(path))
+    frames = iter(read_video(path))
     smoother, tracked = FaceSmoother(), []
     with Landmarker(video=True, max_faces=1) as landmarker:
         index = 0
         while True:
-            ok, frame = capture.read()
-            if not ok:
+            frame = next(frames, None)
+            if frame is None:
                 break
             faces = smoother(landmarker.detect(frame, int(index * 1000 / 30)), index / 30, 640, 480)
             tracked.append(faces[0].landmarks[:, :2] if faces else None)

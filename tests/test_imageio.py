@@ -283,3 +283,29 @@ def test_write_atomic_honours_the_umask(tmp_path):
         os.umask(previous)
     assert stat_module.S_IMODE(plain.stat().st_mode) == 0o644
     assert stat_module.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def test_apply_edits_a_sideways_phone_jpeg_upright_and_keeps_it_a_jpeg(tmp_path):
+    import json
+
+    from engine.imageio import read_photo
+    from tests.helpers import json_lines, run_cli
+
+    upright = cv2.imread(str(SAMPLE))
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(tagged_jpeg(cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE), make_exif(6)))
+    result = run_cli("apply", path, "--emotion", "happy", "--out", tmp_path / "out", "--json")
+    assert result.returncode == 0, result.stderr
+    [record] = json_lines(result.stdout)
+    assert record["status"] == "ok" and sum(face["edited"] for face in record["faces"]) == 1  # found: upright
+    folder = tmp_path / "out" / record["output_dir"].split("/")[-1]
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["orientation"] == 6 and meta["input_format"] == "jpeg" and meta["export"] == "output.jpg"
+    for name in ("input.png", "output.png"):
+        assert cv2.imread(str(folder / name)).shape == upright.shape  # stored upright
+    export = read_photo(folder / "output.jpg")
+    assert export.format == "jpeg" and export.orientation == 1 and export.image.shape == upright.shape
+    assert b"FaceSynthTest" in export.exif  # the camera's EXIF carried over
+    assert (folder / "output.jpg").stat().st_size < 0.5 * (folder / "output.png").stat().st_size
+    png = run_cli("apply", path, "--emotion", "happy", "--out", tmp_path / "png", "--format", "png", "--json")
+    assert "export" not in json_lines(png.stdout)[0]  # output.png is the export when PNG is asked for

@@ -76,7 +76,7 @@ def test_video_file_frames_come_in_order_and_loop(tmp_path):
     started = time.perf_counter()
     looping.close()  # the decoding thread stops while it is ahead of the reader
     assert time.perf_counter() - started < 2.5
-    assert not looping._reader.is_alive()
+    assert not looping._video._thread.is_alive()
 
 
 def test_truncated_video_ends_with_a_message(tmp_path):
@@ -86,7 +86,7 @@ def test_truncated_video_ends_with_a_message(tmp_path):
     result = run_cli("live", "--source", cut, "--headless")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert "ended early" in result.stderr or "cannot open" in result.stderr
+    assert "decoding stopped at frame" in result.stderr or "cannot open" in result.stderr
 
 
 def test_usage_errors():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import stat
@@ -15,19 +16,23 @@ import pytest
 
 from engine.errors import InputError, UsageError
 from engine.video import VideoReader, VideoWriter, check_video_path, is_video, transcode
+from tests.helpers import SAMPLE, VIDEO, json_lines, read_video, run_cli
 
 RATE = 48000
 
 
 def make_clip(path: Path, frames: int = 45, fps: int = 30, size: tuple[int, int] = (320, 240),
               tones: tuple[float, ...] = (440.0,), audio_codec: str = "aac", pts: list[int] | None = None,
-              time_base: Fraction | None = None, rotation: int = 0) -> Path:
+              time_base: Fraction | None = None, rotation: int = 0,
+              pictures: list[np.ndarray] | None = None) -> Path:
     """A clip whose frames are numbered by their brightness and a white corner, with one audio stream per tone.
 
     `pts` (in `time_base` units) makes it variable-frame-rate; `rotation` tags a display matrix (degrees
     counter-clockwise, as PyAV reads it back).
     """
     time_base = time_base or Fraction(1, fps)
+    if pictures is not None:
+        frames, size = len(pictures), (pictures[0].shape[1], pictures[0].shape[0])
     pts = pts if pts is not None else list(range(frames))
     output = av.open(str(path), "w")
     video = output.add_stream("libx264", rate=fps)
@@ -41,7 +46,8 @@ def make_clip(path: Path, frames: int = 45, fps: int = 30, size: tuple[int, int]
         stream.layout = "mono"
         audio.append(stream)
     for index, stamp in enumerate(pts):
-        frame = av.VideoFrame.from_ndarray(_picture(index, size), format="bgr24")
+        picture = pictures[index] if pictures is not None else _picture(index, size)
+        frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
         frame.pts, frame.time_base = stamp, time_base
         for packet in video.encode(frame):
             output.mux(packet)
@@ -296,3 +302,80 @@ def test_writer_abort_removes_the_file_and_close_honours_umask(tmp_path):
     with pytest.raises(InputError, match="writing the video failed"):
         broken.close()
     assert not any(p.name.startswith((".broken", "broken")) for p in tmp_path.iterdir())
+
+
+# `facesynth apply` on real face clips: the whole command, as a user runs it.
+
+def face_pictures(count: int, turn: int = 0) -> list[np.ndarray]:
+    """The first frames of the sample face video (turned by `turn` degrees counter-clockwise, as a phone held
+    sideways stores them)."""
+    frames = read_video(VIDEO, count)
+    if turn == 90:
+        frames = [cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE) for frame in frames]
+    return frames
+
+
+def apply_clip(source: Path, out: Path, *extra: str) -> tuple[dict, Path]:
+    result = run_cli("apply", source, "--emotion", "surprised", "--out", out, "--json", *extra, timeout=300)
+    assert result.returncode == 0, result.stderr
+    [record] = json_lines(result.stdout)
+    folder = Path(record["output_dir"])
+    return record, folder / json.loads((folder / "meta.json").read_text())["video"]
+
+
+def test_apply_on_a_clip_with_sound_keeps_frames_timestamps_and_the_tone(tmp_path):
+    source = make_clip(tmp_path / "talk.mp4", pictures=face_pictures(40))
+    record, output = apply_clip(source, tmp_path / "out")
+    assert record["status"] == "ok" and record["frames"] == 40 and record["audio_streams"] == 1
+    assert record["faces"][0]["frames"] == 40 and record["faces"][0]["inter_ocular_px_median"] > 20
+    with av.open(str(output)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
+    assert video_times(output) == pytest.approx(video_times(source), abs=1e-3)  # every frame, in time
+    [(_, start_in, samples_in, rate)] = audio_tracks(source)
+    [(codec, start_out, samples_out, _)] = audio_tracks(output)
+    assert codec == "aac" and np.array_equal(samples_in, samples_out)  # the same tone, untouched
+    assert abs(start_out - start_in) < 1 / 30 and dominant_hz(samples_out, rate) == pytest.approx(440, abs=2)
+    # and the faces were edited: the mouth opened (surprised), frame after frame
+    edited = read_video(output)
+    original = face_pictures(40)
+    assert len(edited) == 40
+    assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(original, edited)]) > 0.5
+
+
+def test_apply_keeps_a_variable_frame_rate(tmp_path):
+    gaps = [33, 17, 50, 33, 100, 16, 67, 33, 33, 250, 33, 20]
+    stamps = list(np.cumsum([0] + gaps))
+    source = make_clip(tmp_path / "vfr.mkv", pictures=face_pictures(len(stamps)), pts=stamps,
+                       time_base=Fraction(1, 1000))
+    record, output = apply_clip(source, tmp_path / "out")
+    assert output.suffix == ".mkv" and record["frames"] == len(stamps)
+    assert video_times(output) == pytest.approx([s / 1000 for s in stamps], abs=1e-3)
+
+
+def test_apply_turns_a_rotated_clip_upright(tmp_path):
+    source = make_clip(tmp_path / "phone.mp4", pictures=face_pictures(12, turn=90), rotation=90)
+    record, output = apply_clip(source, tmp_path / "out")
+    assert record["frames_with_face"] == 12  # found upright, so the face was found
+    with VideoReader(output) as reader:
+        assert reader.rotation == 0 and reader.size == (640, 480)
+
+
+def test_a_video_in_a_folder_is_edited_not_skipped(tmp_path):
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    make_clip(folder / "clip.mp4", pictures=face_pictures(10))
+    (folder / "face.png").write_bytes(SAMPLE.read_bytes())
+    result = run_cli("apply", folder, "--emotion", "happy", "--out", tmp_path / "out", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    records = {Path(r["input"]).name: r for r in json_lines(result.stdout)}
+    assert set(records) == {"clip.mp4", "face.png"} and records["clip.mp4"]["frames"] == 10
+
+
+def test_live_records_h264(tmp_path):
+    record = tmp_path / "rec.mp4"
+    result = run_cli("live", "--source", VIDEO, "--headless", "--max-frames", 20, "--record", record, timeout=120)
+    assert result.returncode == 0, result.stderr
+    with av.open(str(record)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+    assert len(read_video(record)) > 0

@@ -108,3 +108,12 @@ def test_device_failure_is_reported_by_the_next_send(stand_in, monkeypatch):
     with pytest.raises(InputError, match="virtual camera stopped: No such device"):
         camera.send(np.zeros((48, 64, 3), np.uint8))
     camera.close()
+
+
+def test_live_without_a_virtual_camera_says_so_in_one_line():
+    from tests.helpers import VIDEO, assert_one_line_error, run_cli
+
+    result = run_cli("live", "--source", VIDEO, "--headless", "--max-frames", 5, "--virtual-camera", timeout=60)
+    assert result.returncode == 1
+    assert_one_line_error(result, "no virtual camera", "v4l2loopback")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -6,7 +6,8 @@ headers. Tests queue special answers (`script`) to reach every error path: "500"
 "garbage", "json", "wrong_size", "huge", and hostile ones: "echo:STATUS" (an error body that repeats the key it
 got), "echo_header" (a success whose x-request-id is the key), "html:STATUS" (a many-line HTML error page),
 "429far:SECONDS" (a reset that far away), "redirect:URL" (a 307 to URL), "trickle:SECONDS" and
-"trickle_headers:SECONDS" (one byte every SECONDS of the body or of the status line; it stops by itself after TRICKLE_BYTES bytes or when the client hangs up).
+"trickle_headers:SECONDS" (one byte every SECONDS of the body or of the status line; it stops by itself after
+TRICKLE_BYTES bytes or when the client hangs up).
 """
 
 from __future__ import annotations

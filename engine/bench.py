@@ -8,12 +8,14 @@ cloud client's own time), run and printed the same way.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import platform
 import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import cv2
 import numpy as np
@@ -173,13 +175,14 @@ def group_frame(image: np.ndarray, size: tuple[int, int] = (1280, 720), faces: i
     return cv2.copyMakeBorder(row, top, height - row.shape[0] - top, 0, width - row.shape[1], cv2.BORDER_REPLICATE)
 
 
-def write_clip(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
-    """Frames as a video file (the live section's clips: H.264, as a camera's or a phone's)."""
+def write_clip(path: Path, frames: Iterable[np.ndarray], fps: float = 30.0) -> Path:
+    """Frames as a video file (the live section's clips: H.264, as a camera's or a phone's), one at a time."""
     from engine.video import VideoWriter
 
-    height, width = frames[0].shape[:2]
-    with VideoWriter(path, (width, height), fps, crf=18) as writer:
-        for frame in frames:
+    frames = iter(frames)
+    first = next(frames)
+    with VideoWriter(path, (first.shape[1], first.shape[0]), fps, crf=18) as writer:
+        for frame in itertools.chain([first], frames):
             writer.write(frame)
     return path
 
@@ -190,24 +193,27 @@ def bench_live(context: "BenchContext") -> dict[str, Any]:
     import tempfile
 
     from engine.capture import FrameSource
+    from engine.events import Event
     from engine.live import LivePipeline, LiveState
 
     runs: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
-        clips = {f"{height}p": ([scaled_frame(f, (width, height)) for f in context.clip], 1)
-                 for width, height in LIVE_SIZES}
-        clips["720p, 3 faces"] = ([group_frame(f) for f in context.clip], 3)
-        for name, (frames, faces) in clips.items():
-            path = write_clip(Path(folder) / f"{name.split(',')[0]}-{faces}.mp4", frames)
-            del frames
+        clips: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]] = {
+            f"{height}p": (functools.partial(scaled_frame, size=(width, height)), 1) for width, height in LIVE_SIZES}
+        clips["720p, 3 faces"] = (group_frame, 3)
+        for name, (make, faces) in clips.items():
+            path = write_clip(Path(folder) / f"{name.split(',')[0]}-{faces}.mp4", (make(f) for f in context.clip))
             settings = dataclasses.replace(context.settings, live_max_faces=faces, faces="all")
             pipeline = LivePipeline(context.registry, settings, LiveState([("happy", 1.0)]))
+            counts: list[int] = []
+            pipeline.bus.on(Event.PREPROCESS, lambda event, counts=counts: counts.append(len(event.edited)))
             source = FrameSource(str(path))
             try:
                 figures = pipeline.run(source)
             finally:
                 source.close()
             runs[name] = {"size": list(source.size), "faces": faces, "frames": figures["frames"],
+                          "faces_per_frame_median": float(np.median(counts)) if counts else 0.0,
                           "frames_with_face": figures["frames_with_face"], "fps": figures["fps"],
                           "latency_ms": figures["latency_ms"], "dropped": figures["dropped"],
                           "stages_ms": {stage: ms["median"] for stage, ms in figures["stages_ms"].items()}}

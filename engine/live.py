@@ -93,7 +93,7 @@ class LivePipeline:
         # A slow backend never runs per frame: streams use the best live-capable one.
         self.live_backend = LiveBackend(self.synthesizer, self.synthesizer.live_entry(backend_id), timeout_s)
         self.backend_id = self.live_backend.id
-        self.renderer = Renderer(self.bus, PREVIEW_MAX_SIDE)
+        self.renderer = Renderer(self.bus, PREVIEW_MAX_SIDE, whole_steps=True)
         self._stop = threading.Event()
         self._mailbox: tuple[Frame, tuple, float] | None = None
         self._mailbox_lock = threading.Condition()

@@ -56,3 +56,18 @@ def test_bench_refuses_bad_input(tmp_path):
     faceless = run_cli("bench", "--only", "warp", "--source", noise, "--frames", "10")
     assert faceless.returncode == 2
     assert_one_line_error(faceless, "0 of the 10 frames", "video of a face")
+
+
+def test_bench_live_runs_the_clip_at_three_sizes_and_three_faces():
+    result = run_cli("bench", "--live", "--frames", "12", "--json", timeout=600)
+    assert result.returncode == 0, result.stderr
+    live = json.loads(result.stdout)["live"]
+    runs = live["runs"]
+    assert list(runs) == ["480p", "720p", "1080p", "720p, 3 faces"]
+    assert [tuple(run["size"]) for run in runs.values()] == [(640, 480), (1280, 720), (1920, 1080), (1280, 720)]
+    for run in runs.values():
+        assert run["frames"] == 12 and run["frames_with_face"] == 12 and run["fps"] > 0
+        assert 0 < run["latency_ms"]["median"] <= run["latency_ms"]["p95"]
+        assert set(run["stages_ms"]) == {"preprocess", "synthesize", "render"}
+    assert runs["720p, 3 faces"]["faces_per_frame_median"] == 3 and runs["1080p"]["faces_per_frame_median"] == 1
+    assert live["ratio_1080p_to_480p"]["fps"] == round(runs["1080p"]["fps"] / runs["480p"]["fps"], 2)

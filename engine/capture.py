@@ -132,7 +132,7 @@ class FrameSource:
         if self._video is not None:
             self._video.close()
         try:
-            self._video = VideoReader(str(self._target), self._max_megapixels)
+            self._video = VideoReader(str(self._target), self._max_megapixels, loop=self.loop)
         except InputError as exc:
             raise SourceLost(f"cannot open {exc}") from None
         self._frames = iter(self._video)
@@ -281,11 +281,7 @@ class FrameSource:
         if self._ended or self._stop.is_set() or self._frames is None:
             return None
         try:
-            item = next(self._frames, None)
-            if item is None and self.loop and self.index:
-                self._open_file()
-                assert self._frames is not None
-                item = next(self._frames, None)
+            item = next(self._frames, None)  # with `loop` the reader starts again by itself
         except InputError as exc:  # a real decoding error: the frames before it were delivered
             self._ended = True
             raise SourceLost(str(exc)) from None

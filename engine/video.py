@@ -113,9 +113,10 @@ _END = object()
 class VideoReader:
     """The frames of a video file, decoded on a thread of their own (see the module docstring)."""
 
-    def __init__(self, path: str | Path, max_megapixels: float = 50.0, ahead: int = 4) -> None:
+    def __init__(self, path: str | Path, max_megapixels: float = 50.0, ahead: int = 4, loop: bool = False) -> None:
         quiet_native_logs()
         self.path = Path(path)
+        self.loop = loop  # from the start again at the end (the same container and thread: nothing piles up)
         try:
             if not self.path.is_file():
                 raise InputError(f"{self.path}: " + ("no such file" if not self.path.exists() else "not a file"))
@@ -199,6 +200,10 @@ class VideoReader:
                     return
                 index, last_time = index + 1, time_s
                 frame = next(self._frames, None)
+                if frame is None and self.loop and not self._stop.is_set():
+                    self._container.seek(0, stream=self._stream)
+                    self._frames = self._container.decode(self._stream)
+                    frame = next(self._frames, None)
             self._put(_END)
         except Exception as exc:  # a real decoding error: what was decoded is kept, the reason reported
             where = f"frame {index}" + (f" (after {last_time:.3f} s)" if last_time is not None else "")

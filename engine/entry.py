@@ -23,9 +23,25 @@ def wants_native_logs(argv: Sequence[str], env: dict[str, str] | os._Environ[str
                for i, arg in enumerate(args))
 
 
-def _terminated(signum: int, frame: object) -> None:
-    """SIGTERM is handled like Ctrl+C: work in flight is finished or marked interrupted, files are finalised."""
-    raise KeyboardInterrupt
+class _Interrupts:
+    """SIGTERM is handled like Ctrl+C: work in flight is finished or marked interrupted, files are finalised.
+
+    Only the first signal interrupts: a second one (Ctrl+C pressed again, or `timeout` signalling the whole
+    process group as well as the command) would otherwise break into that clean-up and leave a half-written
+    video and decoding threads behind. The second says to wait; a third quits at once.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count == 1:
+            raise KeyboardInterrupt
+        if self.count == 2:
+            os.write(2, b"facesynth: finishing what was written; interrupt once more to quit at once\n")
+            return
+        os._exit(130)
 
 
 def main() -> int:
@@ -35,7 +51,9 @@ def main() -> int:
         for name, value in QUIET_NATIVE.items():
             os.environ.setdefault(name, value)
     tune_process()
-    signal.signal(signal.SIGTERM, _terminated)
+    interrupts = _Interrupts()
+    signal.signal(signal.SIGTERM, interrupts)
+    signal.signal(signal.SIGINT, interrupts)
     from engine.cli import main as cli_main
 
     return cli_main()

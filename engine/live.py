@@ -27,6 +27,7 @@ from engine.config import Settings
 from engine.errors import FaceSynthError, InputError, UsageError
 from engine.events import ErrorEvent, Event, EventBus, PreprocessEvent, RenderEvent, StatsEvent
 from engine.preprocess import Preprocessor
+from engine.progress import Progress
 from engine.registry import Registry
 from engine.render import PREVIEW_MAX_SIDE, Renderer
 from engine.storage import check_output_file
@@ -335,37 +336,6 @@ class Recorder:
             raise InputError(self.error)
 
 
-class Progress:
-    """A one-line progress bar on stderr (only on a terminal)."""
-
-    def __init__(self, total: int, label: str, stream: Any = None) -> None:
-        import sys
-
-        self.total, self.label = total, label
-        self.stream = stream or sys.stderr
-        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.started = time.perf_counter()
-        self._last = 0.0
-
-    def update(self, done: int) -> None:
-        """Redraw the bar for `done` items (at most ten times a second)."""
-        now = time.perf_counter()
-        if not self.enabled or (now - self._last < 0.1 and done < self.total):
-            return
-        self._last = now
-        share = done / self.total if self.total else 0.0
-        bar = "#" * int(share * 30)
-        rate = done / max(1e-6, now - self.started)
-        self.stream.write(f"\r{self.label} [{bar:<30}] {done}/{self.total or '?'} {rate:5.1f} fps")
-        self.stream.flush()
-
-    def close(self) -> None:
-        """End the bar's line."""
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def video_output_name(path: str | Path) -> str:
     """The edited video's file name: `output` in the input's container where FaceSynth writes it, else .mp4."""
     suffix = Path(path).suffix.lower()
@@ -412,7 +382,7 @@ def apply_video(path: Path, registry: Any, settings: Any, state: LiveState, stor
     except BaseException:
         source.close()
         raise
-    progress = Progress(source.frame_count_estimate, Path(path).name)
+    progress = Progress(source.frame_count_estimate, Path(path).name, unit="frame")
     first: dict[str, Any] = {}
     largest: list[tuple[int, Any]] = []
 

@@ -26,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from engine.config import api_key_problem, key_source
 from engine.errors import BackendError, BackendUnavailable
 from engine.expression import PARAMETERS, Expression
+from plugins.segmind.pace import shared_pacer
 
 log = structlog.get_logger()
 
@@ -250,7 +251,7 @@ class SegmindClient:
         if problem:
             raise BackendUnavailable(f"the Segmind API key {problem}; it is read from {key_source()}")
         self.url = settings.segmind_url.rstrip("/") + "/" + ENDPOINT
-        self.pacer = pacer
+        self.pacer = shared_pacer(pacer) if pacer is PACER else pacer  # one pace for a batch's workers
         self.sleep = sleep
         self.deadline_s = settings.segmind_connect_timeout + settings.segmind_read_timeout
         self.deadline = _Deadline()

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.helpers import PLUGIN_FIXTURES, SAMPLE, assert_one_line_error, clean_env, json_lines, run_cli
+from tests.helpers import PLUGIN_FIXTURES, SAMPLE, assert_one_line_error, clean_env, clip, json_lines, run_cli
 
 CRASHING = PLUGIN_FIXTURES / "crashing"
 SMALL_FACES = ("interfaces_006.jpg", "interfaces_028.jpg", "skimage_astronaut.png")  # about 500x500: quick
@@ -113,6 +113,50 @@ def test_dataset_mode_index_rows_match_the_outputs(photos, tmp_path):
         assert float(row["output_score"]) == meta["output_faces"][0]["expression"]["scores"][record["emotion"]]
     happy = [row for row in rows if row["emotion"] == "happy"]
     assert all(float(row["output_score"]) > float(row["input_score"]) for row in happy)  # the edit is measured
+
+
+def test_videos_and_photos_share_the_workers(photos, tmp_path):
+    video = clip(tmp_path / "clip.mp4", frames=12)
+    out, index = tmp_path / "out", tmp_path / "index.csv"
+    result = run_cli("apply", video, photos / SMALL_FACES[0], "--emotion", "happy", "--out", out, "--workers", "2",
+                     "--json", "--index", index)
+    assert result.returncode == 0, result.stderr
+    film, still = json_lines(result.stdout)
+    assert film["input"] == str(video) and film["frames"] == 12 and film["status"] == "ok"
+    assert (Path(film["output_dir"]) / "output.mp4").stat().st_size > 0
+    assert still["status"] == "ok" and (Path(still["output_dir"]) / "output.png").exists()
+    rows = list(csv.DictReader(index.open()))
+    assert [row["output"] for row in rows] == [str(Path(film["output_dir"]) / "output.mp4"),
+                                               str(Path(still["output_dir"]) / "output.png")]
+
+
+def test_segmind_workers_keep_one_request_pace(photos, tmp_path):
+    from plugins.segmind.fake_server import FakeSegmind
+
+    key = "sk-test-batch-pace"
+    with FakeSegmind(api_key=key) as server:
+        arrivals: list[float] = []
+        record = server._record  # time-stamp each request as the real server receives it
+
+        def stamped(handler, body):
+            arrivals.append(time.monotonic())
+            record(handler, body)
+
+        server._record = stamped
+        env = clean_env(SEGMIND_API_KEY=key, FACESYNTH_SEGMIND_URL=server.base_url, FACESYNTH_SEGMIND_RPM="120",
+                        FACESYNTH_CACHE_DIR=str(tmp_path / "cache"))
+        for name in SMALL_FACES:  # a second copy of each: four inputs per worker... two workers, one account
+            shutil.copyfile(photos / name, photos / f"copy_{name}")
+        result = run_cli("apply", photos, "--emotion", "happy", "--backend", "segmind", "--out", tmp_path / "out",
+                         "--workers", "2", "--json", "--no-cache", env=env)
+    assert result.returncode == 0, result.stderr
+    assert [r["backend"] for r in json_lines(result.stdout)] == ["segmind"] * 6
+    assert len(arrivals) == 6
+    times = sorted(arrivals)
+    gaps = np.diff(times)
+    # 120 a minute for the account: starts 0.5 s apart whichever worker sends (two private pacers would send pairs
+    # at once); arrivals jitter by the upload's size, hence the margins.
+    assert times[-1] - times[0] >= 2.2 and gaps.min() >= 0.25, gaps
 
 
 def test_bad_batch_options_are_usage_errors(tmp_path):

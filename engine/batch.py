@@ -508,6 +508,7 @@ def run_local(job: JobSpec, tasks: list[Task], scheduler: _Scheduler, workers: i
     startup_s = 0.0
     output_root = Path(job.settings.output_dir)
     spawned = workers
+    finished = False
     try:
         while True:
             if not startup_s and all(worker.ready for worker in pool):
@@ -551,6 +552,7 @@ def run_local(job: JobSpec, tasks: list[Task], scheduler: _Scheduler, workers: i
                     replacement = _LocalWorker(context, job, spawned)
                     spawned += 1
                     pool.append(replacement)
+        finished = True
     finally:
         for worker in pool:
             try:
@@ -558,11 +560,12 @@ def run_local(job: JobSpec, tasks: list[Task], scheduler: _Scheduler, workers: i
             except OSError:
                 pass
         for worker in pool:
-            worker.process.join(5)
+            if finished:  # idle workers exit on their own; an interrupted job stops its workers at once
+                worker.process.join(5)
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()
-            if worker.task is not None:  # interrupted with this task in flight
+            if worker.task is not None:  # interrupted with this task in flight: stopped above, then marked
                 close_capture(output_root / worker.task.folder, "interrupted", "the job was interrupted")
     return {"workers": workers, "startup_s": startup_s}
 
@@ -644,6 +647,8 @@ def run_ray(job: JobSpec, tasks: list[Task], scheduler: _Scheduler, address: str
 def _run_ray(ray: Any, job: JobSpec, tasks: list[Task], scheduler: _Scheduler, address: str, workers: int,
              options: dict[str, Any], scratch: Path, started: float) -> dict[str, Any]:
     count = 0
+    in_flight: list[Task] = []
+    output_root = Path(job.settings.output_dir)
     try:
         try:
             ray.init(**options)
@@ -660,7 +665,6 @@ def _run_ray(ray: Any, job: JobSpec, tasks: list[Task], scheduler: _Scheduler, a
         startup_s = time.perf_counter() - started
         running: dict[Any, tuple[Any, Task]] = {}
         idle = list(actors)
-        output_root = Path(job.settings.output_dir)
         try:
             while True:
                 while idle and (task := scheduler.next_task()) is not None:
@@ -683,12 +687,13 @@ def _run_ray(ray: Any, job: JobSpec, tasks: list[Task], scheduler: _Scheduler, a
                     idle.append(actor)
                     scheduler.done(task, result)
         finally:
-            for actor, task in running.values():
-                close_capture(output_root / task.folder, "interrupted", "the job was interrupted")
+            in_flight = [task for _, task in running.values()]
     finally:
         if ray.is_initialized():
-            ray.shutdown()
+            ray.shutdown()  # stops the actors (a local Ray entirely) before their captures are marked
         shutil.rmtree(scratch, ignore_errors=True)
+        for task in in_flight:
+            close_capture(output_root / task.folder, "interrupted", "the job was interrupted")
     return {"workers": count, "startup_s": startup_s}
 
 
@@ -702,6 +707,19 @@ def _ray_ready(ray: Any, actors: list[Any]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- the job
+
+def _stop_on_sigterm() -> Any:
+    """Make SIGTERM stop the job as Ctrl-C does (workers stopped, captures in flight marked); the old handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
 
 def _size(path: str) -> int:
     try:
@@ -773,6 +791,7 @@ def run_job(job: JobSpec, tasks: list[Task], *, workers: int, ray_address: str |
     scheduler = _Scheduler(to_run, on_result)
     flush()
     previous_pace = os.environ.get(PACE_FILE_VARIABLE)
+    previous_term = _stop_on_sigterm()
     try:
         if to_run:
             pooled = bool(ray_address) or (len(to_run) > 1 and workers > 0)
@@ -789,6 +808,8 @@ def run_job(job: JobSpec, tasks: list[Task], *, workers: int, ray_address: str |
                 result.runner = "local"
             result.workers, result.startup_s = figures["workers"], figures["startup_s"]
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         if previous_pace is None:
             os.environ.pop(PACE_FILE_VARIABLE, None)
         progress.close()

@@ -171,6 +171,35 @@ def test_bad_batch_options_are_usage_errors(tmp_path):
     assert_one_line_error(result, "--retry-failed goes with --manifest")
 
 
+def test_an_interrupted_job_loses_only_inputs_in_flight_and_resumes(photos, tmp_path):
+    import signal
+    import sys
+
+    for name in SMALL_FACES:
+        shutil.copyfile(photos / name, photos / f"copy_{name}")
+    out, manifest = tmp_path / "out", tmp_path / "jobs.jsonl"
+    command = ["apply", str(photos), "--emotion", "happy", "--out", str(out), "--workers", "2", "--json",
+               "--manifest", str(manifest)]
+    job = subprocess.Popen([sys.executable, "-m", "engine", *command], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=clean_env(), cwd=Path(__file__).parent.parent)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (manifest.exists() and manifest.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    job.send_signal(signal.SIGINT)
+    _, stderr = job.communicate(timeout=60)
+    assert job.returncode == 130 and "facesynth: interrupted" in stderr, stderr
+    done = json_lines(manifest.read_text())
+    assert 1 <= len(done) < 6
+    statuses = [m["status"] for m in metas(out)]
+    assert set(statuses) <= {"ok", "interrupted"} and statuses.count("ok") >= len(done)  # nothing left pending
+
+    rerun = run_cli(*command)
+    assert rerun.returncode == 0, rerun.stderr
+    records = json_lines(rerun.stdout)
+    assert len(records) == 6 and {r["status"] for r in records} == {"ok"}
+    assert sum(bool(r.get("resumed")) for r in records) == len(done)  # what was recorded is not done again
+
+
 # ---------------------------------------------------------------- a real local Ray
 
 def test_ray_same_pixels_survives_a_killed_worker_and_resumes(photos, tmp_path):

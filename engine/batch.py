@@ -815,6 +815,10 @@ def run_job(job: JobSpec, tasks: list[Task], *, workers: int, ray_address: str |
         progress.close()
         if manifest is not None:
             manifest.close()
+    if ordered:  # a stopped job leaves gaps: what did finish after a gap is still reported, in order
+        for task in tasks[emitted:]:
+            if task.number in records:
+                emit(records[task.number])
     result.stopped = scheduler.stopped
     result.not_started = len(scheduler.pending) if scheduler.stopped else 0
     result.work_s = max(0.0, scheduler.finished - scheduler.started) if scheduler.started else 0.0

@@ -259,16 +259,18 @@ def tiny_disk(tmp_path):
         subprocess.run(["umount", str(folder)], check=False)
 
 
-def test_a_full_disk_stops_the_batch_cleanly(photos, tmp_path, tiny_disk):
-    for number in range(3):  # six 500x500 inputs: about 1.2 MB of PNGs per capture, the disk holds 3 MB
-        shutil.copyfile(photos / SMALL_FACES[number], photos / f"more_{number}.jpg")
+def test_a_full_disk_stops_the_batch_cleanly(dev_faces, tmp_path, tiny_disk):
+    folder = tmp_path / "six"
+    folder.mkdir()
+    for number in range(6):  # six 500x500 photos: about 1.6 MB of PNGs per capture, the disk holds 3 MB
+        shutil.copyfile(dev_faces / SMALL_FACES[number % 2], folder / f"face_{number}.jpg")
     manifest = tmp_path / "jobs.jsonl"
-    result = run_cli("apply", photos, "--emotion", "happy", "--out", tiny_disk, "--workers", "1", "--json",
+    result = run_cli("apply", folder, "--emotion", "happy", "--out", tiny_disk, "--workers", "1", "--json",
                      "--manifest", manifest)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     records = json_lines(result.stdout)
-    assert any(r["status"] == "ok" for r in records)
+    assert any(r["status"] == "ok" for r in records), (result.stdout, result.stderr)
     failed = [r for r in records if r["status"] == "failed"]
     assert failed and all("no space left on device" in r["error"] for r in failed)
     assert_one_line_error(result, "no space left on device", "stopped: no space left on device",

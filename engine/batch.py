@@ -760,11 +760,15 @@ def run_job(job: JobSpec, tasks: list[Task], *, workers: int, ray_address: str |
     emitted = 0
     progress = Progress(len(to_run), progress_label, unit="input")
 
+    def report(record: dict[str, Any]) -> None:  # records are printed with the bar stepping aside
+        with progress.writing():
+            emit(record)
+
     def flush() -> None:
         nonlocal emitted
         while emitted < len(tasks) and tasks[emitted].number in records:
             if ordered or records[tasks[emitted].number].get("resumed"):
-                emit(records[tasks[emitted].number])
+                report(records[tasks[emitted].number])
             emitted += 1
 
     def on_result(task: Task, outcome: dict[str, Any]) -> str:
@@ -781,7 +785,7 @@ def run_job(job: JobSpec, tasks: list[Task], *, workers: int, ray_address: str |
                     raise
                 stop = stop or f"{disk_full_reason(exc)} while writing the manifest"
         if not ordered:
-            emit(record)
+            report(record)
         flush()
         return stop
 
@@ -818,7 +822,7 @@ def run_job(job: JobSpec, tasks: list[Task], *, workers: int, ray_address: str |
     if ordered:  # a stopped job leaves gaps: what did finish after a gap is still reported, in order
         for task in tasks[emitted:]:
             if task.number in records:
-                emit(records[task.number])
+                report(records[task.number])
     result.stopped = scheduler.stopped
     result.not_started = len(scheduler.pending) if scheduler.stopped else 0
     result.work_s = max(0.0, scheduler.finished - scheduler.started) if scheduler.started else 0.0

@@ -238,7 +238,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         inputs = [path.resolve() for path in inputs]
     many = len(inputs) * len(recipes) > 1
     tasks = batch.build_tasks(inputs, recipes, settings, name_folders=many)
-    job = batch.JobSpec(settings, tuple(args.plugins_dir), index=bool(args.index))
+    plugin_dirs = tuple(str(Path(d).resolve()) if args.ray else d for d in args.plugins_dir)
+    job = batch.JobSpec(settings, plugin_dirs, index=bool(args.index))
 
     out = sys.stdout  # captured now: Ray prints its own notes on sys.stdout, which the job turns to stderr
 

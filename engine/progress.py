@@ -6,6 +6,7 @@ job's own bar counts their inputs): `quiet_in_this_process()` turns every later 
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any
 
@@ -26,8 +27,10 @@ class Progress:
 
         self.stream = stream or sys.stderr
         self.enabled = not _QUIET and hasattr(self.stream, "isatty") and self.stream.isatty()
+        # A terminal that reports no size (0x0, as some pseudo-terminals do) would hide the bar: assume 100x20.
+        size = shutil.get_terminal_size((100, 20))
         self._bar = tqdm(total=total or None, desc=label, unit=unit, file=self.stream, disable=not self.enabled,
-                         dynamic_ncols=True, mininterval=0.1, leave=True)
+                         ncols=size.columns, nrows=size.lines, mininterval=0.1, leave=True)
         self.done = 0
 
     def update(self, done: int) -> None:
@@ -43,6 +46,12 @@ class Progress:
     def note(self, text: str) -> None:
         """Show `text` after the figures (e.g. the last input's name)."""
         self._bar.set_postfix_str(text, refresh=False)
+
+    def writing(self) -> Any:
+        """A context in which other output may be printed: the bar steps aside and is drawn again after."""
+        from tqdm import tqdm
+
+        return tqdm.external_write_mode(file=self.stream)
 
     def close(self) -> None:
         """End the bar's line."""

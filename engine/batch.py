@@ -565,7 +565,7 @@ def run_local(job: JobSpec, tasks: list[Task], scheduler: _Scheduler, workers: i
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()
-            if worker.task is not None:  # interrupted with this task in flight: stopped above, then marked
+            if worker.task is not None and worker.task.folder:  # in flight when interrupted: stopped, then marked
                 close_capture(output_root / worker.task.folder, "interrupted", "the job was interrupted")
     return {"workers": workers, "startup_s": startup_s}
 
@@ -693,7 +693,8 @@ def _run_ray(ray: Any, job: JobSpec, tasks: list[Task], scheduler: _Scheduler, a
             ray.shutdown()  # stops the actors (a local Ray entirely) before their captures are marked
         shutil.rmtree(scratch, ignore_errors=True)
         for task in in_flight:
-            close_capture(output_root / task.folder, "interrupted", "the job was interrupted")
+            if task.folder:  # (a task without a chosen folder never reaches a pool)
+                close_capture(output_root / task.folder, "interrupted", "the job was interrupted")
     return {"workers": count, "startup_s": startup_s}
 
 

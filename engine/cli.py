@@ -236,7 +236,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if args.ray:  # Ray workers start in folders of their own: paths must not depend on this one
         settings = dataclasses.replace(settings, output_dir=str(Path(settings.output_dir).expanduser().resolve()))
         inputs = [path.resolve() for path in inputs]
-    many = len(inputs) * len(recipes) > 1
+    many = len(inputs) * len(recipes) > 1 or bool(args.ray)  # pooled tasks get folders named by the job
     tasks = batch.build_tasks(inputs, recipes, settings, name_folders=many)
     plugin_dirs = tuple(str(Path(d).resolve()) if args.ray else d for d in args.plugins_dir)
     job = batch.JobSpec(settings, plugin_dirs, index=bool(args.index))

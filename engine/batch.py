@@ -73,7 +73,6 @@ class JobSpec:
 
     settings: Settings
     plugins_dir: tuple[str, ...] = ()
-    index: bool = False
     one_core: bool = False  # a pooled worker: the pool gives the parallelism, so no thread pools of its own
 
 
@@ -377,7 +376,7 @@ class WorkerContext:
         if task.emotion:
             record["emotion"] = task.emotion
         rows: list[dict[str, Any]] = []
-        if self.job.index and not stop:
+        if not stop:  # (kept in the manifest too, so that a later run's index covers what it skips)
             try:
                 rows = index_rows(task, record)
             except (OSError, ValueError) as exc:
@@ -759,7 +758,7 @@ def run_job(job: JobSpec, tasks: list[Task], *, workers: int, ray_address: str |
             rows[task.number] = earlier.get("rows", [])
             result.resumed += 1
     emitted = 0
-    progress = Progress(len(to_run), progress_label, unit="input")
+    progress = Progress(len(to_run), progress_label, unit="input", show=len(to_run) > 1)
 
     def report(record: dict[str, Any]) -> None:  # records are printed with the bar stepping aside
         with progress.writing():
@@ -820,17 +819,22 @@ def run_job(job: JobSpec, tasks: list[Task], *, workers: int, ray_address: str |
         progress.close()
         if manifest is not None:
             manifest.close()
-    if ordered:  # a stopped job leaves gaps: what did finish after a gap is still reported, in order
+    if emitted < len(tasks):  # a stopped job leaves gaps: what did finish after a gap is still reported, in order
         for task in tasks[emitted:]:
-            if task.number in records:
+            if task.number in records and (ordered or records[task.number].get("resumed")):
                 report(records[task.number])
     result.stopped = scheduler.stopped
     result.not_started = len(scheduler.pending) if scheduler.stopped else 0
     result.work_s = max(0.0, scheduler.finished - scheduler.started) if scheduler.started else 0.0
     result.peak_worker_mb = scheduler.peak_mb
     result.records = [records[task.number] for task in tasks if task.number in records]
-    if index_path and not result.stopped:
-        write_index(index_path, [row for task in tasks for row in rows.get(task.number, [])])
+    if index_path:
+        try:
+            write_index(index_path, [row for task in tasks for row in rows.get(task.number, [])])
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            result.stopped = result.stopped or f"{disk_full_reason(exc)} while writing the index"
     return result
 
 

@@ -239,7 +239,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     many = len(inputs) * len(recipes) > 1 or bool(args.ray)  # pooled tasks get folders named by the job
     tasks = batch.build_tasks(inputs, recipes, settings, name_folders=many)
     plugin_dirs = tuple(str(Path(d).resolve()) if args.ray else d for d in args.plugins_dir)
-    job = batch.JobSpec(settings, plugin_dirs, index=bool(args.index))
+    job = batch.JobSpec(settings, plugin_dirs)
 
     out = sys.stdout  # captured now: Ray prints its own notes on sys.stdout, which the job turns to stderr
 

@@ -22,11 +22,11 @@ def quiet_in_this_process() -> None:
 class Progress:
     """A bar over `total` items (0 when unknown), labelled `label`, advanced with `update(done)`."""
 
-    def __init__(self, total: int, label: str, unit: str = "it", stream: Any = None) -> None:
+    def __init__(self, total: int, label: str, unit: str = "it", stream: Any = None, show: bool = True) -> None:
         from tqdm import tqdm
 
         self.stream = stream or sys.stderr
-        self.enabled = not _QUIET and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.enabled = show and not _QUIET and hasattr(self.stream, "isatty") and self.stream.isatty()
         # A terminal that reports no size (0x0, as some pseudo-terminals do) would hide the bar: assume 100x20.
         size = shutil.get_terminal_size((100, 20))
         self._bar = tqdm(total=total or None, desc=label, unit=unit, file=self.stream, disable=not self.enabled,

@@ -253,6 +253,7 @@ def bench_batch(folder: Path, settings: Settings, emotion: str = "happy", worker
     Model loading is measured apart (`startup_s`); the rate counts from the first photo handed out to the last
     result."""
     import importlib.util
+    import os
     import shutil
     import tempfile
 
@@ -269,6 +270,7 @@ def bench_batch(folder: Path, settings: Settings, emotion: str = "happy", worker
         plans.append((f"ray_{ray_cpus}", ray_cpus, "local"))
     for name, count, address in plans:
         scratch = Path(tempfile.mkdtemp(prefix="facesynth-bench-batch-"))
+        load = round(os.getloadavg()[0], 2)  # other programs' share of the cores shows here: the rate follows it
         try:
             job_settings = dataclasses.replace(settings, output_dir=str(scratch))
             tasks = batch.build_tasks(photos, [(recipe, emotion, "")], job_settings, name_folders=True)
@@ -280,7 +282,7 @@ def bench_batch(folder: Path, settings: Settings, emotion: str = "happy", worker
                       "ok": sum(record["status"] == "ok" for record in result.records),
                       "startup_s": round(result.startup_s, 2), "work_s": round(result.work_s, 2),
                       "photos_per_s": round(len(tasks) / result.work_s, 2) if result.work_s else 0.0,
-                      "peak_worker_mb": result.peak_worker_mb}
+                      "peak_worker_mb": result.peak_worker_mb, "load_before": load}
     first = runs[f"workers_{workers[0]}"]["photos_per_s"]
     for figures in runs.values():
         figures["speedup"] = round(figures["photos_per_s"] / first, 2) if first else 0.0
@@ -336,7 +338,7 @@ def _core_sections() -> dict[str, BenchSection]:
         for name, run in results["batch"]["runs"].items():
             lines.append(f"  {name}: {run['photos_per_s']} photos/s (x{run['speedup']}; {run['photos']} photos, "
                          f"{run['ok']} edited, in {run['work_s']} s after {run['startup_s']} s loading models; "
-                         f"peak {run['peak_worker_mb']} MB per worker)")
+                         f"peak {run['peak_worker_mb']} MB per worker; load average {run['load_before']} before)")
         return lines
 
     return {"preprocess": BenchSection("pre-process stage, 640x480 video, one face", preprocess, preprocess_text),

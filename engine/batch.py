@@ -708,19 +708,6 @@ def _ray_ready(ray: Any, actors: list[Any]) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- the job
 
-def _stop_on_sigterm() -> Any:
-    """Make SIGTERM stop the job as Ctrl-C does (workers stopped, captures in flight marked); the old handler."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, interrupt)
-
-
 def _size(path: str) -> int:
     try:
         return os.path.getsize(path)
@@ -795,7 +782,6 @@ def run_job(job: JobSpec, tasks: list[Task], *, workers: int, ray_address: str |
     scheduler = _Scheduler(to_run, on_result)
     flush()
     previous_pace = os.environ.get(PACE_FILE_VARIABLE)
-    previous_term = _stop_on_sigterm()
     try:
         if to_run:
             pooled = bool(ray_address) or (len(to_run) > 1 and workers > 0)
@@ -812,8 +798,6 @@ def run_job(job: JobSpec, tasks: list[Task], *, workers: int, ray_address: str |
                 result.runner = "local"
             result.workers, result.startup_s = figures["workers"], figures["startup_s"]
     finally:
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
         if previous_pace is None:
             os.environ.pop(PACE_FILE_VARIABLE, None)
         progress.close()

@@ -91,6 +91,17 @@ def test_a_crashing_worker_costs_its_input_only(photos, tmp_path):
     lines = json_lines((tmp_path / "jobs.jsonl").read_text())
     assert len(lines) == 5 and {line["record"]["status"] for line in lines} == {"ok", "failed"}
 
+    command = ("apply", photos, "--emotion", "happy", "--backend", "crash", "--plugins-dir", CRASHING, "--out", out,
+               "--workers", "2", "--json", "--manifest", tmp_path / "jobs.jsonl")
+    again = run_cli(*command)  # failed inputs are reported again, not retried
+    assert again.returncode == 1 and all(r.get("resumed") for r in json_lines(again.stdout))
+    assert len(captures(out)) == 5
+    retried = run_cli(*command, "--retry-failed")  # only the failed two run again (and crash again)
+    assert retried.returncode == 1
+    fresh = [r for r in json_lines(retried.stdout) if not r.get("resumed")]
+    assert sorted(Path(r["input"]).name for r in fresh) == sorted([exits.name, segfaults.name])
+    assert len(captures(out)) == 7 and len(json_lines((tmp_path / "jobs.jsonl").read_text())) == 7
+
 
 def test_dataset_mode_index_rows_match_the_outputs(photos, tmp_path):
     out, index = tmp_path / "out", tmp_path / "index.csv"

@@ -130,12 +130,12 @@ def build_tasks(inputs: list[Path], recipes: list[tuple[dict[str, Any], str, str
     from engine.video import is_video
 
     tasks: list[Task] = []
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")  # one per job: a rerun never meets this job's names
     for path in inputs:
         for recipe, caption, emotion in recipes:
             number = len(tasks)
             folder = ""
-            if name_folders:  # unique within the job by its number; the stamp keeps reruns apart
+            if name_folders:  # unique within the job by its number; the stamp keeps jobs apart
                 folder = f"{stamp}_{number:05d}_{_slug(path.stem)}" + (f"_{_slug(emotion)}" if len(recipes) > 1 else "")
             tasks.append(Task(number, str(path), recipe, caption, emotion, task_key(path, recipe, settings),
                               is_video(path), folder))
@@ -302,7 +302,9 @@ def _job_store(root: str) -> "CaptureStore":
                 self.last = super().new(source, meta)
                 return self.last
             folder = self.root / self.next_folder
-            if folder.exists():
+            if folder.exists() and _status(folder) == "ok":  # never overwrite a finished capture
+                folder = self.root / f"{self.next_folder}-{os.getpid()}"
+            if folder.exists():  # what a crashed attempt at this task left
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
             created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
@@ -313,11 +315,27 @@ def _job_store(root: str) -> "CaptureStore":
     return JobStore(root)
 
 
+def _status(folder: Path) -> str:
+    try:
+        return str(json.loads((folder / "meta.json").read_text()).get("status", ""))
+    except (OSError, ValueError):
+        return ""
+
+
 def peak_memory_mb() -> float:
     """This process's peak resident memory, megabytes."""
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def failed_record(task: Task, reason: str, folder: Path | None) -> dict[str, Any]:
+    """The record of a task that failed outside the pipeline (a dead worker, a write error)."""
+    record: dict[str, Any] = {"input": task.input, "status": "failed", "output_dir": str(folder) if folder else None,
+                              "backend": None, "faces": [], "timings_ms": {}, "error": reason}
+    if task.emotion:
+        record["emotion"] = task.emotion
+    return record
 
 
 class WorkerContext:
@@ -369,10 +387,16 @@ class WorkerContext:
                 f"cannot write the capture: {exc}"
             if folder is not None and not close_capture(folder, "failed", reason):
                 folder = None
-            record = {"input": task.input, "status": "failed", "output_dir": str(folder) if folder else None,
-                      "backend": None, "faces": [], "timings_ms": {}, "error": reason}
+            record = failed_record(task, reason, folder)
             stop = reason if exc.errno in DISK_FULL else ""
             log.warning("capture_write_failed", input=task.input, reason=reason)
+        except Exception as exc:  # a fault of ours: this input fails, the worker and the job go on
+            log.debug("task_failed", input=task.input, exc_info=True)
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            folder = self.store.last.folder if self.store.last is not None else None
+            if folder is not None and not close_capture(folder, "failed", reason):
+                folder = None
+            record = failed_record(task, reason, folder)
         if task.emotion:
             record["emotion"] = task.emotion
         rows: list[dict[str, Any]] = []
@@ -454,10 +478,7 @@ class _Scheduler:
         reason = f"the worker editing it {how} ({self.attempts.get(task.number, 0)} attempts)"
         log.warning("worker_died", input=task.input, how=how)
         kept = folder is not None and folder.exists() and close_capture(folder, "failed", reason)
-        record: dict[str, Any] = {"input": task.input, "status": "failed", "output_dir": str(folder) if kept else None,
-                  "backend": None, "faces": [], "timings_ms": {}, "error": reason}
-        if task.emotion:
-            record["emotion"] = task.emotion
+        record = failed_record(task, reason, folder if kept else None)
         self.done(task, {"record": record, "rows": [], "stop": ""})
 
 

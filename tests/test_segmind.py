@@ -305,8 +305,9 @@ def test_cli_never_shows_the_key_on_any_error_path(server, tmp_path):
     server.script.extend(script for script, _ in HOSTILE_ANSWERS)
     env = _env(server, tmp_path, SEGMIND_API_KEY=f" {KEY}\r\n", FACESYNTH_SEGMIND_MAX_RESPONSE_MB="1",
                FACESYNTH_SEGMIND_CONNECT_TIMEOUT="0.5", FACESYNTH_SEGMIND_READ_TIMEOUT="1")
+    # One worker: the server's scripted answers then meet the inputs in their order.
     result = run_cli("apply", inputs, "--emotion", "happy", "--backend", "segmind", "--out", tmp_path / "out",
-                     "--json", "--no-cache", "--log-level", "debug", "--log-json", env=env)
+                     "--json", "--no-cache", "--log-level", "debug", "--log-json", "--workers", "1", env=env)
     assert result.returncode == 1, result.stderr
     records = json_lines(result.stdout)
     assert len(records) == len(HOSTILE_ANSWERS)

@@ -207,7 +207,7 @@ def bench_live(context: "BenchContext") -> dict[str, Any]:
             settings = dataclasses.replace(context.settings, live_max_faces=faces, faces="all")
             pipeline = LivePipeline(context.registry, settings, LiveState([("happy", 1.0)]))
             counts: list[int] = []
-            pipeline.bus.on(Event.PREPROCESS, lambda event, counts=counts: counts.append(len(event.edited)))
+            pipeline.bus.on(Event.PREPROCESS, functools.partial(_count_edited, counts))
             source = FrameSource(str(path))
             try:
                 figures = pipeline.run(source)
@@ -223,6 +223,10 @@ def bench_live(context: "BenchContext") -> dict[str, Any]:
               "latency_p95": round(high["latency_ms"]["p95"] / low["latency_ms"]["p95"], 2)
               if low["latency_ms"]["p95"] else None}
     return {"live": {"runs": runs, "ratio_1080p_to_480p": ratios}}
+
+
+def _count_edited(counts: list[int], event: Any) -> None:
+    counts.append(len(event.edited))
 
 
 def live_text(results: dict[str, Any]) -> list[str]:

@@ -124,9 +124,11 @@ def build_parser() -> ArgumentParser:
     bench.add_argument("--source", help="a face video (default: samples/face.mp4)")
     bench.add_argument("--frames", type=int, default=150, help="frames to measure (default 150)")
     bench.add_argument("--only", action="append", metavar="SECTION",
-                       help="run only this section (repeatable): preprocess, still, live, and the backends' "
-                            "own (warp, segmind)")
+                       help="run only this section (repeatable): preprocess, still, live, batch (only when "
+                            "named), and the backends' own (warp, segmind)")
     bench.add_argument("--live", action="store_true", help="the live section only (same as --only live)")
+    bench.add_argument("--batch", action="store_true", help="the batch section only (same as --only batch): "
+                                                            "photos per second with 1 and 2 workers and Ray")
     _common(bench)
     return parser
 
@@ -259,7 +261,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             print(f"ok      {record['input']} -> {record['output_dir']} ({what}, {record['backend']}, "
                   f"{record['timings_ms'].get('total', 0):.0f} ms{note})", flush=True, file=out)
 
-    workers = args.workers if args.workers is not None else batch.default_workers()
+    workers = args.workers if args.workers is not None else settings.workers or batch.default_workers()
     result = batch.run_job(job, tasks, workers=workers, ray_address=args.ray, manifest_path=args.manifest,
                            retry_failed=args.retry_failed, index_path=args.index, ordered=not args.unordered,
                            emit=emit, registry=registry)
@@ -376,7 +378,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.frames < 10:
         raise UsageError("--frames must be at least 10")
     registry = load_plugins(settings, args.plugins_dir)
-    only = [*(args.only or []), *(["live"] if args.live else [])]
+    only = [*(args.only or []), *(["live"] if args.live else []), *(["batch"] if args.batch else [])]
     results = bench.run(settings, registry, args.source, args.frames, only,
                         lambda name: None if args.json else print(f"measuring {name} ...", file=sys.stderr))
     _emit(args, results, lambda: print(bench.render_text(results, registry)))
@@ -450,7 +452,7 @@ def cmd_live(args: argparse.Namespace) -> int:
                 figures = pipeline.run(source, args.max_frames)
         except KeyboardInterrupt:  # Ctrl+C or SIGTERM ends a stream: the figures and the recording are kept
             interrupted = True
-            pipeline.stop()
+            pipeline.stop(wait=5.0)
             figures = pipeline.figures()
     finally:
         if pipeline is not None:

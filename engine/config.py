@@ -55,6 +55,7 @@ class Settings:
     cache_dir: str = ""
     no_cache: bool = False
     plugin_timeout: float = 10.0
+    workers: int = 0  # worker processes for a batch; 0: one per core
     output_format: str = ""  # png, jpg or webp; empty: each input's own format
     video_crf: int = 20
     camera_size: str = ""  # WxH asked of a camera; empty: the camera's default
@@ -187,6 +188,7 @@ _RULES: dict[str, Callable[[Any], str]] = {
     "plugin_timeout": _number(0, 3600, low_open=True, why=" (seconds)"),
     "output_format": lambda value: "" if value in ("", "png", "jpg", "jpeg", "webp") else
     "choose one of png, jpg, webp (or leave it empty for each input's own format)",
+    "workers": _number(0, 256, why=" (0: one per core)"),
     "video_crf": _number(0, 51, why=" (x264's quality scale: lower is better and larger; 20 by default)"),
     "camera_size": _camera_size,
     "camera_fps": _number(0, 240, why=" (0: the camera's own)"),

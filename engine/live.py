@@ -100,6 +100,7 @@ class LivePipeline:
         self._mailbox_lock = threading.Condition()
         self._done_capturing = False
         self._generation = 0  # a render thread abandoned after a hung backend call sees a newer one and quits
+        self._threads: list[threading.Thread] = []  # the workers of the current run (joined by stop(wait=...))
         self.error: str = ""
         self.last_error: str = ""  # the current frame-level failure (shown on screen), cleared by a good frame
         self.recent_error: str = ""  # the latest frame-level failure, kept for the summary
@@ -115,11 +116,15 @@ class LivePipeline:
         self._expression_cache: tuple[int, Any] = (-1, None)
         self.memory_mb: list[float] = []  # resident memory every 300 frames: flat in a healthy run
 
-    def stop(self) -> None:
-        """Ask both workers to finish."""
+    def stop(self, wait: float = 0.0) -> None:
+        """Ask both workers to finish; with `wait`, give them up to that many seconds to do so (a run that was
+        interrupted: the landmarker's and the decoder's native threads must be done before the process ends)."""
         self._stop.set()
         with self._mailbox_lock:
             self._mailbox_lock.notify_all()
+        deadline = time.monotonic() + wait
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def expression(self) -> Any:
         """The current expression vector (recomputed only when the state changed)."""
@@ -233,6 +238,7 @@ class LivePipeline:
                                    daemon=True)
         capture.start()
         render = self._start_render()
+        self._threads = [capture, render]
         while capture.is_alive() or render.is_alive():
             capture.join(0.05)
             render.join(0.05)
@@ -242,6 +248,7 @@ class LivePipeline:
                 self.bus.emit(Event.ERROR, ErrorEvent(stage="synthesize", message=message, kind="Timeout"))
                 self._generation += 1
                 render = self._start_render()
+                self._threads = [capture, render]
             elif capture.is_alive() and not render.is_alive():
                 self.stop()  # the render side ended: the capture side must not wait for it
         figures = self.figures()
@@ -406,7 +413,7 @@ def apply_video(path: Path, registry: Any, settings: Any, state: LiveState, stor
     try:
         figures = pipeline.run(source)
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM: the frames so far make a playable file, and the record says so
-        pipeline.stop()
+        pipeline.stop(wait=5.0)
         recorder.close()  # finished: the frames edited so far make a playable file
         capture.write_meta(status="interrupted", frames=recorder.written,
                            errors=[f"interrupted: {recorder.path.name} holds the {recorder.written} frames edited"])

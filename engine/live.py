@@ -122,9 +122,12 @@ class LivePipeline:
         self._stop.set()
         with self._mailbox_lock:
             self._mailbox_lock.notify_all()
+        if wait <= 0:
+            return
         deadline = time.monotonic() + wait
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def expression(self) -> Any:
         """The current expression vector (recomputed only when the state changed)."""

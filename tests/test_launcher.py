@@ -598,3 +598,59 @@ def test_the_panel_s_parts_as_text():
     assert App.output_text(label) == "output looks happy (0.80)"
     label.output_key = ("live", 4)  # the edit changed since that frame was measured
     assert "stale" in App.output_text(label)
+
+
+def face_clip_with_sound(path, frames=75, fps=25):
+    """The sample video's first frames as H.264 with a 440 Hz tone (AAC), written with PyAV."""
+    import math
+
+    import av
+
+    source = cv2.VideoCapture(str(ROOT / "samples" / "face.mp4"))
+    output = av.open(str(path), "w")
+    video = output.add_stream("libx264", rate=fps)
+    video.width, video.height, video.pix_fmt = 640, 480, "yuv420p"
+    audio = output.add_stream("aac", rate=44100)
+    audio.layout = "mono"
+    for _ in range(frames):
+        for packet in video.encode(av.VideoFrame.from_ndarray(source.read()[1], format="bgr24")):
+            output.mux(packet)
+    total = int(44100 * frames / fps)
+    tone = (0.5 * np.sin(2 * math.pi * 440 * np.arange(total) / 44100)).astype(np.float32)
+    for start in range(0, total, 1024):
+        chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="flt", layout="mono")
+        chunk.sample_rate, chunk.pts = 44100, start
+        for packet in audio.encode(chunk):
+            output.mux(packet)
+    for stream in (video, audio):
+        for packet in stream.encode(None):
+            output.mux(packet)
+    output.close()
+    return path
+
+
+def test_record_writes_h264_with_the_sound_and_virtual_camera_says_what_is_missing(display, tmp_path):
+    import av
+
+    out = tmp_path / "captures"
+    panel = Panel(display, tmp_path, "--source", face_clip_with_sound(tmp_path / "talk.mp4"), "--out", out)
+    try:
+        panel.click("record")
+        panel.click("start")
+        panel.wait_shows(lambda s, st: " fps, latency" in s["texts"]["fps_text"])
+        time.sleep(2.0)
+        panel.click("stop")
+        shows, _ = panel.wait_shows(lambda s, st: any("recorded " in line for line in s["log"]))
+        assert any("with the source's sound" in line for line in shows["log"]), shows["log"]
+        (recording,) = (out / "recordings").glob("*.mp4")
+        with av.open(str(recording)) as container:
+            assert container.streams.video[0].codec_context.name == "h264"
+            assert len(container.streams.audio) == 1
+            frames = sum(1 for _ in container.decode(video=0))
+        assert frames >= 20
+        panel.click("virtual_camera")  # no v4l2loopback device here: it says so and how to get one
+        shows, _ = panel.shows()
+        assert shows["texts"]["status"].startswith("virtual camera: no virtual camera")
+        assert not shows["toggles"]["virtual_camera"] and shows["toggles"]["record"]
+    finally:
+        panel.close()

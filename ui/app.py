@@ -11,6 +11,7 @@ the mouse moving) and only a few times a second when nothing does.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import queue
@@ -149,6 +150,9 @@ class App:
         self._analyser: Any = None
         self._dump_requested = False
         self._awake_until = 0.0
+        self.recording: Any = None  # ui.outputs.Recording while Record is on
+        self.virtual_camera: Any = None  # ui.outputs.VirtualCameraOutput while Virtual camera is on
+        self._outputs_lock = threading.Lock()
         self._fitted = (0, 0)  # the viewport size the layout was fitted to
         self._startup: list[threading.Thread] = []  # first preview and warm-up: the panel is settled after them
 
@@ -227,6 +231,9 @@ class App:
             dpg.add_button(label="Start", tag="start", callback=lambda: self.start())
             dpg.add_button(label="Stop", tag="stop", callback=lambda: self.stop())
             dpg.add_button(label="Back to live", tag="back_to_live", show=False, callback=lambda: self.start())
+            dpg.add_checkbox(label="Record", tag="record", callback=lambda s, v: self.toggle_record(v))
+            dpg.add_checkbox(label="Virtual camera", tag="virtual_camera",
+                             callback=lambda s, v: self.toggle_virtual_camera(v))
         with dpg.file_dialog(tag="file_dialog", show=False, width=700, height=420,
                              callback=lambda s, a: self._chose_file(a)):
             dpg.add_file_extension("Media{.mp4,.avi,.mov,.mkv,.webm,.png,.jpg,.jpeg,.webp,.bmp,.tif,.tiff}")
@@ -341,6 +348,7 @@ class App:
             self.status(f"cannot start: {exc}", "error")
             return
         pipeline.bus.on(Event.RENDER, self._on_render)
+        pipeline.bus.on(Event.RENDER, lambda event: self._to_outputs(event, source))
         pipeline.bus.on(Event.PREPROCESS, self._on_faces)
         pipeline.bus.on(Event.ERROR, lambda e: self.log.add("error", f"{e.stage}: {e.message}"))
         pipeline.bus.on(Event.STATS, lambda e: self.figures.update(e.figures))
@@ -352,6 +360,63 @@ class App:
         self.dpg.set_value("fps_text", "starting ...")
         rate = f", {source.fps:.0f} fps" if source.kind == "file" else ""
         self.status(f"running: {spec} ({source.kind}{rate}) with {pipeline.backend_id}")
+
+    def _to_outputs(self, event: Any, source: Any) -> None:
+        with self._outputs_lock:
+            outputs = [output for output in (self.recording, self.virtual_camera) if output is not None]
+        for output in outputs:
+            try:
+                output(event, source)
+            except Exception as exc:  # a full disk, a camera gone: that output stops, the stream goes on
+                self.post(functools.partial(self._output_failed, output, exc))
+
+    def _output_failed(self, output: Any, exc: Exception) -> None:
+        from engine.synthesize import describe
+
+        if output is self.recording:
+            self.toggle_record(False)
+            self.dpg.set_value("record", False)
+        elif output is self.virtual_camera:
+            self.toggle_virtual_camera(False)
+            self.dpg.set_value("virtual_camera", False)
+        self.status(f"output stopped: {describe(exc)}", "error")
+
+    def toggle_record(self, on: bool) -> None:
+        """Record the output (from the next frame of the running source, or from Start)."""
+        from ui.outputs import Recording
+
+        if on:
+            with self._outputs_lock:
+                self.recording = Recording(Path(self.settings.output_dir))
+            self.status("recording: " + ("from now on" if self.pipeline is not None else "from Start"))
+            return
+        with self._outputs_lock:
+            recording, self.recording = self.recording, None
+        if recording is not None:
+            self.status(recording.close() or "recording off (nothing was recorded)")
+
+    def toggle_virtual_camera(self, on: bool) -> None:
+        """Send the output to a virtual camera (at the source's size and rate), or stop sending."""
+        from engine.errors import FaceSynthError
+        from ui.outputs import VirtualCameraOutput
+
+        if not on:
+            with self._outputs_lock:
+                camera, self.virtual_camera = self.virtual_camera, None
+            if camera is not None:
+                self.status(camera.close())
+            return
+        size = self.source.size if self.source is not None and self.source.size[0] else (640, 480)
+        fps = self.source.fps if self.source is not None else 30.0
+        try:
+            camera = VirtualCameraOutput(size, fps)
+        except FaceSynthError as exc:
+            self.dpg.set_value("virtual_camera", False)
+            self.status(f"virtual camera: {exc}", "error")
+            return
+        with self._outputs_lock:
+            self.virtual_camera = camera
+        self.status(f"sending the output to the virtual camera {camera.camera.device} ({size[0]}x{size[1]})")
 
     def _run_pipeline(self, pipeline: Any, source: Any) -> None:
         figures = pipeline.run(source)
@@ -380,6 +445,12 @@ class App:
             source.close()
         with self.latest_lock:
             self.latest.pop("render", None)
+        with self._outputs_lock:
+            recording = self.recording
+        if recording is not None:  # the file ends with the run; Record stays on for the next Start
+            done = recording.close()
+            if done:
+                self.log.add("info", done)
 
     def stop(self, quiet: bool = False) -> bool:
         """Stop the live pipeline (the last frames stay on screen); False when nothing was running."""
@@ -631,6 +702,7 @@ class App:
             self._loop()
         finally:
             self.stop(quiet=True)
+            self.toggle_virtual_camera(False)
             self.snapshots.close()
             if self.args.frame_log:
                 from engine.imageio import write_atomic

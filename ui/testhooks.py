@@ -22,7 +22,8 @@ def layout(app: Any) -> dict[str, Any]:
 
     dpg = app.dpg
     tags = ["start", "stop", "back_to_live", "capture", "rescan", "reset", "save_emotion", "save_emotion_name",
-            "status", "save_emotion_ok", "preview_input", "preview_output", "intensity", "source", "browse",
+            "status", "record", "virtual_camera", "save_emotion_ok", "preview_input", "preview_output", "intensity",
+            "source", "browse",
             "use_parameters", "save_as", "save_as_path", "open_folder", "gallery_window", "log_panel", "left",
             "right"]
     tags += [f"emotion_{e}" for e in app.registry.emotions] + [f"mix_{e}" for e in app.registry.emotions]
@@ -40,6 +41,7 @@ def layout(app: Any) -> dict[str, Any]:
     boxes["shows"] = {
         "texts": {tag: dpg.get_value(tag) for tag in TEXTS if dpg.does_item_exist(tag)},
         "flags": {tag: bool(dpg.get_item_configuration(tag).get("show")) for tag in FLAGS if dpg.does_item_exist(tag)},
+        "toggles": {tag: bool(dpg.get_value(tag)) for tag in ("record", "virtual_camera")},
         "active_emotions": app.controls.active(),
         "mix": {e: round(dpg.get_value(f"mix_{e}"), 3) for e in app.controls.order},
         "intensity": round(dpg.get_value("intensity"), 3),

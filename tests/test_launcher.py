@@ -654,3 +654,38 @@ def test_record_writes_h264_with_the_sound_and_virtual_camera_says_what_is_missi
         assert not shows["toggles"]["virtual_camera"] and shows["toggles"]["record"]
     finally:
         panel.close()
+
+
+def test_faces_in_a_group_photo_are_marked_and_picked_by_clicking(display, tmp_path):
+    sample = cv2.imread(str(ROOT / "samples" / "astronaut.png"))
+    group = np.full((420, 1060, 3), 200, np.uint8)  # two faces side by side and a third too small to edit
+    group[10:410, 10:410] = cv2.resize(sample, (400, 400))
+    group[10:410, 430:830] = cv2.flip(group[10:410, 10:410], 1)
+    group[200:400, 850:1050] = cv2.resize(sample, (200, 200))
+    photo = tmp_path / "group.png"
+    cv2.imwrite(str(photo), group)
+    out = tmp_path / "captures"
+    panel = Panel(display, tmp_path, "--source", photo, "--out", out)
+    try:
+        shows, _ = panel.wait_shows(lambda s, st: len(s["faces"]) == 3)
+        assert [m["state"] for m in shows["faces"]] == ["edited", "edited", "skipped"]
+        assert "too small" in shows["faces"][2]["reason"]
+        box = panel.layout["preview_input"]
+        scale = min(box["size"][0] / 1060, box["size"][1] / 420)
+        top = (box["size"][1] - 420 * scale) / 2
+        x, y, w, h = shows["faces"][0]["box"]
+        panel.xdotool("mousemove", int(panel.layout["viewport"]["pos"][0] + box["min"][0] + (x + w / 2) * scale),
+                      int(panel.layout["viewport"]["pos"][1] + box["min"][1] + top + (y + h / 2) * scale))
+        time.sleep(0.3)
+        panel.xdotool("click", "1")
+        shows, _ = panel.wait_shows(lambda s, st: s["faces_setting"] == "1" and s["faces"][1]["state"] != "edited")
+        assert [m["state"] for m in shows["faces"]] == ["edited", "not chosen", "not chosen"]
+        assert shows["texts"]["status"].startswith("faces: editing 1")
+        panel.click("capture")
+        (meta,) = settled(out)
+        assert [face["edited"] for face in meta["faces"]] == [True, False, False]
+        before, after = cv2.imread(str(photo)), cv2.imread(str(next(out.iterdir()) / "output.png"))
+        assert np.abs(after[:, 430:].astype(int) - before[:, 430:]).max() == 0  # the faces left out are untouched
+        assert np.abs(after[:, :420].astype(int) - before[:, :420]).mean() > 0.1
+    finally:
+        panel.close()

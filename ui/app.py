@@ -150,6 +150,8 @@ class App:
         self._analyser: Any = None
         self._dump_requested = False
         self._awake_until = 0.0
+        self.face_marks: list[dict[str, Any]] = []  # the faces in the still input shown, numbered as --faces
+        self.faces_pick: list[int] = []  # faces clicked to edit (empty: as the faces setting says)
         self.recording: Any = None  # ui.outputs.Recording while Record is on
         self.virtual_camera: Any = None  # ui.outputs.VirtualCameraOutput while Virtual camera is on
         self._outputs_lock = threading.Lock()
@@ -239,6 +241,9 @@ class App:
             dpg.add_file_extension("Media{.mp4,.avi,.mov,.mkv,.webm,.png,.jpg,.jpeg,.webp,.bmp,.tif,.tiff}")
             dpg.add_file_extension(".*")
         self.previews.build()
+        with dpg.item_handler_registry(tag="input_handlers"):
+            dpg.add_item_clicked_handler(callback=lambda: self.pick_face())
+        dpg.bind_item_handler_registry("preview_input", "input_handlers")
         with dpg.group(horizontal=True):
             dpg.add_button(label="Capture", tag="capture", width=120, height=30, callback=lambda: self.capture())
             dpg.add_loading_indicator(tag="busy_indicator", show=False, radius=1.6)
@@ -548,10 +553,13 @@ class App:
         from engine.faces import Landmarker
 
         try:
-            if self._analyser is None:
-                self._analyser = Landmarker(self.settings.landmarker_model, use_detector=False)
-            faces = self._analyser.detect(image)
-            text = estimate(faces[0].blendshapes, self.registry.emotions)["text"] if faces else "no face found"
+            if key[0] != "live":  # a still picture: the still landmarker, which finds small and many faces
+                faces = self.snapshots.analyse(image)
+            else:  # stream frames: a landmarker of its own, so a capture on its way does not hold this up
+                if self._analyser is None:
+                    self._analyser = Landmarker(self.settings.landmarker_model, use_detector=False)
+                faces = self._analyser.detect(image)
+            text = estimate(faces[0].blendshapes, self.registry.emotions)["text"] if faces else "shows no face"
         except Exception as exc:  # analysis is a bonus: say it failed, keep the panel
             text = f"not measured ({exc})"
         finally:
@@ -638,6 +646,53 @@ class App:
                 self.gallery.show(result.folder, meta)
         self.gallery.refresh()
 
+    def pick_face(self) -> None:
+        """A click on the input preview: choose that face to edit, or leave it out (the CLI's --faces)."""
+        from ui.previews import image_point
+
+        dpg = self.dpg
+        if self.current_input is None or not self.face_marks:
+            return
+        if self.pipeline is not None:
+            self.status("stop the source to pick faces on a still picture", "warning")
+            return
+        height, width = self.current_input.image.shape[:2]
+        point = image_point(dpg.get_mouse_pos(local=False), dpg.get_item_rect_min("preview_input"),
+                            dpg.get_item_rect_size("preview_input"), (width, height))
+        hit = [mark for mark in self.face_marks if point is not None and
+               mark["box"][0] <= point[0] <= mark["box"][0] + mark["box"][2] and
+               mark["box"][1] <= point[1] <= mark["box"][1] + mark["box"][3]]
+        if not hit:
+            return
+        number = hit[0]["number"]
+        if not self.faces_pick:
+            self.faces_pick = [number]  # the first click narrows "every face" down to this one
+        elif number in self.faces_pick:
+            self.faces_pick = [n for n in self.faces_pick if n != number]
+        else:
+            self.faces_pick = sorted(self.faces_pick + [number])
+        self.use_faces(",".join(map(str, self.faces_pick)) or "all")
+
+    def use_faces(self, which: str) -> None:
+        """Edit the faces `which` names (as --faces) from now on, and show the still input again with them."""
+        import dataclasses
+
+        self.settings = dataclasses.replace(self.settings, faces=which)
+        self.snapshots.settings = self.settings
+        self.status(f"faces: editing {'every face' if which == 'all' else which} (click faces in the input to "
+                    "choose; clicking the last one chosen goes back to every face)")
+        frame = self.current_input
+        threading.Thread(target=self._preview_again, args=(frame,), daemon=True).start()
+
+    def _preview_again(self, frame: Any) -> None:
+        try:
+            backend = self.synthesizer.live_entry(self.backend_id).id
+            outcome = self.snapshots.preview(frame, self.expression(), backend)
+        except Exception as exc:  # say it, keep the panel
+            self.log.add("warning", f"no preview: {exc}")
+            return
+        self.post(lambda: self._show_still(frame, outcome))
+
     def _first_preview(self) -> None:
         """The source's first picture and its edit in the previews, so the panel never opens on black panes."""
         from engine.capture import Frame
@@ -655,19 +710,27 @@ class App:
         self.post(lambda: self._show_first(frame, outcome))
 
     def _show_first(self, frame: Any, outcome: Any) -> None:
-        from engine.analysis import estimate
-
         if self.pipeline is not None or self.current_input is not None:
             return  # started meanwhile: live frames win
+        self._show_still(frame, outcome)
+
+    def _show_still(self, frame: Any, outcome: Any) -> None:
+        """A still input and its edit, the faces marked on the input (click one to choose which are edited)."""
+        from engine.analysis import estimate
+        from ui.previews import draw_marks, face_marks
+
         self.current_input = frame
-        self.output_key = ("first", self.state.version)
-        self.previews.show(frame.image, outcome.result.image if outcome.ok else frame.image)
+        self.output_key = ("still", self.state.version, self.settings.faces)
+        self.face_marks = face_marks(outcome)
+        shown = draw_marks(frame.image, self.face_marks) if len(self.face_marks) > 1 or any(
+            mark["state"] != "edited" for mark in self.face_marks) else frame.image
+        self.previews.show(shown, outcome.result.image if outcome.ok else frame.image)
         if outcome.faces:
             self.input_text = "input " + estimate(outcome.faces[0].blendshapes, self.registry.emotions)["text"]
         if outcome.ok:
             self.request_analysis(outcome.result.image)
         else:
-            self.log.add("warning", f"first picture: {outcome.error}")
+            self.log.add("warning", f"not edited: {outcome.error}")
 
     def run(self) -> int:
         """Build, then draw until the window closes (or, with --screenshot, save one picture and exit)."""

@@ -62,3 +62,59 @@ class Previews:
         for side in ("input", "output"):
             self.dpg.configure_item(f"preview_{side}", width=self.size[0], height=self.size[1])
             self.dpg.configure_item(f"{side}_estimate", wrap=self.size[0])
+
+
+MARK_COLOURS = {"edited": (80, 200, 80), "skipped": (60, 60, 230), "not chosen": (160, 160, 160)}
+
+
+def face_marks(outcome: Any) -> list[dict[str, Any]]:
+    """Every face found in a still input: its number (as `--faces` counts), box, state and why it is not edited."""
+    refused = {tuple(item["box"]): item["reason"] for item in outcome.skipped}
+    if outcome.result is not None:
+        refused.update({tuple(item["box"]): item["reason"] for item in outcome.result.info.get("skipped", [])
+                        if isinstance(item, dict) and "box" in item})
+        edited = {id(face) for face in outcome.edited_faces()}
+    else:
+        edited = set()
+    marks = []
+    for number, face in enumerate(outcome.faces, start=1):
+        box = [int(v) for v in face.box]
+        if id(face) in edited:
+            state, reason = "edited", ""
+        elif tuple(face.box) in refused:
+            state, reason = "skipped", refused[tuple(face.box)]
+        else:
+            state, reason = "not chosen", "click it to edit it too"
+        marks.append({"number": number, "box": box, "state": state, "reason": reason})
+    return marks
+
+
+def draw_marks(image: Any, marks: list[dict[str, Any]]) -> Any:
+    """The image with each face's box and number; a skipped face says why (too small, turned away)."""
+    import cv2
+
+    canvas = image.copy()
+    thick = max(1, round(max(image.shape[:2]) / 400))
+    for mark in marks:
+        x, y, w, h = mark["box"]
+        colour = MARK_COLOURS[mark["state"]]
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thick)
+        text = f"{mark['number']}" + ("" if mark["state"] == "edited" else f" {mark['state']}")
+        if mark["state"] == "skipped":
+            text += ": " + mark["reason"].split(" (")[0]
+        scale = 0.3 * thick + 0.1
+        (text_w, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        left = max(0, min(x, canvas.shape[1] - text_w - 2))  # kept inside the picture, near its face
+        top = y - 4 if y - 4 - text_h >= 0 else y + h + text_h + 4
+        cv2.putText(canvas, text, (left, top), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
+    return canvas
+
+
+def image_point(click: tuple[float, float], box_min: tuple[float, float], box_size: tuple[float, float],
+                image_size: tuple[int, int]) -> tuple[float, float] | None:
+    """Where a click on a preview (viewport pixels) falls in the picture shown letterboxed in it (None: outside)."""
+    u, v = (click[0] - box_min[0]) / box_size[0] * TEX_W, (click[1] - box_min[1]) / box_size[1] * TEX_H
+    width, height = image_size
+    scale = min(TEX_W / width, TEX_H / height)
+    x, y = (u - (TEX_W - width * scale) / 2) / scale, (v - (TEX_H - height * scale) / 2) / scale
+    return (x, y) if 0 <= x < width and 0 <= y < height else None

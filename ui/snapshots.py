@@ -49,6 +49,7 @@ class Snapshots:
         if self._pipeline is None:
             self._pipeline = Pipeline(self.registry, self.settings)
         self._pipeline.registry = self._pipeline.synthesizer.registry = self.registry
+        self._pipeline.preprocessor.settings = self.settings  # faces picked in the panel apply from now on
         return self._pipeline
 
     def warm_up(self, backend_id: str) -> None:

@@ -43,6 +43,8 @@ def layout(app: Any) -> dict[str, Any]:
         "flags": {tag: bool(dpg.get_item_configuration(tag).get("show")) for tag in FLAGS if dpg.does_item_exist(tag)},
         "toggles": {tag: bool(dpg.get_value(tag)) for tag in ("record", "virtual_camera")},
         "active_emotions": app.controls.active(),
+        "faces": app.face_marks,
+        "faces_setting": app.settings.faces,
         "mix": {e: round(dpg.get_value(f"mix_{e}"), 3) for e in app.controls.order},
         "intensity": round(dpg.get_value("intensity"), 3),
         "parameters": {name: round(dpg.get_value(f"param_{name}"), 3) for name in PARAMETER_NAMES},

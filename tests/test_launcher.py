@@ -486,6 +486,17 @@ def test_save_as_emotion_and_use_these_parameters(display, tmp_path):
         listing = run_cli("plugins", "--json", env=env)
         assert any(row["id"] == "grinning_angry" and row["status"] == "loaded"
                    for row in json.loads(listing.stdout)["emotions"]), listing.stdout
+        panel.click("param_eyebrow", share=0.6)  # edit the new preset and save it back under its own id
+        _, edited = panel.shows()
+        panel.click("save_emotion")
+        shows, _ = panel.wait_shows(lambda s, st: s["flags"]["save_emotion_window"])
+        assert shows["texts"]["save_emotion_name"] == "grinning_angry"
+        panel.click("save_emotion_ok", fresh=True)
+        shows, state = panel.wait_shows(lambda s, st: not s["flags"]["save_emotion_window"])
+        assert state["emotions"] == [["grinning_angry", 1.0]] and not state["overrides"]
+        assert edited["parameters"]["eyebrow"] > 0  # raised (angry lowers them to -10)
+        assert state["parameters"]["eyebrow"] == pytest.approx(edited["parameters"]["eyebrow"], abs=0.01)
+        assert f'"eyebrow": {round(edited["parameters"]["eyebrow"], 2):g}' in path.read_text()
         panel.key("1")
         panel.click("gallery_item_0", fresh=True)
         panel.click("use_parameters", fresh=True)

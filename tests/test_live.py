@@ -200,7 +200,7 @@ def test_window_keys_reach_every_emotion_and_a_file_plays_at_its_own_rate(tmp_pa
     video, stats, out = tmp_path / "ten_fps.mp4", tmp_path / "s.json", tmp_path / "captures"
     frames = cv2.VideoCapture(str(VIDEO))
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
-    for _ in range(50):  # 5 s at 10 fps: faster than the pipeline here only if it is not paced
+    for _ in range(80):  # 8 s at 10 fps: faster than the pipeline here only if it is not paced
         writer.write(frames.read()[1])
     writer.release()
     env = clean_env(DISPLAY=display)
@@ -217,7 +217,7 @@ def test_window_keys_reach_every_emotion_and_a_file_plays_at_its_own_rate(tmp_pa
         while (wid := window()) is None and time.time() < deadline:
             time.sleep(0.2)
         assert wid, "the live window never opened"
-        time.sleep(1.0)
+        time.sleep(2.5)  # the first frames shown (a snapshot needs one), on a loaded machine too
         subprocess.run(["xdotool", "windowfocus", wid], env=env, check=False)
         for key in ("5", "space"):  # the fifth emotion (the drop-in in plugins.d), then a snapshot
             subprocess.run(["xdotool", "key", key], env=env, check=True)
@@ -228,8 +228,8 @@ def test_window_keys_reach_every_emotion_and_a_file_plays_at_its_own_rate(tmp_pa
             process.kill()
     elapsed = time.time() - started
     figures = json.loads(stats.read_text())
-    assert figures["frames"] == 50 and figures["fps"] <= 11, figures  # its own 10 fps, not as fast as it decodes
-    assert elapsed >= 5.0
+    assert figures["frames"] == 80 and figures["fps"] <= 11, figures  # its own 10 fps, not as fast as it decodes
+    assert elapsed >= 8.0
     metas = [json.loads((folder / "meta.json").read_text()) for folder in out.iterdir()]
     assert len(metas) == 1 and metas[0]["status"] == "ok", metas
     assert metas[0]["emotion"] == [{"name": "skeptical", "weight": 1.0}]

@@ -29,7 +29,7 @@ def ready(display):
 @pytest.fixture
 def display():
     """A virtual X display with xdotool to click on it."""
-    for name in start_xvfb(70, ("Xvfb", "xdotool")):
+    for name in start_xvfb(110, ("Xvfb", "xdotool")):
         yield ready(name)
 
 
@@ -559,7 +559,7 @@ def test_idle_panel_redraws_only_when_something_changes(display, tmp_path):
 def test_fits_a_1366x768_screen_and_previews_follow_the_window(tmp_path):
     if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
         pytest.skip("Xvfb and xdotool not installed")
-    number = 60 + os.getpid() % 8
+    number = 120 + os.getpid() % 8
     server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1366x768x24", "-nolisten", "tcp", "-noreset"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -352,7 +352,7 @@ class App:
         except FaceSynthError as exc:
             self.status(f"cannot start: {exc}", "error")
             return
-        pipeline.bus.on(Event.RENDER, self._on_render)
+        pipeline.bus.on(Event.RENDER, functools.partial(self._on_render, pipeline))
         pipeline.bus.on(Event.RENDER, lambda event: self._to_outputs(event, source))
         pipeline.bus.on(Event.PREPROCESS, self._on_faces)
         pipeline.bus.on(Event.ERROR, lambda e: self.log.add("error", f"{e.stage}: {e.message}"))
@@ -472,7 +472,9 @@ class App:
         self.request_analysis()  # the output preview now holds still: measure that very frame
         return True
 
-    def _on_render(self, event: Any) -> None:
+    def _on_render(self, pipeline: Any, event: Any) -> None:
+        if pipeline is not self.pipeline:  # a stopped run's last frame (its join timed out on a busy machine)
+            return
         with self.latest_lock:
             self.latest["render"] = (event, self.state.version)
 

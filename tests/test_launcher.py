@@ -45,6 +45,7 @@ def stored_in_panel(panel, out):
     """Wait until a capture is complete on disk (with the output's analysis) and shown in the gallery."""
     (meta,) = wait_for(lambda: [m for m in captures(out) if "output_estimate" in m] or None, 60)
     panel.wait_shows(lambda s, st: "gallery_item_0" in panel.layout)
+    assert len(captures(out)) == 1  # one press, one capture (a key repeat made a second one once)
     return meta
 
 

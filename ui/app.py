@@ -40,6 +40,7 @@ FULL_SIZE = (1560, 1000)  # the viewport on a screen that has room for it
 IDLE_FRAME_S = 0.2  # with nothing changing, a frame this often (input is still read)
 AWAKE_S = 1.5  # full frame rate this long after the mouse moved
 ANALYSE_EVERY_S = 0.5
+KEY_REPEAT_S = 0.6  # the same shortcut again within this time is the key repeating, not a new press
 
 
 _KEEP: list[Any] = []
@@ -150,6 +151,7 @@ class App:
         self._analyser: Any = None
         self._dump_requested = False
         self._awake_until = 0.0
+        self._last_key: tuple[int, float] = (0, 0.0)
         self.face_marks: list[dict[str, Any]] = []  # the faces in the still input shown, numbered as --faces
         self.faces_pick: list[int] = []  # faces clicked to edit (empty: as the faces setting says)
         self.recording: Any = None  # ui.outputs.Recording while Record is on
@@ -269,7 +271,11 @@ class App:
     def on_key(self, key: int) -> None:
         """The keyboard shortcuts (not while typing in a field or a dialog is open, except Esc closing it)."""
         dpg = self.dpg
-        self._awake_until = time.perf_counter() + AWAKE_S  # typing comes one key a frame: draw at full rate
+        now = time.perf_counter()
+        self._awake_until = now + AWAKE_S  # typing comes one key a frame: draw at full rate
+        if self._last_key[0] == key and now - self._last_key[1] < KEY_REPEAT_S:
+            return  # a held key repeats (and on a slow frame a short press looks held): one capture, not two
+        self._last_key = (key, now)
         dialogs = self._dialog_open()
         if dialogs:
             if key == dpg.mvKey_Escape:

@@ -130,6 +130,11 @@ def build_parser() -> ArgumentParser:
     bench.add_argument("--batch", action="store_true", help="the batch section only (same as --only batch): "
                                                             "photos per second with 1 and 2 workers and Ray")
     _common(bench)
+
+    panel = commands.add_parser("panel", help="open the desktop panel (needs a display)")
+    from ui.app import add_arguments
+
+    add_arguments(panel)
     return parser
 
 
@@ -445,7 +450,7 @@ def cmd_live(args: argparse.Namespace) -> int:
             pipeline.bus.on(Event.RENDER, lambda event: camera.send(event.output))
         try:
             if window:
-                from engine.live_window import run_window
+                from ui.live_window import run_window
 
                 figures = run_window(pipeline, source, registry, settings, args.max_frames)
             else:
@@ -486,8 +491,15 @@ def cmd_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_panel(args: argparse.Namespace) -> int:
+    """`facesynth panel`: the desktop panel (the `ui` package)."""
+    from ui.app import run_args
+
+    return run_args(args)
+
+
 COMMANDS = {"plugins": cmd_plugins, "apply": cmd_apply, "analyze": cmd_analyze, "live": cmd_live,
-            "bench": cmd_bench}
+            "bench": cmd_bench, "panel": cmd_panel}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

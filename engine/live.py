@@ -16,7 +16,7 @@ import time
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import cv2
 import numpy as np
@@ -50,22 +50,95 @@ def _rss_mb() -> float:
 
 @dataclass
 class LiveState:
-    """What the user can change while the stream runs (keys in the window, controls in the launcher)."""
+    """What the user can change while the stream runs (keys in the window, controls in the panel).
+
+    Every change goes through a method: it bumps `version` (the pipeline recomputes the vector) and keeps the
+    state before it for `undo()`. Fields are replaced, never changed in place, so a worker thread reading them
+    sees the old value or the new one. A run of the same change (a slider being dragged) is one undo step.
+    """
 
     emotions: list[tuple[str, float]] = field(default_factory=list)
     overrides: dict[str, float] = field(default_factory=dict)
     intensity: float = 1.0
     version: int = 0
+    history: list[tuple[list[tuple[str, float]], dict[str, float], float]] = field(default_factory=list, repr=False)
+    _last_change: tuple[str, float] = field(default=("", 0.0), repr=False)
+
+    UNDO_DEPTH = 100
+    MERGE_S = 1.0  # the same change within this time (a drag) is one undo step
+
+    def _record(self, what: str, merge: bool = True) -> None:
+        now = time.monotonic()
+        if not merge or what != self._last_change[0] or now - self._last_change[1] > self.MERGE_S:
+            self.history.append((list(self.emotions), dict(self.overrides), self.intensity))
+            del self.history[:-self.UNDO_DEPTH]
+        self._last_change = (what, now)
+
+    def _changed(self) -> None:
+        self.version += 1
 
     def set_emotion(self, name: str) -> None:
         """Show one emotion (replacing any mix)."""
+        self._record("emotion", merge=False)
         self.emotions = [(name, 1.0)]
-        self.version += 1
+        self._changed()
+
+    def set_mix(self, weights: Iterable[tuple[str, float]]) -> None:
+        """Mix emotions by weight (a weight of 0 leaves that emotion out)."""
+        self._record("mix")
+        self.emotions = [(name, round(float(weight), 3)) for name, weight in weights if weight > 0]
+        self._changed()
+
+    def set_intensity(self, value: float) -> None:
+        """Set the intensity, within 0 to 1.5."""
+        self._record("intensity")
+        self.intensity = round(min(1.5, max(0.0, float(value))), 3)
+        self._changed()
 
     def nudge_intensity(self, delta: float) -> None:
         """Change the intensity within 0 to 1.5."""
+        self._record("intensity")
         self.intensity = round(min(1.5, max(0.0, self.intensity + delta)), 2)
-        self.version += 1
+        self._changed()
+
+    def set_override(self, name: str, value: float) -> None:
+        """Pin one parameter to a value, whatever the emotions say."""
+        self._record(f"override:{name}")
+        self.overrides = {**self.overrides, name: round(float(value), 3)}
+        self._changed()
+
+    def reset_overrides(self) -> None:
+        """Let every parameter follow the emotions again."""
+        self._record("reset", merge=False)
+        self.overrides = {}
+        self._changed()
+
+    def apply(self, emotions: Iterable[tuple[str, float]], intensity: float, overrides: dict[str, float]) -> None:
+        """Replace everything at once (a stored capture's parameters, a newly saved emotion)."""
+        self._record("apply", merge=False)
+        self.emotions = [(name, float(weight)) for name, weight in emotions]
+        self.intensity = round(min(1.5, max(0.0, float(intensity))), 3)
+        self.overrides = dict(overrides)
+        self._changed()
+
+    def keep_known(self, known: Iterable[str]) -> list[str]:
+        """After a plugin rescan: drop emotions that are gone (returned), and recompute the vector either way."""
+        names = set(known)
+        gone = [name for name, _ in self.emotions if name not in names]
+        if gone:
+            self._record("rescan", merge=False)
+            self.emotions = [(name, weight) for name, weight in self.emotions if name in names]
+        self._changed()  # a rescanned emotion may have new values under the same name
+        return gone
+
+    def undo(self) -> bool:
+        """Go back to the state before the last change; False when there is nothing to undo."""
+        if not self.history:
+            return False
+        self.emotions, self.overrides, self.intensity = self.history.pop()
+        self._last_change = ("", 0.0)
+        self._changed()
+        return True
 
 
 def percentiles(values: Any) -> dict[str, float]:

@@ -165,8 +165,19 @@ def test_apply_a_video_file(tmp_path):
 
 @pytest.fixture
 def display():
-    """A virtual X display (Xvfb), started for the test."""
-    yield from start_xvfb(90)
+    """A virtual X display (Xvfb), started for the test, once it answers."""
+    import shutil
+    import subprocess
+
+    for name in start_xvfb(90):
+        if shutil.which("xdotool"):
+            env = {**os.environ, "DISPLAY": name}
+            for _ in range(100):
+                if subprocess.run(["xdotool", "getdisplaygeometry"], env=env, capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.2)
+            time.sleep(0.5)  # the server resets when its last client (that check) leaves
+        yield name
 
 
 def test_window_mode_under_xvfb(tmp_path, display):
@@ -175,3 +186,51 @@ def test_window_mode_under_xvfb(tmp_path, display):
                      env=clean_env(DISPLAY=display))
     assert result.returncode == 0, result.stderr
     assert json.loads(stats.read_text())["frames"] == 45
+
+
+def test_window_keys_reach_every_emotion_and_a_file_plays_at_its_own_rate(tmp_path, display):
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    if shutil.which("xdotool") is None:
+        pytest.skip("xdotool not installed")
+    video, stats, out = tmp_path / "ten_fps.mp4", tmp_path / "s.json", tmp_path / "captures"
+    frames = cv2.VideoCapture(str(VIDEO))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
+    for _ in range(80):  # 8 s at 10 fps: faster than the pipeline here only if it is not paced
+        writer.write(frames.read()[1])
+    writer.release()
+    env = clean_env(DISPLAY=display)
+    started = time.time()
+    process = subprocess.Popen([sys.executable, "-m", "engine", "live", "--source", str(video), "--window", "--out",
+                                str(out), "--stats-json", str(stats)], env=env, cwd=ROOT, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        def window():
+            found = subprocess.run(["xdotool", "search", "--name", "FaceSynth live"], env=env, capture_output=True,
+                                   text=True)
+            return found.stdout.split()[0] if found.returncode == 0 and found.stdout.strip() else None
+        deadline = time.time() + 30
+        while (wid := window()) is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert wid, "the live window never opened"
+        time.sleep(2.5)  # the first frames shown (a snapshot needs one), on a loaded machine too
+        subprocess.run(["xdotool", "windowfocus", wid], env=env, check=False)
+        for key in ("5", "space"):  # the fifth emotion (the drop-in in plugins.d), then a snapshot
+            subprocess.run(["xdotool", "key", key], env=env, check=True)
+            time.sleep(0.5)
+        assert process.wait(90) == 0, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    elapsed = time.time() - started
+    figures = json.loads(stats.read_text())
+    assert figures["frames"] == 80 and figures["fps"] <= 11, figures  # its own 10 fps, not as fast as it decodes
+    assert elapsed >= 8.0
+    metas = [json.loads((folder / "meta.json").read_text()) for folder in out.iterdir()]
+    assert len(metas) == 1 and metas[0]["status"] == "ok", metas
+    assert metas[0]["emotion"] == [{"name": "skeptical", "weight": 1.0}]
+    assert metas[0]["faces"] and metas[0]["timings_ms"]["synthesize"] > 0 and metas[0]["output_estimate"]

@@ -103,7 +103,7 @@ def build_parser() -> ArgumentParser:
     _expression_options(live)
     view = live.add_mutually_exclusive_group()
     view.add_argument("--window", action="store_true", help="show input and output in a window (default with a "
-                                                            "display); keys 1-4 emotion, +/- intensity, space "
+                                                            "display); keys 1-9 emotion, +/- intensity, space "
                                                             "snapshot, q quit")
     view.add_argument("--headless", action="store_true", help="no window (default without a display)")
     live.add_argument("--record", metavar="OUT.mp4", help="write the edited frames to a video file (H.264)")

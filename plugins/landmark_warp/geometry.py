@@ -28,6 +28,10 @@ EYE_B_UPPER = (263, 466, 388, 387, 386, 385, 384, 398, 362)
 EYE_B_LOWER = (263, 249, 390, 373, 374, 380, 381, 382, 362)
 EYE_A_ANCHORS = (33, 160, 158, 133, 153, 144)
 EYE_B_ANCHORS = (263, 387, 385, 362, 380, 373)
+# The skin between each upper lid and its brow: two rows of points, the lid's crease then just under the brow.
+EYE_A_CREASE = (247, 30, 29, 27, 28, 56, 190, 113, 225, 224, 223, 222, 221, 189)
+EYE_B_CREASE = (467, 260, 259, 257, 258, 286, 414, 342, 445, 444, 443, 442, 441, 413)
+BROW_LOWER_ROW = 5  # BROW_A and BROW_B list their upper row, then from this index their lower row
 EYE_LID_PAIRS = ((144, 160), (153, 158), (373, 387), (380, 385))  # (lower lid, upper lid above it)
 EYE_CORNERS = [33, 133, 362, 263]  # the corners of eye a, then of eye b: the face frame's reference
 IRIS_A = (468, 469, 470, 471, 472)
@@ -192,8 +196,8 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
         for row in range(_BROWS[0], _BROWS[1]):
             x = points[row, 0]
             inner = min(max(1.3 - 1.4 * abs(x), 0.0), 1.0)
-            out[row, 0] = -math.copysign(0.11 * lower_by * inner, x) if x else 0.0
-            out[row, 1] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.14 + 0.12 * inner)
+            out[row, 0] = -math.copysign(0.15 * lower_by * inner, x) if x else 0.0
+            out[row, 1] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.16 + 0.16 * inner)
 
     # Anchors: the nose holds the middle of the face still (the eyes are anchored by the renderer).
     return out

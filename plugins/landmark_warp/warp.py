@@ -327,8 +327,83 @@ EYE_LIFT_ROWS = [(list(EYE_IDS).index(lower), lower, upper) for lower, upper in 
 TURN_IDS = np.concatenate([geo.CONTROL_IDS, EYE_IDS, EYE_LIDS.ravel()])
 TURN_FOLLOW = np.where(np.r_[geo.ON_OUTLINE, np.zeros(len(TURN_IDS) - len(geo.CONTROL_IDS), bool)],
                        OUTLINE_FOLLOW, 1.0)
+# The same when the skin between lids and brows moves too (its points come after the eye anchors).
+TURN_IDS_SKIN = np.concatenate([geo.CONTROL_IDS, EYE_IDS, np.array(geo.EYE_A_CREASE + geo.EYE_B_CREASE),
+                                EYE_LIDS.ravel()])
+TURN_FOLLOW_SKIN = np.r_[TURN_FOLLOW[:len(geo.CONTROL_IDS) + len(EYE_IDS)], np.ones(len(TURN_IDS_SKIN) - len(TURN_IDS)),
+                         TURN_FOLLOW[len(geo.CONTROL_IDS) + len(EYE_IDS):]]
 _RING_ANGLES = np.linspace(0, 2 * np.pi, 14, endpoint=False)
 RING_DIRECTIONS = np.stack([np.cos(_RING_ANGLES), np.sin(_RING_ANGLES)], axis=1)
+
+
+BROW_DROP_LIMIT = 0.85  # a lowered brow goes at most this share of the way down to its upper lid
+UPPER_LIDS = np.array(geo.EYE_A_UPPER + geo.EYE_B_UPPER)
+CREASE_IDS = np.array(geo.EYE_A_CREASE + geo.EYE_B_CREASE)
+_BROWS = geo.CONTROL_ROWS["brows"]
+
+
+# A frown's vertical lines between the brows (the corrugators' creases), in face units: this far either side of
+# the midline, from a little above the point between the brows (9) to this far above the nose's root (168).
+FROWN_LINE_SIDE, FROWN_LINE_WIDTH, FROWN_LINE_ABOVE, FROWN_LINE_CLEAR = 0.06, 0.024, 0.06, 0.08
+FROWN_LINE_DARKNESS = 0.2  # at full frown the crease takes off this share of the skin's brightness
+GLABELLA = (9, 168)
+
+
+def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, strength: float) -> None:
+    """Draw the vertical creases of a frown between the brows into `image` (the crop, in place), shading the skin
+    it has (its texture stays): `glabella` are the `GLABELLA` points (crop pixels) where they are drawn."""
+    ends = frame.local(glabella)
+    mid_x = float(ends[:, 0].mean())
+    top, bottom = float(ends[0, 1]) - FROWN_LINE_ABOVE, float(ends[1, 1]) - FROWN_LINE_CLEAR
+    if bottom - top < 0.05:
+        return
+    corners = np.array([[mid_x - 0.15, top], [mid_x + 0.15, top], [mid_x - 0.15, bottom], [mid_x + 0.15, bottom]])
+    pixels = frame.origin + frame.to_image(corners)
+    (left, right), (upper, lower) = extent(pixels[:, 0].copy()), extent(pixels[:, 1].copy())
+    x0, y0 = max(0, math.floor(left)), max(0, math.floor(upper))
+    x1, y1 = min(image.shape[1], math.ceil(right) + 1), min(image.shape[0], math.ceil(lower) + 1)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    local = frame.local(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(y1 - y0, x1 - x0, 2)
+    u, v = local[..., 0] - mid_x, local[..., 1]
+    along = np.clip((v - top) / (bottom - top), 0.0, 1.0)
+    taper = np.sin(np.pi * along) ** 0.7  # fading in under the brows and out above the nose
+    side = FROWN_LINE_SIDE * (1.0 + 0.35 * (1.0 - along))  # the lines spread a little towards the brows
+    across = (np.abs(u) - side) / FROWN_LINE_WIDTH
+    crease = np.exp(-across ** 2) - 0.35 * np.exp(-((across - 1.6) / 1.2) ** 2)  # the dark fold, lit just beside
+    gain = (1.0 - FROWN_LINE_DARKNESS * strength * taper * crease)[..., None]
+    roi = image[y0:y1, x0:x1]
+    roi[:] = np.clip(roi.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
+def brow_skin(offsets: np.ndarray, local: np.ndarray, upper_lids: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """The offsets (face units) of the `skin` points between the upper lids and the brows: each follows the brow
+    above it by how far up from the lid it sits, so the skin between stretches or folds evenly and the lid's edge
+    stays. A lowered brow is first limited (in `offsets`, in place) to `BROW_DROP_LIMIT` of its way down to the
+    lid: brows close to the eyes would otherwise be pushed into them. All arrays in face units."""
+    count, half = len(geo.BROW_A), len(skin) // 2
+    out = np.zeros_like(skin)
+    for k in range(2):
+        rows = slice(_BROWS.start + k * count + geo.BROW_LOWER_ROW, _BROWS.start + (k + 1) * count)
+        brow_x, brow_y = local[rows, 0], local[rows, 1]
+        lid = upper_lids[k * LID_LENGTH:(k + 1) * LID_LENGTH]
+        order = np.argsort(lid[:, 0])
+        gap = np.interp(brow_x, lid[order, 0], lid[order, 1]) - brow_y
+        drop = offsets[rows, 1]
+        lowered = drop > 1e-6
+        if lowered.any():
+            scale = min(1.0, max(0.0, float((BROW_DROP_LIMIT * gap[lowered] / drop[lowered]).min())))
+            offsets[_BROWS.start + k * count:_BROWS.start + (k + 1) * count] *= scale
+        points = skin[k * half:(k + 1) * half]
+        order_b = np.argsort(brow_x)
+        above = np.interp(points[:, 0], brow_x[order_b], brow_y[order_b])
+        below = np.interp(points[:, 0], lid[order, 0], lid[order, 1])
+        share = np.clip((below - points[:, 1]) / np.maximum(below - above, 1e-3), 0.0, 1.0)
+        for axis in range(2):
+            out[k * half:(k + 1) * half, axis] = share * np.interp(points[:, 0], brow_x[order_b],
+                                                                   offsets[rows, axis][order_b])
+    return out
 
 
 def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]) -> None:
@@ -357,9 +432,17 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     controls = marks[geo.CONTROL_IDS, :2]
     local = frame.local(controls)
     inner_gap_src = float(local[_ROW[14], 1] - local[_ROW[13], 1])
-    targets_all = controls + frame.to_image(geo.expression_offsets(local, params))
+    offsets = geo.expression_offsets(local, params)
     eye_sources = marks[EYE_IDS, :2]
     eye_targets = eye_sources.copy()
+    turn_ids, turn_follow = TURN_IDS, TURN_FOLLOW
+    if params["eyebrow"] or params["wink"]:
+        turn_ids, turn_follow = TURN_IDS_SKIN, TURN_FOLLOW_SKIN
+        skin = marks[CREASE_IDS, :2]
+        moved = brow_skin(offsets, local, frame.local(marks[UPPER_LIDS, :2]), frame.local(skin))
+        eye_sources = np.concatenate([eye_sources, skin])
+        eye_targets = np.concatenate([eye_targets, skin + frame.to_image(moved)])
+    targets_all = controls + frame.to_image(offsets)
     lift = 0.18 * max(0.0, params["smile"])
     if lift:
         for row, lower, upper in EYE_LIFT_ROWS:
@@ -367,8 +450,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     # Then the head rotation of everything in 3D, eye outlines included (for the lid boxes).
     outlines = list(marks[EYE_LIDS, :2])
     if params["rotate_pitch"] or params["rotate_yaw"] or params["rotate_roll"]:
-        turned = kernels.turn_points(np.concatenate([targets_all, eye_targets, *outlines]), marks[TURN_IDS, 2],
-                                     TURN_FOLLOW, marks[FACE_OVAL_IDS, :3],
+        turned = kernels.turn_points(np.concatenate([targets_all, eye_targets, *outlines]), marks[turn_ids, 2],
+                                     turn_follow, marks[FACE_OVAL_IDS, :3],
                                      geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], 0.0)[:2],
                                      math.radians(params["rotate_roll"]))
         count, eyes = len(targets_all), len(eye_targets)
@@ -463,6 +546,9 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             bx0, by0, bx1, by1 = lid.box
             finish_lids(warped[by0:by1, bx0:bx1], lid.eye, lash, smooth, lid.colour)
 
+    frown = (max(0.0, -params["eyebrow"]) / 10.0 - 0.3) / 0.7
+    if frown > 0:
+        frown_lines(warped, frame, marks[GLABELLA, :2], frown)
     if paint:
         upper_contour = targets_all[UPPER_INNER_ROWS]
         lower_contour = targets_all[LOWER_INNER_ROWS]

@@ -36,7 +36,7 @@ def test_a_frown_creases_the_skin_between_the_brows(landmarker):
     change = profile(frowned) - profile(relaxed)
     dips = change - cv2.GaussianBlur(change.reshape(1, -1), (37, 1), 6, borderType=cv2.BORDER_REPLICATE)[0]
     left, right, mid = dips[:38].min(), dips[43:].min(), dips[38:43].min()
-    assert left < -5 and right < -5 and mid > -2, (left, right, mid)
+    assert left < -8 and right < -8 and mid > 0.4 * min(left, right), (left, right, mid)
     # Shaded, not painted: the skin's texture stays (its local contrast is not flattened).
     box = points.astype(int)
     region = (slice(box[:, 1].min() - 6, box[:, 1].max() + 6), slice(box[:, 0].min(), box[:, 0].max()))

@@ -143,6 +143,7 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
     half_width = max(0.15, abs(corner_b - corner_a) / 2)
     mouth_y = (points[_INNER_UPPER_MID, 1] + points[_INNER_LOWER_MID, 1]) / 2
     chin_y = max(points[_CHIN_TIP, 1], mouth_y + 0.3)
+    corner_lift = max(0.0, mouth_y - (points[_CORNER_A, 1] + points[_CORNER_B, 1]) / 2)  # how far up the corners are
     jaw = 0.6 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
     press = max(0.0, -aaa) / 30.0
 
@@ -164,6 +165,8 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
         dy = (1.0 - reach ** 2) * per_middle
         if smile:
             dy -= 0.20 * smile * reach ** 1.6
+        if smile < 0.0:  # corners already up (a smiling face) first come down to level with the mouth's middle
+            dy += -smile / 0.3 * corner_lift * reach ** 1.6
         if jaw:
             dy += 0.40 * jaw * (LIP_UPPER[k] * reach ** 3 + 1.0 - LIP_UPPER[k])
         out[row, 1] = dy

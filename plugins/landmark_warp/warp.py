@@ -305,6 +305,58 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
                             frame.ex / frame.iod, frame.ey / frame.iod, upper, lower, brightness, teeth, MOUTH_COLOURS)
 
 
+def _heights(contour: np.ndarray, frame: geo.FaceFrame, across: np.ndarray) -> np.ndarray:
+    """A lip contour (crop pixels) as its height in face units at the places `across` (face units)."""
+    local = frame.local(contour)
+    order = np.argsort(local[:, 0])
+    return np.interp(across, local[order, 0], local[order, 1])
+
+
+LIP_SKIN_ABOVE, LIP_SKIN_BELOW = 0.06, 0.1  # the skin beyond the lips that stretches with them (face units)
+
+
+def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray, upper_inner: np.ndarray,
+               lower_inner: np.ndarray, lower_outer: np.ndarray, amount: float) -> None:
+    """Close an open mouth by `amount` (1: the lips meet mid-way), in place: the upper lip and the skin above it
+    stretch down, the lower lip and the skin under it stretch up, over what showed between them (teeth, the dark
+    inside). Contours in crop pixels, each from corner to corner. Each column across the mouth is remapped on
+    its own, piecewise linearly, so nothing moves at the corners (no gap there) nor beyond the lips' skin."""
+    outline = np.concatenate([upper_outer, lower_outer])
+    (left, right), (top, bottom) = extent(outline[:, 0].copy()), extent(outline[:, 1].copy())
+    margin = (LIP_SKIN_BELOW + 0.02) * frame.iod
+    x0, y0 = max(0, math.floor(left - 2)), max(0, math.floor(top - margin))
+    x1, y1 = min(image.shape[1], math.ceil(right + 3)), min(image.shape[0], math.ceil(bottom + margin) + 1)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    local = frame.local(np.stack([xs.ravel(), ys.ravel()], axis=1))
+    u, v = local[:, 0], local[:, 1]
+    up_out, up_in = _heights(upper_outer, frame, u), _heights(upper_inner, frame, u)
+    low_in, low_out = _heights(lower_inner, frame, u), _heights(lower_outer, frame, u)
+    inside = (u > frame.local(upper_inner[:1])[0, 0]) & (u < frame.local(upper_inner[-1:])[0, 0])
+    gap = np.where(inside, np.maximum(low_in - up_in, 0.0), 0.0)
+    meet = up_in + 0.5 * gap
+    new_up, new_low = up_in + amount * (meet - up_in), low_in - amount * (low_in - meet)
+    upper_top = np.minimum(up_out, up_in) - LIP_SKIN_ABOVE
+    lower_bottom = np.maximum(low_out, low_in) + LIP_SKIN_BELOW
+    source = v.copy()
+    above = (v >= upper_top) & (v < new_up)
+    source[above] = upper_top[above] + (v[above] - upper_top[above]) * (
+        (up_in[above] - upper_top[above]) / np.maximum(new_up[above] - upper_top[above], 1e-6))
+    between = (v >= new_up) & (v < new_low)
+    source[between] = up_in[between] + (v[between] - new_up[between]) * (
+        gap[between] / np.maximum(new_low[between] - new_up[between], 1e-6))
+    below = (v >= new_low) & (v <= lower_bottom)
+    source[below] = lower_bottom[below] - (lower_bottom[below] - v[below]) * (
+        (lower_bottom[below] - low_in[below]) / np.maximum(lower_bottom[below] - new_low[below], 1e-6))
+    points = frame.origin + frame.to_image(np.stack([u, source], axis=1))
+    box = image[y0:y1, x0:x1]
+    maps = points.reshape(y1 - y0, x1 - x0, 2).astype(np.float32)
+    maps[..., 0] -= x0
+    maps[..., 1] -= y0
+    box[:] = cv2.remap(box.copy(), maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 # ---------------------------------------------------------------------------------------------------- face
 
 # Head rotation from the 3D landmarks: pitch and yaw turn the face in depth, roll tilts it in the picture. The
@@ -319,6 +371,9 @@ FACE_OVAL_IDS = np.array(geo.FACE_OVAL)
 _ROW = geo.CONTROL_ROW
 UPPER_INNER_ROWS = np.array([_ROW[i] for i in geo.LIPS_UPPER_INNER])
 LOWER_INNER_ROWS = np.array([_ROW[i] for i in geo.LIPS_LOWER_INNER])
+UPPER_OUTER_ROWS = np.array([_ROW[i] for i in geo.LIPS_UPPER_OUTER])
+LOWER_OUTER_ROWS = np.array([_ROW[_i] for _i in (geo.LIPS_UPPER_OUTER[0],) + geo.LIPS_LOWER_OUTER
+                             + (geo.LIPS_UPPER_OUTER[-1],)])
 OUTER_ONLY = ~np.isin(geo.CONTROL_IDS, geo.LIPS_UPPER_INNER + geo.LIPS_LOWER_INNER)  # rows kept for a closed mouth
 EYE_IDS = np.array(geo.EYE_A_ANCHORS + geo.EYE_B_ANCHORS)
 UPPER_LIP = np.array(geo.LIPS_UPPER_OUTER)  # where the lips' brightness is sampled
@@ -336,24 +391,33 @@ _RING_ANGLES = np.linspace(0, 2 * np.pi, 14, endpoint=False)
 RING_DIRECTIONS = np.stack([np.cos(_RING_ANGLES), np.sin(_RING_ANGLES)], axis=1)
 
 
-BROW_DROP_LIMIT = 0.85  # a lowered brow goes at most this share of the way down to its upper lid
+BROW_DROP_LIMIT = 1.0  # a lowered brow goes at most this share of the way down to its upper lid
 UPPER_LIDS = np.array(geo.EYE_A_UPPER + geo.EYE_B_UPPER)
 CREASE_IDS = np.array(geo.EYE_A_CREASE + geo.EYE_B_CREASE)
 _BROWS = geo.CONTROL_ROWS["brows"]
 
 
-# A frown's vertical lines between the brows (the corrugators' creases), in face units: this far either side of
-# the midline, from a little above the point between the brows (9) to this far above the nose's root (168).
-FROWN_LINE_SIDE, FROWN_LINE_WIDTH, FROWN_LINE_ABOVE, FROWN_LINE_CLEAR = 0.06, 0.024, 0.06, 0.08
-FROWN_LINE_DARKNESS = 0.2  # at full frown the crease takes off this share of the skin's brightness
+# A frown's vertical lines between the brows (the corrugators' creases), in face units: this share of the way from
+# the midline to each brow's inner end, from a little above the point between the brows (9) to this far above the
+# nose's root (168); their width is for lines `FROWN_LINE_SIDE` from the midline (frontal), narrower where nearer.
+FROWN_LINE_SHARE, FROWN_LINE_SIDE, FROWN_LINE_WIDTH = 0.3, 0.066, 0.022
+FROWN_LINE_ABOVE, FROWN_LINE_CLEAR = 0.06, 0.08
+INNER_BROWS = (55, 285)
+FROWN_LINE_DARKNESS = 0.17  # at full frown the crease takes off this share of the skin's brightness
 GLABELLA = (9, 168)
 
 
-def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, strength: float) -> None:
+def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, inner_brows: np.ndarray,
+                strength: float) -> None:
     """Draw the vertical creases of a frown between the brows into `image` (the crop, in place), shading the skin
-    it has (its texture stays): `glabella` are the `GLABELLA` points (crop pixels) where they are drawn."""
+    it has (its texture stays): `glabella` are the `GLABELLA` points (crop pixels) where they are drawn, and
+    `inner_brows` the brows' inner ends (before they move), which set how far apart they are on each side (a
+    turned face shows the far side narrower)."""
     ends = frame.local(glabella)
     mid_x = float(ends[:, 0].mean())
+    brows_x = frame.local(inner_brows)[:, 0]
+    side_a = FROWN_LINE_SHARE * max(0.0, mid_x - float(brows_x.min()))
+    side_b = FROWN_LINE_SHARE * max(0.0, float(brows_x.max()) - mid_x)
     top, bottom = float(ends[0, 1]) - FROWN_LINE_ABOVE, float(ends[1, 1]) - FROWN_LINE_CLEAR
     if bottom - top < 0.05:
         return
@@ -369,8 +433,8 @@ def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, s
     u, v = local[..., 0] - mid_x, local[..., 1]
     along = np.clip((v - top) / (bottom - top), 0.0, 1.0)
     taper = np.sin(np.pi * along) ** 0.7  # fading in under the brows and out above the nose
-    side = FROWN_LINE_SIDE * (1.0 + 0.35 * (1.0 - along))  # the lines spread a little towards the brows
-    across = (np.abs(u) - side) / FROWN_LINE_WIDTH
+    side = np.where(u < 0, side_a, side_b) * (1.0 + 0.35 * (1.0 - along))  # spreading a little towards the brows
+    across = (np.abs(u) - side) / (FROWN_LINE_WIDTH * side / FROWN_LINE_SIDE)
     crease = np.exp(-across ** 2) - 0.35 * np.exp(-((across - 1.6) / 1.2) ** 2)  # the dark fold, lit just beside
     gain = (1.0 - FROWN_LINE_DARKNESS * strength * taper * crease)[..., None]
     roi = image[y0:y1, x0:x1]
@@ -546,9 +610,15 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             bx0, by0, bx1, by1 = lid.box
             finish_lids(warped[by0:by1, bx0:bx1], lid.eye, lash, smooth, lid.colour)
 
+    press = min(1.0, 3.0 * max(0.0, -params["aaa"]) / 30.0)
+    if press and inner_gap_dst > 0.01:  # pressed lips close an open mouth over its teeth
+        upper_inner = targets_all[UPPER_INNER_ROWS]
+        lower_inner = np.concatenate([upper_inner[:1], targets_all[LOWER_INNER_ROWS], upper_inner[-1:]])
+        close_lips(warped, frame, targets_all[UPPER_OUTER_ROWS], upper_inner, lower_inner,
+                   targets_all[LOWER_OUTER_ROWS], press)
     frown = (max(0.0, -params["eyebrow"]) / 10.0 - 0.3) / 0.7
     if frown > 0:
-        frown_lines(warped, frame, marks[GLABELLA, :2], frown)
+        frown_lines(warped, frame, marks[GLABELLA, :2], marks[INNER_BROWS, :2], frown)
     if paint:
         upper_contour = targets_all[UPPER_INNER_ROWS]
         lower_contour = targets_all[LOWER_INNER_ROWS]

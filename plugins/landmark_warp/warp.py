@@ -37,9 +37,16 @@ GRID_PER_IOD = 4.0  # coarse-grid nodes per inter-ocular distance; the field is 
 LID_MEET = 0.15
 LID_SAG = 0.08  # ... on a line that sags this many eye widths in the middle (the lid is round over the eyeball)
 LID_REACH = 0.6  # the skin up to this many eye widths above the lid stretches down with it
-LID_SMOOTH = 0.1  # the unfolded lid is smooth: folds carried down with it are blurred (sigma in eye widths)
-LASH_DARKNESS, LASH_WIDTH = 0.85, 0.07  # the lash line along a closing lid (width in eye widths, mid-lid)
+
+LASH_DARKNESS, LASH_WIDTH = 0.75, 0.04  # the lash line along a closing lid (width in eye widths, mid-lid)
 LASH_BAND = 0.08  # the band of skin with the lashes just above the lid, in eye widths
+# A closing lid is the lid's own skin: it reads the skin above the lashes (this far above the band, eye widths),
+# not the lashes stretched into streaks; lashes are drawn along its edge instead, as strands pointing down.
+LASH_SKIP = 0.0
+LASH_LENGTH, LASH_SPACING = 0.09, 0.03  # the strands' length and spacing mid-lid, in eye widths
+# A closed lid is covered with the person's own skin from under the eye, mirrored about the lid's edge, from this
+# far (eye widths) below the lower lid (past its lashes).
+LID_MIRROR_GAP = 0.06
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 
@@ -165,7 +172,8 @@ def eye_shapes(landmarks: np.ndarray, down: np.ndarray) -> list[EyeShape]:
 LID_STEPS_PER_PIXEL = 2  # the lid model is tabulated every half pixel across the eye
 LID_ALONG = np.sin(np.pi * EYE_SAMPLES)  # per lid-profile sample: 0 at the eye's corners, 1 mid-eye
 # The lid model's constants as the compiled loop reads them (in the order of kernels.MEET, SAG, ...).
-LID_MODEL = np.array([LID_MEET, LID_SAG, LID_REACH, LASH_DARKNESS, LASH_WIDTH, LASH_BAND])
+LID_MODEL = np.array([LID_MEET, LID_SAG, LID_REACH, LASH_DARKNESS, LASH_WIDTH, LASH_BAND, LASH_SKIP, LASH_LENGTH,
+                      LASH_SPACING, LID_MIRROR_GAP])
 
 
 class Lid(NamedTuple):
@@ -176,20 +184,40 @@ class Lid(NamedTuple):
     eye: EyeShape
     closure: float
     colour: np.ndarray | None
+    brow: np.ndarray  # the brow's lower edge above it (crop pixels)
+
+
+LID_BROW_CLEAR = 0.08  # the lid's skin stretches from this far (eye widths) under the brow's lower edge, not above
+
+
+BROW_LOWER_EDGES = (list(geo.BROW_A[geo.BROW_LOWER_ROW:]), list(geo.BROW_B[geo.BROW_LOWER_ROW:]))
+
+
+def lid_tops(eye: EyeShape, brow: np.ndarray) -> np.ndarray:
+    """Where the skin that stretches with the upper lid starts, at each lid-profile sample (eye axes, px): up to
+    `LID_REACH` eye widths above the lid, but not into the brow (brows that sit low would be dragged over the eye),
+    and always leaving the lashes' band and a little skin to stretch."""
+    relative = brow - eye.c0
+    along, across = relative @ eye.axis, relative @ eye.normal
+    order = np.argsort(along)
+    ceiling = np.interp(EYE_SAMPLES * eye.width, along[order], across[order]) + LID_BROW_CLEAR * eye.width
+    tops = np.maximum(eye.upper - LID_REACH * eye.width, ceiling)
+    return np.minimum(tops, eye.upper - (LASH_BAND + 0.05) * eye.width)
 
 
 def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: list[EyeShape], closures: list[float],
-              widen: float, lower_lift: float) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+              widen: float, lower_lift: float,
+              brows: list[np.ndarray]) -> list[tuple[np.ndarray | None, ...]]:
     """Move the lids of one or two eyes inside the face's maps: each of `boxes` (h, w, 2) is an eye box of the
     face's relative map (box pixel (x, y) reads the source at its value plus (x, y) plus its `corners` entry),
-    changed in place. Returns per eye the lash line's alpha and how much to smooth (None for both for lids that
-    only open wider: they get neither).
+    changed in place. Returns per eye the lash line's alpha, how much of the lid's mirrored skin to show and the
+    map (like the box) that reads that skin (None for all three for lids that only open wider: they get none).
 
-    The skin above the upper lid slides down to the new lid line, unfolding (the caller blurs its folds away,
-    weighted by the returned `smooth`), with the lashes along its edge; below that line the eye shows as it
+    The skin above the upper lid slides down to the new lid line, unfolding (the caller covers the stretched
+    part with the person's skin from under the eye, mirrored), with the lashes along its edge; below that line the eye shows as it
     was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball. The upper lid
     opens wider by `widen` (0..1); the lower lid is lifted by `lower_lift` (eye openings) as far as it is not
-    closing.
+    closing. The skin that stretches starts under each eye's brow (`brows`: its lower edge, crop pixels).
 
     The model is tabulated in each eye's own axes (a row per lid-profile sample, a column every half pixel
     across the eye, from above where the lid's skin starts stretching to below where the lower lid's ends) and
@@ -199,22 +227,25 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     steps = int(math.ceil(max(float(e.lower.max()) + 0.45 * e.width + 2.0 - start
                               for e, start in zip(eyes, starts)) * LID_STEPS_PER_PIXEL)) + 1
     results = []
-    for box, corner, eye, closure, start in zip(boxes, corners, eyes, closures, starts):
+    for box, corner, eye, closure, start, brow in zip(boxes, corners, eyes, closures, starts, brows):
         shape = box.shape[:2] if closure else (1, 1)  # (unused when the lid only opens wider)
         lash, smooth = np.empty(shape, np.float32), np.empty(shape, np.float32)
+        skin = np.empty(shape + (2,), np.float32)
         kernels.fold_lid_box(box, eye.c0 - corner, eye.axis, eye.normal, eye.width, eye.upper, eye.lower,
-                             LID_ALONG, LID_MODEL, closure, widen * 0.2, lower_lift * (1.0 - closure),
-                             start, steps, lash, smooth)
-        results.append((lash, smooth) if closure else (None, None))
+                             lid_tops(eye, brow), LID_ALONG, LID_MODEL, closure, widen * 0.2, lower_lift * (1.0 - closure),
+                             start, steps, lash, smooth, skin)
+        results.append((lash, smooth, skin) if closure else (None, None, None))
     return results
 
 
-def finish_lids(box: np.ndarray, eye: EyeShape, lash: np.ndarray, smooth: np.ndarray,
-                colour: np.ndarray) -> None:
-    """Blur a rendered eye box's lid folds away and draw its lash line, in place."""
-    sigma = max(0.5, LID_SMOOTH * eye.width)
-    soft = cv2.GaussianBlur(box.astype(np.float32), (1, 2 * int(2.5 * sigma) + 1), 0, sigmaY=sigma)
-    kernels.finish_lid_box(box, soft, lash, smooth, colour)
+def lid_skin(source: np.ndarray, corner: tuple[int, int], skin: np.ndarray) -> np.ndarray:
+    """The skin that covers a closing lid, rendered for its eye box (float32): `skin` is the box's map to it
+    (relative, as the face's map; `corner` is the box's corner in that map's part), changed in place."""
+    height, width = skin.shape[:2]
+    grid = np.mgrid[0:height, 0:width].astype(np.float32)
+    skin[..., 0] += grid[1] + corner[0]
+    skin[..., 1] += grid[0] + corner[1]
+    return cv2.remap(source, skin, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
 
 def sample_pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -566,7 +597,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     lids = []
     eyes = eye_shapes(marks, frame.ey) if (closure_a or closure_b or widen) else []
     lashes = lash_colours(source, marks, eyes) if (closure_a or closure_b) else [None, None]  # only closing lids
-    for eye, closure, outline, lash in zip(eyes, (closure_a, closure_b), outlines, lashes):
+    for eye, closure, outline, lash, brow in zip(eyes, (closure_a, closure_b), outlines, lashes, BROW_LOWER_EDGES):
         if not (closure or widen):
             continue
         # The box reaches as far above the lid as the lid's skin stretches; beyond the corners nothing moves.
@@ -577,7 +608,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         by1 = min(crop_h, math.ceil(bottom + 0.45 * eye.width))
         if bx1 - bx0 < 2 or by1 - by0 < 2:
             continue
-        lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash))
+        lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash, marks[brow, :2]))
 
     # The moving part with a node's margin (the field is bilinear between nodes), grown to hold the lid boxes.
     ax0, ax1 = int(max(0, xs[max(0, first_col - 1)])), int(min(crop_w, xs[min(len(xs) - 1, last_col + 1)] + 2))
@@ -594,21 +625,24 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     corners = [(lid.box[0] - ax0, lid.box[1] - ay0) for lid in lids]  # each lid box's corner in the part
     folded = fold_lids([maps[y:y + lid.box[3] - lid.box[1], x:x + lid.box[2] - lid.box[0]]
                         for (x, y), lid in zip(corners, lids)],
-                       corners, [lid.eye for lid in lids], [lid.closure for lid in lids], widen, lift) if lids else []
+                       corners, [lid.eye for lid in lids], [lid.closure for lid in lids], widen, lift,
+                       [lid.brow for lid in lids]) if lids else []
     paint = inner_gap_dst > max(inner_gap_src + 0.03, 0.05)  # an opening mouth: its inside is painted
     if paint:  # (the lips' brightness is read before anything is written back)
         lip = sample_pixels(source, marks[UPPER_LIP, :2])
         brightness = min(1.1, max(0.35, float(lip.sum()) / lip.size / 140.0))
+    covers = [lid_skin(source, (x + ax0, y + ay0), skin) if lid.closure else None
+              for lid, (x, y), (_, _, skin) in zip(lids, corners, folded)]  # (read before anything is written back)
     remapped = cv2.remap(cv2.cvtColor(source, cv2.COLOR_BGR2BGRA), maps, None,
                          cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
     warped = image[y0:y1, x0:x1]  # the crop is edited in place
     if gaze_x or gaze_y:
         warped[:] = source  # the moved irises, wherever nothing else moves
     cv2.cvtColor(remapped, cv2.COLOR_BGRA2BGR, dst=warped[ay0:ay1, ax0:ax1])  # straight into the picture
-    for lid, (lash, smooth) in zip(lids, folded):
+    for lid, (lash, weight, _), cover in zip(lids, folded, covers):
         if lid.closure:
             bx0, by0, bx1, by1 = lid.box
-            finish_lids(warped[by0:by1, bx0:bx1], lid.eye, lash, smooth, lid.colour)
+            kernels.finish_lid_box(warped[by0:by1, bx0:bx1], cover, lash, weight, lid.colour)
 
     press = min(1.0, 3.0 * max(0.0, -params["aaa"]) / 30.0)
     if press and inner_gap_dst > 0.01:  # pressed lips close an open mouth over its teeth

@@ -22,7 +22,7 @@ def test_sorting_and_rounding_helpers_match_numpy():
 
 def _lid_profile(up, low, width, along, closure, widen_lift, lower_lift):
     """One lid-profile sample of the model in warp.fold_lids, as numpy: knots and values across the eye."""
-    meet_, sag, _, _, _, band_, skip, _, _, _ = LID_MODEL
+    meet_, sag, _, _, _, band_, skip, _, _, mirror_gap = LID_MODEL
     opening = low - up
     meet = low - meet_ * opening + sag * width * closure * along
     new_upper = up + closure * (meet - up) - widen_lift * opening
@@ -39,8 +39,9 @@ def _lid_profile(up, low, width, along, closure, widen_lift, lower_lift):
     seen_end = seen_start + span * (low - seen_start) / max(span, 1e-3)
     knots = np.maximum.accumulate([up - LID_REACH * width, fold_at, new_upper, new_upper, new_lower, new_lower,
                                    low + 0.4 * width])
+    below_from = low + closure * mirror_gap * width  # closed, the lid covers the lower lid's edge too
     values = [0, fold_reads - fold_at, edge_reads - new_upper, seen_start - new_upper, seen_end - new_lower,
-              low - new_lower, 0]
+              below_from - new_lower, 0]
     return knots, np.array(values)
 
 

@@ -140,7 +140,10 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
         knots[4], knots[5], knots[6] = new_lower, new_lower, bottom
         values[0], values[1] = 0.0, (fold_reads - fold_at) * is_open
         values[2] = (edge_reads - new_upper) * is_open
-        values[3], values[4], values[5], values[6] = seen_start - new_upper, seen_end - new_lower, low - new_lower, 0.0
+        # (a closed lid covers the lower lid's edge and lashes too: the skin under the eye starts past them)
+        below_from = low + closure * model[MIRROR_GAP] * width
+        values[3], values[4], values[5], values[6] = (seen_start - new_upper, seen_end - new_lower,
+                                                      below_from - new_lower, 0.0)
         for k in range(1, 7):  # in order even for a degenerate eye
             knots[k] = max(knots[k], knots[k - 1])
         # The lash line along the new lid edge: a band of half-width `half_lash` centred just below it, its alpha

@@ -47,6 +47,7 @@ LASH_LENGTH, LASH_SPACING = 0.09, 0.03  # the strands' length and spacing mid-li
 # A closed lid is covered with the person's own skin from under the eye, mirrored about the lid's edge, from this
 # far (eye widths) below the lower lid (past its lashes).
 LID_MIRROR_GAP = 0.06
+LID_TEXTURE_SIGMA = 0.06  # the skin's grain is what is finer than this (eye widths); the shading is the lid's own
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 
@@ -642,7 +643,14 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     for lid, (lash, weight, _), cover in zip(lids, folded, covers):
         if lid.closure:
             bx0, by0, bx1, by1 = lid.box
-            kernels.finish_lid_box(warped[by0:by1, bx0:bx1], cover, lash, weight, lid.colour)
+            box = warped[by0:by1, bx0:bx1]
+            # The lid's shading half from its own stretched skin (a deep-set eye's lid stays in the brow's
+            # shadow), half from the skin under the eye (the lid bulges out over the eyeball into the light);
+            # the grain of the skin from under the eye.
+            sigma = max(0.8, LID_TEXTURE_SIGMA * lid.eye.width)
+            cover += 0.5 * (cv2.GaussianBlur(box.astype(np.float32), (0, 0), sigma) -
+                            cv2.GaussianBlur(cover, (0, 0), sigma))
+            kernels.finish_lid_box(box, cover, lash, weight, lid.colour)
 
     press = min(1.0, 3.0 * max(0.0, -params["aaa"]) / 30.0)
     if press and inner_gap_dst > 0.01:  # pressed lips close an open mouth over its teeth

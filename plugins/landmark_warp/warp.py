@@ -389,6 +389,25 @@ def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray,
     box[:] = cv2.remap(box.copy(), maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+BITE_SAMPLES = np.linspace(0.0, 1.0, 25)  # across an open mouth, from the upper inner lip to the lower one
+BITE_RANGE, BITE_STEP, BITE_DROP = (0.3, 0.92), 0.08, 12.0
+
+
+def bite_line(image: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> float:
+    """Where an open mouth's upper teeth end, as a share of the way from the upper inner lip to the lower one
+    (`upper` and `lower` are facing points of the inner lips, image pixels): the steepest fall from light to dark
+    going down the middle of the mouth. Half-way when there is no such edge (no teeth showing)."""
+    middle = slice(2, len(upper) - 2)
+    points = upper[middle, None, :] + BITE_SAMPLES[None, :, None] * (lower[middle] - upper[middle])[:, None, :]
+    profile = sample_pixels(image, points).mean(axis=(0, 2))
+    step = int(round(BITE_STEP * (len(BITE_SAMPLES) - 1)))
+    fall = profile[:-2 * step] - profile[2 * step:]  # at each sample between, how much darker just below
+    places = BITE_SAMPLES[step:-step]
+    fall[(places < BITE_RANGE[0]) | (places > BITE_RANGE[1])] = -np.inf
+    best = int(np.argmax(fall))
+    return float(places[best]) if fall[best] >= BITE_DROP else 0.5
+
+
 # ---------------------------------------------------------------------------------------------------- face
 
 # Head rotation from the 3D landmarks: pitch and yaw turn the face in depth, roll tilts it in the picture. The
@@ -566,7 +585,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     upper_mid = lower_mid = None
     if split:
         up_rows, low_rows = UPPER_INNER_ROWS[1:-1], LOWER_INNER_ROWS
-        mid = (controls[up_rows] + controls[low_rows]) / 2
+        bite = bite_line(source, controls[up_rows], controls[low_rows])
+        mid = controls[up_rows] + bite * (controls[low_rows] - controls[up_rows])
         upper_mid = mid + (targets_all[up_rows] - controls[up_rows])
         lower_mid = mid + (targets_all[low_rows] - controls[low_rows])
         mid_targets = np.concatenate([upper_mid, lower_mid])

@@ -191,6 +191,8 @@ class Lid(NamedTuple):
 LID_BROW_CLEAR = 0.08  # the lid's skin stretches from this far (eye widths) under the brow's lower edge, not above
 
 
+BROW_LOWER_ROWS = tuple(np.array([geo.CONTROL_ROW[i] for i in edge]) for edge in (geo.BROW_A[geo.BROW_LOWER_ROW:],
+                                                                     geo.BROW_B[geo.BROW_LOWER_ROW:]))
 BROW_LOWER_EDGES = (list(geo.BROW_A[geo.BROW_LOWER_ROW:]), list(geo.BROW_B[geo.BROW_LOWER_ROW:]))
 
 
@@ -492,6 +494,39 @@ def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, i
     roi[:] = np.clip(roi.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
 
+BROW_SHADOW = 0.2  # a lowered brow shades the skin under it down to the lid by up to this share, most at its inner end
+
+
+def brow_shadow(image: np.ndarray, frame: geo.FaceFrame, brows: list[np.ndarray], lids: list[np.ndarray],
+                strength: float) -> None:
+    """Shade the skin between each lowered brow and its upper lid, in place (the crop): the brow ridge comes
+    forward over the eye in a frown. `brows` are the brows' lower edges after they moved, `lids` the upper lids
+    (each from corner to corner, crop pixels). The skin keeps its texture (a gain, not a paint)."""
+    for brow, lid in zip(brows, lids):
+        points = np.concatenate([brow, lid])
+        (left, right), (top, bottom) = extent(points[:, 0].copy()), extent(points[:, 1].copy())
+        x0, y0 = max(0, math.floor(left)), max(0, math.floor(top))
+        x1, y1 = min(image.shape[1], math.ceil(right) + 1), min(image.shape[0], math.ceil(bottom) + 1)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            continue
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        local = frame.local(np.stack([xs.ravel(), ys.ravel()], axis=1))
+        u, v = local[:, 0], local[:, 1]
+        brow_local, lid_local = frame.local(brow), frame.local(lid)
+        brow_order, lid_order = np.argsort(brow_local[:, 0]), np.argsort(lid_local[:, 0])
+        brow_v = np.interp(u, brow_local[brow_order, 0], brow_local[brow_order, 1])
+        lid_v = np.interp(u, lid_local[lid_order, 0], lid_local[lid_order, 1])
+        depth = np.clip((v - brow_v) / np.maximum(lid_v - brow_v, 1e-3), 0.0, 1.0)
+        band = smoothstep(0.0, 0.2, depth) * (1.0 - smoothstep(0.55, 1.0, depth))
+        inner = np.clip(1.3 - 1.4 * np.abs(u), 0.0, 1.0)  # as the brows' own lowering (geometry._offsets)
+        within = (u > min(brow_local[:, 0].min(), lid_local[:, 0].min())) & \
+            (u < max(brow_local[:, 0].max(), lid_local[:, 0].max()))
+        gain = 1.0 - BROW_SHADOW * strength * band * (0.4 + 0.6 * inner) * within
+        roi = image[y0:y1, x0:x1]
+        roi[:] = np.clip(roi.astype(np.float32) * gain.reshape(y1 - y0, x1 - x0, 1).astype(np.float32), 0, 255
+                         ).astype(np.uint8)
+
+
 def brow_skin(offsets: np.ndarray, local: np.ndarray, upper_lids: np.ndarray, skin: np.ndarray) -> np.ndarray:
     """The offsets (face units) of the `skin` points between the upper lids and the brows: each follows the brow
     above it by how far up from the lid it sits, so the skin between stretches or folds evenly and the lid's edge
@@ -681,6 +716,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     frown = (max(0.0, -params["eyebrow"]) / 10.0 - 0.3) / 0.7
     if frown > 0:
         frown_lines(warped, frame, marks[GLABELLA, :2], marks[INNER_BROWS, :2], frown)
+        brow_shadow(warped, frame, [targets_all[rows] for rows in BROW_LOWER_ROWS],
+                    [marks[list(ids), :2] for ids in (geo.EYE_A_UPPER, geo.EYE_B_UPPER)], frown)
     if paint:
         upper_contour = targets_all[UPPER_INNER_ROWS]
         lower_contour = targets_all[LOWER_INNER_ROWS]

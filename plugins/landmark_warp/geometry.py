@@ -187,6 +187,8 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
 
     # Cheeks lift with a smile (and with a wink on that side), drop a little with an open jaw.
     lift = 0.09 * smile
+    if smile < 0.0:  # a smiling face's raised cheeks come down with its corners
+        lift -= -smile / 0.3 * 0.6 * corner_lift
     for row in range(_CHEEK_A[0], _CHEEK_A[1]):
         out[row, 0], out[row, 1] = -0.03 * smile, -lift + 0.12 * jaw
     for row in range(_CHEEK_B[0], _CHEEK_B[1]):

@@ -201,8 +201,8 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
         for row in range(_BROWS[0], _BROWS[1]):
             x = points[row, 0]
             inner = min(max(1.3 - 1.4 * abs(x), 0.0), 1.0)
-            out[row, 0] = -math.copysign(0.15 * lower_by * inner, x) if x else 0.0
-            out[row, 1] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.16 + 0.16 * inner)
+            out[row, 0] = -math.copysign(0.19 * lower_by * inner, x) if x else 0.0
+            out[row, 1] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.18 + 0.17 * inner)
 
     # Anchors: the nose holds the middle of the face still (the eyes are anchored by the renderer).
     return out

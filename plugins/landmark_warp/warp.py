@@ -35,7 +35,7 @@ GRID_PER_IOD = 4.0  # coarse-grid nodes per inter-ocular distance; the field is 
 # Closing lids, tuned by measuring eyeBlink on the development photos and by looking at the results.
 # Closed lids meet this fraction of the opening above the lower lid (the upper lid does most of the closing) ...
 LID_MEET = 0.15
-LID_SAG = 0.08  # ... on a line that sags this many eye widths in the middle (the lid is round over the eyeball)
+LID_SAG = 0.02  # ... on a line that sags this many eye widths in the middle (the lid is round over the eyeball)
 LID_REACH = 0.6  # the skin up to this many eye widths above the lid stretches down with it
 
 LASH_DARKNESS, LASH_WIDTH = 0.75, 0.04  # the lash line along a closing lid (width in eye widths, mid-lid)

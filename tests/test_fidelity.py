@@ -7,7 +7,7 @@ import pytest
 from engine.expression import Expression
 from plugins.landmark_warp import geometry as geo
 from plugins.landmark_warp.warp import GLABELLA, edit_face
-from tests.conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 
 def edited(image, face, **params):

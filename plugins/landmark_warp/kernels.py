@@ -94,7 +94,8 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
     `box` (h, w, 2) float32: box pixel (x, y) reads the source at its value plus (x, y); `origin` is the eye's
     corner in those coordinates, `axis` and `normal` its unit axes (along the eye, down across it), `width` its
     width. `upper` and `lower` are the lid heights across the eye at the samples whose `along` weights (0 at the
-    corners, 1 mid-eye) are given; `tops` where the skin that stretches with the upper lid starts (under the brow). The model (see `warp.fold_lids`) is tabulated per sample every half pixel
+    corners, 1 mid-eye) are given; `tops` where the skin that stretches with the upper lid starts (under the
+    brow). The model (see `warp.fold_lids`) is tabulated per sample every half pixel
     across the eye from `start` (`steps` columns), and each box pixel reads the table bilinearly at the place
     it reads the source from, the table's edge values beyond it.
 
@@ -108,7 +109,6 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
         max_opening = max(max_opening, lower[s] - upper[s])
     closing = closure > 0.0
     band = model[BAND] * width  # the lash band just above the lid
-    scale = 10.0 / width  # the smoothed skin's ramp is a tenth of an eye width
     table = np.zeros((samples, steps, 5 if closing else 1))
     knots = np.empty(7)
     values = np.empty(7)
@@ -147,9 +147,9 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
         for k in range(1, 7):  # in order even for a degenerate eye
             knots[k] = max(knots[k], knots[k - 1])
         # The lash line along the new lid edge: a band of half-width `half_lash` centred just below it, its alpha
-        # ramping over 0.8 px on either side; the lid skin to smooth, from just above the lid down to its new
-        # edge, fading out towards the corners; and how far below the line's centre each place is (in eye
-        # widths), for the strands.
+        # ramping over 0.8 px on either side; how much of the mirrored skin covers the lid, from the top of its
+        # stretch down to its new edge, fading out towards the corners; and how far below the line's centre
+        # each place is (in eye widths), for the strands.
         half_lash = width * (model[LASH_WIDTH] / 2) * (0.4 + 0.6 * along[s])
         lash_centre = new_upper + half_lash * 0.5
         lash_gain = model[LASH_DARKNESS] * closure * is_open

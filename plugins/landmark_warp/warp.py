@@ -6,8 +6,9 @@ Per face, on a crop around it:
    faded to zero before the crop's edge, gives a dense backward field on a coarse grid, upsampled into a
    relative map of the part of the crop that moves;
 3. the eyelids are folded into that map: the lid skin slides over the eye (the eyeball is not squashed);
-4. one `cv2.remap` renders that part; a closing lid's folds are smoothed and its lash line drawn; an opening
-   mouth gets its cavity and teeth painted; the crop goes back.
+4. one `cv2.remap` renders that part; a closing lid is covered with the person's own skin and its lashes drawn;
+   pressed lips close an open mouth, an opening mouth gets its cavity (and teeth) painted, a frown its creases
+   and shade; the crop goes back.
 """
 
 from __future__ import annotations
@@ -217,10 +218,10 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     map (like the box) that reads that skin (None for all three for lids that only open wider: they get none).
 
     The skin above the upper lid slides down to the new lid line, unfolding (the caller covers the stretched
-    part with the person's skin from under the eye, mirrored), with the lashes along its edge; below that line the eye shows as it
-    was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball. The upper lid
-    opens wider by `widen` (0..1); the lower lid is lifted by `lower_lift` (eye openings) as far as it is not
-    closing. The skin that stretches starts under each eye's brow (`brows`: its lower edge, crop pixels).
+    part with the person's skin from under the eye, mirrored), with the lashes along its edge; below that line
+    the eye shows as it was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball.
+    The upper lid opens wider by `widen` (0..1); the lower lid is lifted by `lower_lift` (eye openings) as far
+    as it is not closing. The skin that stretches starts under each eye's brow (`brows`: its lower edge, crop pixels).
 
     The model is tabulated in each eye's own axes (a row per lid-profile sample, a column every half pixel
     across the eye, from above where the lid's skin starts stretching to below where the lower lid's ends) and
@@ -235,7 +236,8 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
         lash, smooth = np.empty(shape, np.float32), np.empty(shape, np.float32)
         skin = np.empty(shape + (2,), np.float32)
         kernels.fold_lid_box(box, eye.c0 - corner, eye.axis, eye.normal, eye.width, eye.upper, eye.lower,
-                             lid_tops(eye, brow), LID_ALONG, LID_MODEL, closure, widen * 0.2, lower_lift * (1.0 - closure),
+                             lid_tops(eye, brow), LID_ALONG, LID_MODEL, closure, widen * 0.2,
+                             lower_lift * (1.0 - closure),
                              start, steps, lash, smooth, skin)
         results.append((lash, smooth, skin) if closure else (None, None, None))
     return results

@@ -13,7 +13,7 @@ def register_emotions(register):
              description="a broad smile: corners up and out, cheeks lifted",
              recognise={"mouthSmileLeft": 0.5, "mouthSmileRight": 0.5, "cheekSquintLeft": 0.1,
                         "cheekSquintRight": 0.1})
-    register("surprised", {"aaa": 44, "eyebrow": 12, "blink": 4, "woo": 6}, label="Surprised",
+    register("surprised", {"aaa": 72, "eyebrow": 12, "blink": 4, "woo": 6}, label="Surprised",
              description="jaw dropped, brows raised, eyes wide",
              recognise={"jawOpen": 0.4, "browInnerUp": 0.3, "browOuterUpLeft": 0.1, "browOuterUpRight": 0.1,
                         "eyeWideLeft": 0.05, "eyeWideRight": 0.05})
@@ -21,6 +21,6 @@ def register_emotions(register):
              description="brows lowered and knit, lips pressed, corners down",
              recognise={"browDownLeft": 0.35, "browDownRight": 0.35, "mouthPressLeft": 0.1,
                         "mouthPressRight": 0.1, "mouthFrownLeft": 0.05, "mouthFrownRight": 0.05})
-    register("sleepy", {"blink": -19, "eyebrow": -2, "rotate_roll": 8, "rotate_pitch": 5, "aaa": 8},
+    register("sleepy", {"blink": -19, "eyebrow": -2, "rotate_roll": 8, "rotate_pitch": 5},
              label="Sleepy", description="heavy eyelids, head tilted and dropping",
              recognise={"eyeBlinkLeft": 0.4, "eyeBlinkRight": 0.4, "eyeSquintLeft": 0.1, "eyeSquintRight": 0.1})

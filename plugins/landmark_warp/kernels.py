@@ -28,7 +28,7 @@ def compiled(signature: str):
 
 
 # The lid model's constants, in the order of `warp.LID_MODEL`.
-MEET, SAG, REACH, LASH_DARKNESS, LASH_WIDTH, BAND = range(6)
+MEET, SAG, REACH, LASH_DARKNESS, LASH_WIDTH, BAND, SKIP, LASH_LENGTH, LASH_SPACING, MIRROR_GAP = range(10)
 
 
 @compiled("int64[:](float64[:])")
@@ -84,18 +84,24 @@ def _on_segment(x, xp, fp, j):
 
 
 @compiled("void(float32[:, :, :], float64[:], float64[:], float64[:], float64, float64[:], float64[:], float64[:], "
-          "float64[:], float64, float64, float64, float64, int64, float32[:, :], float32[:, :])")
-def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, closure, widen_lift, lower_lift,
-                 start, steps, lash, smooth):
+          "float64[:], float64[:], float64, float64, float64, float64, int64, float32[:, :], float32[:, :], "
+          "float32[:, :, :])")
+def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, model, closure, widen_lift, lower_lift,
+                 start, steps, lash, smooth, skin):
     """Fold one eye's lids into its box of the face's relative map, in place; fill `lash` and `smooth` (box-sized,
     float32) when the lid closes (`closure` > 0).
 
     `box` (h, w, 2) float32: box pixel (x, y) reads the source at its value plus (x, y); `origin` is the eye's
     corner in those coordinates, `axis` and `normal` its unit axes (along the eye, down across it), `width` its
     width. `upper` and `lower` are the lid heights across the eye at the samples whose `along` weights (0 at the
-    corners, 1 mid-eye) are given. The model (see `warp.fold_lids`) is tabulated per sample every half pixel
+    corners, 1 mid-eye) are given; `tops` where the skin that stretches with the upper lid starts (under the
+    brow). The model (see `warp.fold_lids`) is tabulated per sample every half pixel
     across the eye from `start` (`steps` columns), and each box pixel reads the table bilinearly at the place
     it reads the source from, the table's edge values beyond it.
+
+    A closing lid's skin: `skin` (box-sized, like `box`) gets a second map that reads, for the lid over the eye,
+    the skin under the lower lid mirrored about the lid's edge (skin of the person's own texture, not stretched),
+    and `smooth` how much of it to show (most at the lid's edge, none at the top of the lid's stretch).
     """
     samples = upper.shape[0]
     max_opening = -1e30
@@ -103,8 +109,7 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, c
         max_opening = max(max_opening, lower[s] - upper[s])
     closing = closure > 0.0
     band = model[BAND] * width  # the lash band just above the lid
-    scale = 10.0 / width  # the smoothed skin's ramp is a tenth of an eye width
-    table = np.zeros((samples, steps, 3 if closing else 1))
+    table = np.zeros((samples, steps, 5 if closing else 1))
     knots = np.empty(7)
     values = np.empty(7)
     for s in range(samples):
@@ -116,29 +121,40 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, c
         new_upper = up + closure * (meet - up) - widen_lift * opening
         new_lower = low + closure * (meet - low) - lower_lift * opening
         is_open = 1.0 if opening > 0.5 else 0.0
-        top, bottom = up - model[REACH] * width, low + 0.4 * width
+        top, bottom = tops[s], low + 0.4 * width
         # How far along the normal each place reads, minus the place, piecewise linear through these knots:
-        # above the new lid line the lash band moves down (thinning as the lashes fold onto the lower lid) and
-        # the skin above it stretches to follow; below it, [new_upper, new_lower] reads the eye from where the
-        # lid now starts down to the lower lid (not squashed), and the skin under the lower lid stretches back
-        # to where nothing moves. The new lid line and the new lower lid come twice: the value may jump there.
+        # above the new lid line the lid's skin stretches down from `top`; as the lid closes, its edge reads
+        # the skin ever further above the lashes (closed, the lid is skin, its lashes drawn along the edge).
+        # Below it, [new_upper, new_lower] reads the eye from where the lid now starts down to the lower lid
+        # (not squashed), and the skin under the lower lid stretches back to where nothing moves. The new lid
+        # line and the new lower lid come twice: the value may jump there.
         fold_at = max(new_upper - band * (1.0 - 0.6 * closure), top)
+        edge_reads = up - closure * (band + model[SKIP] * width)
+        # (closed, the whole lid from `top` to its edge reads evenly stretched skin: no band repeats one row)
+        even = top + (fold_at - top) * (edge_reads - top) / max(new_upper - top, 1e-3)
+        fold_reads = (1.0 - closure) * (up - band) + closure * even
         seen_start = max(new_upper, up)
         span = new_lower - new_upper
         seen_end = seen_start + span * ((low - seen_start) / max(span, 1e-3))
         knots[0], knots[1], knots[2], knots[3] = top, fold_at, new_upper, new_upper
         knots[4], knots[5], knots[6] = new_lower, new_lower, bottom
-        values[0], values[1], values[2] = 0.0, (up - band - fold_at) * is_open, (up - new_upper) * is_open
-        values[3], values[4], values[5], values[6] = seen_start - new_upper, seen_end - new_lower, low - new_lower, 0.0
+        values[0], values[1] = 0.0, (fold_reads - fold_at) * is_open
+        values[2] = (edge_reads - new_upper) * is_open
+        # (a closed lid covers the lower lid's edge and lashes too: the skin under the eye starts past them)
+        below_from = low + closure * model[MIRROR_GAP] * width
+        values[3], values[4], values[5], values[6] = (seen_start - new_upper, seen_end - new_lower,
+                                                      below_from - new_lower, 0.0)
         for k in range(1, 7):  # in order even for a degenerate eye
             knots[k] = max(knots[k], knots[k - 1])
         # The lash line along the new lid edge: a band of half-width `half_lash` centred just below it, its alpha
-        # ramping over 0.8 px on either side; the lid skin to smooth, from just above the lid down to its new
-        # edge, fading out towards the corners.
+        # ramping over 0.8 px on either side; how much of the mirrored skin covers the lid, from the top of its
+        # stretch down to its new edge, fading out towards the corners; and how far below the line's centre
+        # each place is (in eye widths), for the strands.
         half_lash = width * (model[LASH_WIDTH] / 2) * (0.4 + 0.6 * along[s])
         lash_centre = new_upper + half_lash * 0.5
         lash_gain = model[LASH_DARKNESS] * closure * is_open
-        smooth_gain = min(opening * (2.0 / (max_opening + 1e-3)), 1.0) * closure * is_open
+        smooth_gain = min(opening * (2.0 / (max_opening + 1e-3)), 1.0) * closure * closure * is_open
+        mirror_at = low + model[MIRROR_GAP] * width  # the mirror reads from just under the lower lid's lashes
         k = 0
         for c in range(steps):
             place = start + c * 0.5
@@ -147,7 +163,10 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, c
             if closing:
                 table[s, c, 1] = min(max((half_lash + 0.8 - abs(place - lash_centre)) * 1.25, 0.0), 1.0) * lash_gain
                 if place < new_upper:
-                    table[s, c, 2] = min(max((place - up) * scale + 2.0, 0.0), 1.0) * smooth_gain
+                    rise = (place - top) / max(new_upper - top, 1e-3)
+                    table[s, c, 2] = _smoothstep(0.15, 0.75, rise) * smooth_gain
+                table[s, c, 4] = mirror_at + (new_upper - place) - place  # (everywhere: read between columns)
+                table[s, c, 3] = (place - lash_centre) / width / (0.5 + 0.5 * along[s]) if is_open else -1.0
     last = samples - 1
     along_scale = last / width
     for y in range(box.shape[0]):
@@ -161,6 +180,11 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, c
             w00, w01, w10, w11 = (1 - f) * (1 - g), (1 - f) * g, f * (1 - g), f * g
             shift = (w00 * table[s0, c0, 0] + w01 * table[s0, c0 + 1, 0]
                      + w10 * table[s0 + 1, c0, 0] + w11 * table[s0 + 1, c0 + 1, 0])
+            if closing:
+                mirror = (w00 * table[s0, c0, 4] + w01 * table[s0, c0 + 1, 4]
+                          + w10 * table[s0 + 1, c0, 4] + w11 * table[s0 + 1, c0 + 1, 4])
+                skin[y, x, 0] = box[y, x, 0] + mirror * normal[0]
+                skin[y, x, 1] = box[y, x, 1] + mirror * normal[1]
             box[y, x, 0] += shift * normal[0]
             box[y, x, 1] += shift * normal[1]
             if closing:
@@ -168,6 +192,20 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, along, model, c
                               + w10 * table[s0 + 1, c0, 1] + w11 * table[s0 + 1, c0 + 1, 1])
                 smooth[y, x] = (w00 * table[s0, c0, 2] + w01 * table[s0, c0 + 1, 2]
                                 + w10 * table[s0 + 1, c0, 2] + w11 * table[s0 + 1, c0 + 1, 2])
+                # Strands below the line: dark combs along the lid, fanning outwards towards the corners.
+                below = (w00 * table[s0, c0, 3] + w01 * table[s0, c0 + 1, 3]
+                         + w10 * table[s0 + 1, c0, 3] + w11 * table[s0 + 1, c0 + 1, 3])
+                if 0.0 < below < model[LASH_LENGTH]:
+                    fan = (row / last - 0.5) * 1.2
+                    phase = (row / last * width + fan * below * width) / (model[LASH_SPACING] * width)
+                    # strands of uneven spacing and length (a fixed pseudo-random wobble, not a comb)
+                    strand_index = math.floor(phase)
+                    wobble = math.sin(strand_index * 12.9898) * 43758.5453
+                    wobble -= math.floor(wobble)
+                    length = model[LASH_LENGTH] * (0.55 + 0.45 * wobble)
+                    comb = 0.5 + 0.5 * math.cos(2.0 * math.pi * (phase + 0.3 * (wobble - 0.5)))
+                    strand = model[LASH_DARKNESS] * closure * comb ** 4 * max(0.0, 1.0 - below / length)
+                    lash[y, x] = max(lash[y, x], strand)
 
 
 @compiled("Tuple((int64, int64, int64, int64, int32[:, :]))(float64[:, :], float64[:, :], int64, int64)")

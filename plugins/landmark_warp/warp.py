@@ -6,8 +6,9 @@ Per face, on a crop around it:
    faded to zero before the crop's edge, gives a dense backward field on a coarse grid, upsampled into a
    relative map of the part of the crop that moves;
 3. the eyelids are folded into that map: the lid skin slides over the eye (the eyeball is not squashed);
-4. one `cv2.remap` renders that part; a closing lid's folds are smoothed and its lash line drawn; an opening
-   mouth gets its cavity and teeth painted; the crop goes back.
+4. one `cv2.remap` renders that part; a closing lid is covered with the person's own skin and its lashes drawn;
+   pressed lips close an open mouth, an opening mouth gets its cavity (and teeth) painted, a frown its creases
+   and shade; the crop goes back.
 """
 
 from __future__ import annotations
@@ -35,11 +36,19 @@ GRID_PER_IOD = 4.0  # coarse-grid nodes per inter-ocular distance; the field is 
 # Closing lids, tuned by measuring eyeBlink on the development photos and by looking at the results.
 # Closed lids meet this fraction of the opening above the lower lid (the upper lid does most of the closing) ...
 LID_MEET = 0.15
-LID_SAG = 0.08  # ... on a line that sags this many eye widths in the middle (the lid is round over the eyeball)
+LID_SAG = 0.02  # ... on a line that sags this many eye widths in the middle (the lid is round over the eyeball)
 LID_REACH = 0.6  # the skin up to this many eye widths above the lid stretches down with it
-LID_SMOOTH = 0.1  # the unfolded lid is smooth: folds carried down with it are blurred (sigma in eye widths)
-LASH_DARKNESS, LASH_WIDTH = 0.85, 0.07  # the lash line along a closing lid (width in eye widths, mid-lid)
+
+LASH_DARKNESS, LASH_WIDTH = 0.75, 0.04  # the lash line along a closing lid (width in eye widths, mid-lid)
 LASH_BAND = 0.08  # the band of skin with the lashes just above the lid, in eye widths
+# A closing lid is the lid's own skin: it reads the skin above the lashes (this far above the band, eye widths),
+# not the lashes stretched into streaks; lashes are drawn along its edge instead, as strands pointing down.
+LASH_SKIP = 0.0
+LASH_LENGTH, LASH_SPACING = 0.09, 0.03  # the strands' length and spacing mid-lid, in eye widths
+# A closed lid is covered with the person's own skin from under the eye, mirrored about the lid's edge, from this
+# far (eye widths) below the lower lid (past its lashes).
+LID_MIRROR_GAP = 0.06
+LID_TEXTURE_SIGMA = 0.06  # the skin's grain is what is finer than this (eye widths); the shading is the lid's own
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 
@@ -165,7 +174,8 @@ def eye_shapes(landmarks: np.ndarray, down: np.ndarray) -> list[EyeShape]:
 LID_STEPS_PER_PIXEL = 2  # the lid model is tabulated every half pixel across the eye
 LID_ALONG = np.sin(np.pi * EYE_SAMPLES)  # per lid-profile sample: 0 at the eye's corners, 1 mid-eye
 # The lid model's constants as the compiled loop reads them (in the order of kernels.MEET, SAG, ...).
-LID_MODEL = np.array([LID_MEET, LID_SAG, LID_REACH, LASH_DARKNESS, LASH_WIDTH, LASH_BAND])
+LID_MODEL = np.array([LID_MEET, LID_SAG, LID_REACH, LASH_DARKNESS, LASH_WIDTH, LASH_BAND, LASH_SKIP, LASH_LENGTH,
+                      LASH_SPACING, LID_MIRROR_GAP])
 
 
 class Lid(NamedTuple):
@@ -176,20 +186,42 @@ class Lid(NamedTuple):
     eye: EyeShape
     closure: float
     colour: np.ndarray | None
+    brow: np.ndarray  # the brow's lower edge above it (crop pixels)
+
+
+LID_BROW_CLEAR = 0.08  # the lid's skin stretches from this far (eye widths) under the brow's lower edge, not above
+
+
+BROW_LOWER_ROWS = tuple(np.array([geo.CONTROL_ROW[i] for i in edge]) for edge in (geo.BROW_A[geo.BROW_LOWER_ROW:],
+                                                                     geo.BROW_B[geo.BROW_LOWER_ROW:]))
+BROW_LOWER_EDGES = (list(geo.BROW_A[geo.BROW_LOWER_ROW:]), list(geo.BROW_B[geo.BROW_LOWER_ROW:]))
+
+
+def lid_tops(eye: EyeShape, brow: np.ndarray) -> np.ndarray:
+    """Where the skin that stretches with the upper lid starts, at each lid-profile sample (eye axes, px): up to
+    `LID_REACH` eye widths above the lid, but not into the brow (brows that sit low would be dragged over the eye),
+    and always leaving the lashes' band and a little skin to stretch."""
+    relative = brow - eye.c0
+    along, across = relative @ eye.axis, relative @ eye.normal
+    order = np.argsort(along)
+    ceiling = np.interp(EYE_SAMPLES * eye.width, along[order], across[order]) + LID_BROW_CLEAR * eye.width
+    tops = np.maximum(eye.upper - LID_REACH * eye.width, ceiling)
+    return np.minimum(tops, eye.upper - (LASH_BAND + 0.05) * eye.width)
 
 
 def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: list[EyeShape], closures: list[float],
-              widen: float, lower_lift: float) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+              widen: float, lower_lift: float,
+              brows: list[np.ndarray]) -> list[tuple[np.ndarray | None, ...]]:
     """Move the lids of one or two eyes inside the face's maps: each of `boxes` (h, w, 2) is an eye box of the
     face's relative map (box pixel (x, y) reads the source at its value plus (x, y) plus its `corners` entry),
-    changed in place. Returns per eye the lash line's alpha and how much to smooth (None for both for lids that
-    only open wider: they get neither).
+    changed in place. Returns per eye the lash line's alpha, how much of the lid's mirrored skin to show and the
+    map (like the box) that reads that skin (None for all three for lids that only open wider: they get none).
 
-    The skin above the upper lid slides down to the new lid line, unfolding (the caller blurs its folds away,
-    weighted by the returned `smooth`), with the lashes along its edge; below that line the eye shows as it
-    was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball. The upper lid
-    opens wider by `widen` (0..1); the lower lid is lifted by `lower_lift` (eye openings) as far as it is not
-    closing.
+    The skin above the upper lid slides down to the new lid line, unfolding (the caller covers the stretched
+    part with the person's skin from under the eye, mirrored), with the lashes along its edge; below that line
+    the eye shows as it was, not squashed. Closed lids meet on a line that sags a little, round over the eyeball.
+    The upper lid opens wider by `widen` (0..1); the lower lid is lifted by `lower_lift` (eye openings) as far
+    as it is not closing. The skin that stretches starts under each eye's brow (`brows`: its lower edge, crop pixels).
 
     The model is tabulated in each eye's own axes (a row per lid-profile sample, a column every half pixel
     across the eye, from above where the lid's skin starts stretching to below where the lower lid's ends) and
@@ -199,22 +231,26 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     steps = int(math.ceil(max(float(e.lower.max()) + 0.45 * e.width + 2.0 - start
                               for e, start in zip(eyes, starts)) * LID_STEPS_PER_PIXEL)) + 1
     results = []
-    for box, corner, eye, closure, start in zip(boxes, corners, eyes, closures, starts):
+    for box, corner, eye, closure, start, brow in zip(boxes, corners, eyes, closures, starts, brows):
         shape = box.shape[:2] if closure else (1, 1)  # (unused when the lid only opens wider)
         lash, smooth = np.empty(shape, np.float32), np.empty(shape, np.float32)
+        skin = np.empty(shape + (2,), np.float32)
         kernels.fold_lid_box(box, eye.c0 - corner, eye.axis, eye.normal, eye.width, eye.upper, eye.lower,
-                             LID_ALONG, LID_MODEL, closure, widen * 0.2, lower_lift * (1.0 - closure),
-                             start, steps, lash, smooth)
-        results.append((lash, smooth) if closure else (None, None))
+                             lid_tops(eye, brow), LID_ALONG, LID_MODEL, closure, widen * 0.2,
+                             lower_lift * (1.0 - closure),
+                             start, steps, lash, smooth, skin)
+        results.append((lash, smooth, skin) if closure else (None, None, None))
     return results
 
 
-def finish_lids(box: np.ndarray, eye: EyeShape, lash: np.ndarray, smooth: np.ndarray,
-                colour: np.ndarray) -> None:
-    """Blur a rendered eye box's lid folds away and draw its lash line, in place."""
-    sigma = max(0.5, LID_SMOOTH * eye.width)
-    soft = cv2.GaussianBlur(box.astype(np.float32), (1, 2 * int(2.5 * sigma) + 1), 0, sigmaY=sigma)
-    kernels.finish_lid_box(box, soft, lash, smooth, colour)
+def lid_skin(source: np.ndarray, corner: tuple[int, int], skin: np.ndarray) -> np.ndarray:
+    """The skin that covers a closing lid, rendered for its eye box (float32): `skin` is the box's map to it
+    (relative, as the face's map; `corner` is the box's corner in that map's part), changed in place."""
+    height, width = skin.shape[:2]
+    grid = np.mgrid[0:height, 0:width].astype(np.float32)
+    skin[..., 0] += grid[1] + corner[0]
+    skin[..., 1] += grid[0] + corner[1]
+    return cv2.remap(source, skin, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
 
 def sample_pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -305,6 +341,77 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
                             frame.ex / frame.iod, frame.ey / frame.iod, upper, lower, brightness, teeth, MOUTH_COLOURS)
 
 
+def _heights(contour: np.ndarray, frame: geo.FaceFrame, across: np.ndarray) -> np.ndarray:
+    """A lip contour (crop pixels) as its height in face units at the places `across` (face units)."""
+    local = frame.local(contour)
+    order = np.argsort(local[:, 0])
+    return np.interp(across, local[order, 0], local[order, 1])
+
+
+LIP_SKIN_ABOVE, LIP_SKIN_BELOW = 0.06, 0.1  # the skin beyond the lips that stretches with them (face units)
+
+
+def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray, upper_inner: np.ndarray,
+               lower_inner: np.ndarray, lower_outer: np.ndarray, amount: float) -> None:
+    """Close an open mouth by `amount` (1: the lips meet mid-way), in place: the upper lip and the skin above it
+    stretch down, the lower lip and the skin under it stretch up, over what showed between them (teeth, the dark
+    inside). Contours in crop pixels, each from corner to corner. Each column across the mouth is remapped on
+    its own, piecewise linearly, so nothing moves at the corners (no gap there) nor beyond the lips' skin."""
+    outline = np.concatenate([upper_outer, lower_outer])
+    (left, right), (top, bottom) = extent(outline[:, 0].copy()), extent(outline[:, 1].copy())
+    margin = (LIP_SKIN_BELOW + 0.02) * frame.iod
+    x0, y0 = max(0, math.floor(left - 2)), max(0, math.floor(top - margin))
+    x1, y1 = min(image.shape[1], math.ceil(right + 3)), min(image.shape[0], math.ceil(bottom + margin) + 1)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    local = frame.local(np.stack([xs.ravel(), ys.ravel()], axis=1))
+    u, v = local[:, 0], local[:, 1]
+    up_out, up_in = _heights(upper_outer, frame, u), _heights(upper_inner, frame, u)
+    low_in, low_out = _heights(lower_inner, frame, u), _heights(lower_outer, frame, u)
+    inside = (u > frame.local(upper_inner[:1])[0, 0]) & (u < frame.local(upper_inner[-1:])[0, 0])
+    gap = np.where(inside, np.maximum(low_in - up_in, 0.0), 0.0)
+    meet = up_in + 0.5 * gap
+    new_up, new_low = up_in + amount * (meet - up_in), low_in - amount * (low_in - meet)
+    upper_top = np.minimum(up_out, up_in) - LIP_SKIN_ABOVE
+    lower_bottom = np.maximum(low_out, low_in) + LIP_SKIN_BELOW
+    source = v.copy()
+    above = (v >= upper_top) & (v < new_up)
+    source[above] = upper_top[above] + (v[above] - upper_top[above]) * (
+        (up_in[above] - upper_top[above]) / np.maximum(new_up[above] - upper_top[above], 1e-6))
+    between = (v >= new_up) & (v < new_low)
+    source[between] = up_in[between] + (v[between] - new_up[between]) * (
+        gap[between] / np.maximum(new_low[between] - new_up[between], 1e-6))
+    below = (v >= new_low) & (v <= lower_bottom)
+    source[below] = lower_bottom[below] - (lower_bottom[below] - v[below]) * (
+        (lower_bottom[below] - low_in[below]) / np.maximum(lower_bottom[below] - new_low[below], 1e-6))
+    points = frame.origin + frame.to_image(np.stack([u, source], axis=1))
+    box = image[y0:y1, x0:x1]
+    maps = points.reshape(y1 - y0, x1 - x0, 2).astype(np.float32)
+    maps[..., 0] -= x0
+    maps[..., 1] -= y0
+    box[:] = cv2.remap(box.copy(), maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+BITE_SAMPLES = np.linspace(0.0, 1.0, 25)  # across an open mouth, from the upper inner lip to the lower one
+BITE_RANGE, BITE_STEP, BITE_DROP = (0.3, 0.92), 0.08, 12.0
+
+
+def bite_line(image: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> float:
+    """Where an open mouth's upper teeth end, as a share of the way from the upper inner lip to the lower one
+    (`upper` and `lower` are facing points of the inner lips, image pixels): the steepest fall from light to dark
+    going down the middle of the mouth. Half-way when there is no such edge (no teeth showing)."""
+    middle = slice(2, len(upper) - 2)
+    points = upper[middle, None, :] + BITE_SAMPLES[None, :, None] * (lower[middle] - upper[middle])[:, None, :]
+    profile = sample_pixels(image, points).mean(axis=(0, 2))
+    step = int(round(BITE_STEP * (len(BITE_SAMPLES) - 1)))
+    fall = profile[:-2 * step] - profile[2 * step:]  # at each sample between, how much darker just below
+    places = BITE_SAMPLES[step:-step]
+    fall[(places < BITE_RANGE[0]) | (places > BITE_RANGE[1])] = -np.inf
+    best = int(np.argmax(fall))
+    return float(places[best]) if fall[best] >= BITE_DROP else 0.5
+
+
 # ---------------------------------------------------------------------------------------------------- face
 
 # Head rotation from the 3D landmarks: pitch and yaw turn the face in depth, roll tilts it in the picture. The
@@ -319,6 +426,9 @@ FACE_OVAL_IDS = np.array(geo.FACE_OVAL)
 _ROW = geo.CONTROL_ROW
 UPPER_INNER_ROWS = np.array([_ROW[i] for i in geo.LIPS_UPPER_INNER])
 LOWER_INNER_ROWS = np.array([_ROW[i] for i in geo.LIPS_LOWER_INNER])
+UPPER_OUTER_ROWS = np.array([_ROW[i] for i in geo.LIPS_UPPER_OUTER])
+LOWER_OUTER_ROWS = np.array([_ROW[_i] for _i in (geo.LIPS_UPPER_OUTER[0],) + geo.LIPS_LOWER_OUTER
+                             + (geo.LIPS_UPPER_OUTER[-1],)])
 OUTER_ONLY = ~np.isin(geo.CONTROL_IDS, geo.LIPS_UPPER_INNER + geo.LIPS_LOWER_INNER)  # rows kept for a closed mouth
 EYE_IDS = np.array(geo.EYE_A_ANCHORS + geo.EYE_B_ANCHORS)
 UPPER_LIP = np.array(geo.LIPS_UPPER_OUTER)  # where the lips' brightness is sampled
@@ -327,8 +437,125 @@ EYE_LIFT_ROWS = [(list(EYE_IDS).index(lower), lower, upper) for lower, upper in 
 TURN_IDS = np.concatenate([geo.CONTROL_IDS, EYE_IDS, EYE_LIDS.ravel()])
 TURN_FOLLOW = np.where(np.r_[geo.ON_OUTLINE, np.zeros(len(TURN_IDS) - len(geo.CONTROL_IDS), bool)],
                        OUTLINE_FOLLOW, 1.0)
+# The same when the skin between lids and brows moves too (its points come after the eye anchors).
+TURN_IDS_SKIN = np.concatenate([geo.CONTROL_IDS, EYE_IDS, np.array(geo.EYE_A_CREASE + geo.EYE_B_CREASE),
+                                EYE_LIDS.ravel()])
+TURN_FOLLOW_SKIN = np.r_[TURN_FOLLOW[:len(geo.CONTROL_IDS) + len(EYE_IDS)], np.ones(len(TURN_IDS_SKIN) - len(TURN_IDS)),
+                         TURN_FOLLOW[len(geo.CONTROL_IDS) + len(EYE_IDS):]]
 _RING_ANGLES = np.linspace(0, 2 * np.pi, 14, endpoint=False)
 RING_DIRECTIONS = np.stack([np.cos(_RING_ANGLES), np.sin(_RING_ANGLES)], axis=1)
+
+
+BROW_DROP_LIMIT = 1.0  # a lowered brow goes at most this share of the way down to its upper lid
+UPPER_LIDS = np.array(geo.EYE_A_UPPER + geo.EYE_B_UPPER)
+CREASE_IDS = np.array(geo.EYE_A_CREASE + geo.EYE_B_CREASE)
+_BROWS = geo.CONTROL_ROWS["brows"]
+
+
+# A frown's vertical lines between the brows (the corrugators' creases), in face units: this share of the way from
+# the midline to each brow's inner end, from a little above the point between the brows (9) to this far above the
+# nose's root (168); their width is for lines `FROWN_LINE_SIDE` from the midline (frontal), narrower where nearer.
+FROWN_LINE_SHARE, FROWN_LINE_SIDE, FROWN_LINE_WIDTH = 0.3, 0.066, 0.022
+FROWN_LINE_ABOVE, FROWN_LINE_CLEAR = 0.06, 0.08
+INNER_BROWS = (55, 285)
+FROWN_LINE_DARKNESS = 0.17  # at full frown the crease takes off this share of the skin's brightness
+GLABELLA = (9, 168)
+
+
+def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, inner_brows: np.ndarray,
+                strength: float) -> None:
+    """Draw the vertical creases of a frown between the brows into `image` (the crop, in place), shading the skin
+    it has (its texture stays): `glabella` are the `GLABELLA` points (crop pixels) where they are drawn, and
+    `inner_brows` the brows' inner ends (before they move), which set how far apart they are on each side (a
+    turned face shows the far side narrower)."""
+    ends = frame.local(glabella)
+    mid_x = float(ends[:, 0].mean())
+    brows_x = frame.local(inner_brows)[:, 0]
+    side_a = FROWN_LINE_SHARE * max(0.0, mid_x - float(brows_x.min()))
+    side_b = FROWN_LINE_SHARE * max(0.0, float(brows_x.max()) - mid_x)
+    top, bottom = float(ends[0, 1]) - FROWN_LINE_ABOVE, float(ends[1, 1]) - FROWN_LINE_CLEAR
+    if bottom - top < 0.05:
+        return
+    corners = np.array([[mid_x - 0.15, top], [mid_x + 0.15, top], [mid_x - 0.15, bottom], [mid_x + 0.15, bottom]])
+    pixels = frame.origin + frame.to_image(corners)
+    (left, right), (upper, lower) = extent(pixels[:, 0].copy()), extent(pixels[:, 1].copy())
+    x0, y0 = max(0, math.floor(left)), max(0, math.floor(upper))
+    x1, y1 = min(image.shape[1], math.ceil(right) + 1), min(image.shape[0], math.ceil(lower) + 1)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    local = frame.local(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(y1 - y0, x1 - x0, 2)
+    u, v = local[..., 0] - mid_x, local[..., 1]
+    along = np.clip((v - top) / (bottom - top), 0.0, 1.0)
+    taper = np.sin(np.pi * along) ** 0.7  # fading in under the brows and out above the nose
+    side = np.where(u < 0, side_a, side_b) * (1.0 + 0.35 * (1.0 - along))  # spreading a little towards the brows
+    across = (np.abs(u) - side) / (FROWN_LINE_WIDTH * side / FROWN_LINE_SIDE)
+    crease = np.exp(-across ** 2) - 0.35 * np.exp(-((across - 1.6) / 1.2) ** 2)  # the dark fold, lit just beside
+    gain = (1.0 - FROWN_LINE_DARKNESS * strength * taper * crease)[..., None]
+    roi = image[y0:y1, x0:x1]
+    roi[:] = np.clip(roi.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
+BROW_SHADOW = 0.2  # a lowered brow shades the skin under it down to the lid by up to this share, most at its inner end
+
+
+def brow_shadow(image: np.ndarray, frame: geo.FaceFrame, brows: list[np.ndarray], lids: list[np.ndarray],
+                strength: float) -> None:
+    """Shade the skin between each lowered brow and its upper lid, in place (the crop): the brow ridge comes
+    forward over the eye in a frown. `brows` are the brows' lower edges after they moved, `lids` the upper lids
+    (each from corner to corner, crop pixels). The skin keeps its texture (a gain, not a paint)."""
+    for brow, lid in zip(brows, lids):
+        points = np.concatenate([brow, lid])
+        (left, right), (top, bottom) = extent(points[:, 0].copy()), extent(points[:, 1].copy())
+        x0, y0 = max(0, math.floor(left)), max(0, math.floor(top))
+        x1, y1 = min(image.shape[1], math.ceil(right) + 1), min(image.shape[0], math.ceil(bottom) + 1)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            continue
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        local = frame.local(np.stack([xs.ravel(), ys.ravel()], axis=1))
+        u, v = local[:, 0], local[:, 1]
+        brow_local, lid_local = frame.local(brow), frame.local(lid)
+        brow_order, lid_order = np.argsort(brow_local[:, 0]), np.argsort(lid_local[:, 0])
+        brow_v = np.interp(u, brow_local[brow_order, 0], brow_local[brow_order, 1])
+        lid_v = np.interp(u, lid_local[lid_order, 0], lid_local[lid_order, 1])
+        depth = np.clip((v - brow_v) / np.maximum(lid_v - brow_v, 1e-3), 0.0, 1.0)
+        band = smoothstep(0.0, 0.2, depth) * (1.0 - smoothstep(0.55, 1.0, depth))
+        inner = np.clip(1.3 - 1.4 * np.abs(u), 0.0, 1.0)  # as the brows' own lowering (geometry._offsets)
+        within = (u > min(brow_local[:, 0].min(), lid_local[:, 0].min())) & \
+            (u < max(brow_local[:, 0].max(), lid_local[:, 0].max()))
+        gain = 1.0 - BROW_SHADOW * strength * band * (0.4 + 0.6 * inner) * within
+        roi = image[y0:y1, x0:x1]
+        roi[:] = np.clip(roi.astype(np.float32) * gain.reshape(y1 - y0, x1 - x0, 1).astype(np.float32), 0, 255
+                         ).astype(np.uint8)
+
+
+def brow_skin(offsets: np.ndarray, local: np.ndarray, upper_lids: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """The offsets (face units) of the `skin` points between the upper lids and the brows: each follows the brow
+    above it by how far up from the lid it sits, so the skin between stretches or folds evenly and the lid's edge
+    stays. A lowered brow is first limited (in `offsets`, in place) to `BROW_DROP_LIMIT` of its way down to the
+    lid: brows close to the eyes would otherwise be pushed into them. All arrays in face units."""
+    count, half = len(geo.BROW_A), len(skin) // 2
+    out = np.zeros_like(skin)
+    for k in range(2):
+        rows = slice(_BROWS.start + k * count + geo.BROW_LOWER_ROW, _BROWS.start + (k + 1) * count)
+        brow_x, brow_y = local[rows, 0], local[rows, 1]
+        lid = upper_lids[k * LID_LENGTH:(k + 1) * LID_LENGTH]
+        order = np.argsort(lid[:, 0])
+        gap = np.interp(brow_x, lid[order, 0], lid[order, 1]) - brow_y
+        drop = offsets[rows, 1]
+        lowered = drop > 1e-6
+        if lowered.any():
+            scale = min(1.0, max(0.0, float((BROW_DROP_LIMIT * gap[lowered] / drop[lowered]).min())))
+            offsets[_BROWS.start + k * count:_BROWS.start + (k + 1) * count] *= scale
+        points = skin[k * half:(k + 1) * half]
+        order_b = np.argsort(brow_x)
+        above = np.interp(points[:, 0], brow_x[order_b], brow_y[order_b])
+        below = np.interp(points[:, 0], lid[order, 0], lid[order, 1])
+        share = np.clip((below - points[:, 1]) / np.maximum(below - above, 1e-3), 0.0, 1.0)
+        for axis in range(2):
+            out[k * half:(k + 1) * half, axis] = share * np.interp(points[:, 0], brow_x[order_b],
+                                                                   offsets[rows, axis][order_b])
+    return out
 
 
 def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]) -> None:
@@ -357,9 +584,17 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     controls = marks[geo.CONTROL_IDS, :2]
     local = frame.local(controls)
     inner_gap_src = float(local[_ROW[14], 1] - local[_ROW[13], 1])
-    targets_all = controls + frame.to_image(geo.expression_offsets(local, params))
+    offsets = geo.expression_offsets(local, params)
     eye_sources = marks[EYE_IDS, :2]
     eye_targets = eye_sources.copy()
+    turn_ids, turn_follow = TURN_IDS, TURN_FOLLOW
+    if params["eyebrow"] or params["wink"]:
+        turn_ids, turn_follow = TURN_IDS_SKIN, TURN_FOLLOW_SKIN
+        skin = marks[CREASE_IDS, :2]
+        moved = brow_skin(offsets, local, frame.local(marks[UPPER_LIDS, :2]), frame.local(skin))
+        eye_sources = np.concatenate([eye_sources, skin])
+        eye_targets = np.concatenate([eye_targets, skin + frame.to_image(moved)])
+    targets_all = controls + frame.to_image(offsets)
     lift = 0.18 * max(0.0, params["smile"])
     if lift:
         for row, lower, upper in EYE_LIFT_ROWS:
@@ -367,8 +602,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     # Then the head rotation of everything in 3D, eye outlines included (for the lid boxes).
     outlines = list(marks[EYE_LIDS, :2])
     if params["rotate_pitch"] or params["rotate_yaw"] or params["rotate_roll"]:
-        turned = kernels.turn_points(np.concatenate([targets_all, eye_targets, *outlines]), marks[TURN_IDS, 2],
-                                     TURN_FOLLOW, marks[FACE_OVAL_IDS, :3],
+        turned = kernels.turn_points(np.concatenate([targets_all, eye_targets, *outlines]), marks[turn_ids, 2],
+                                     turn_follow, marks[FACE_OVAL_IDS, :3],
                                      geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], 0.0)[:2],
                                      math.radians(params["rotate_roll"]))
         count, eyes = len(targets_all), len(eye_targets)
@@ -387,7 +622,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     upper_mid = lower_mid = None
     if split:
         up_rows, low_rows = UPPER_INNER_ROWS[1:-1], LOWER_INNER_ROWS
-        mid = (controls[up_rows] + controls[low_rows]) / 2
+        bite = bite_line(source, controls[up_rows], controls[low_rows])
+        mid = controls[up_rows] + bite * (controls[low_rows] - controls[up_rows])
         upper_mid = mid + (targets_all[up_rows] - controls[up_rows])
         lower_mid = mid + (targets_all[low_rows] - controls[low_rows])
         mid_targets = np.concatenate([upper_mid, lower_mid])
@@ -419,7 +655,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     lids = []
     eyes = eye_shapes(marks, frame.ey) if (closure_a or closure_b or widen) else []
     lashes = lash_colours(source, marks, eyes) if (closure_a or closure_b) else [None, None]  # only closing lids
-    for eye, closure, outline, lash in zip(eyes, (closure_a, closure_b), outlines, lashes):
+    for eye, closure, outline, lash, brow in zip(eyes, (closure_a, closure_b), outlines, lashes, BROW_LOWER_EDGES):
         if not (closure or widen):
             continue
         # The box reaches as far above the lid as the lid's skin stretches; beyond the corners nothing moves.
@@ -430,7 +666,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         by1 = min(crop_h, math.ceil(bottom + 0.45 * eye.width))
         if bx1 - bx0 < 2 or by1 - by0 < 2:
             continue
-        lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash))
+        lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash, marks[brow, :2]))
 
     # The moving part with a node's margin (the field is bilinear between nodes), grown to hold the lid boxes.
     ax0, ax1 = int(max(0, xs[max(0, first_col - 1)])), int(min(crop_w, xs[min(len(xs) - 1, last_col + 1)] + 2))
@@ -447,22 +683,43 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     corners = [(lid.box[0] - ax0, lid.box[1] - ay0) for lid in lids]  # each lid box's corner in the part
     folded = fold_lids([maps[y:y + lid.box[3] - lid.box[1], x:x + lid.box[2] - lid.box[0]]
                         for (x, y), lid in zip(corners, lids)],
-                       corners, [lid.eye for lid in lids], [lid.closure for lid in lids], widen, lift) if lids else []
+                       corners, [lid.eye for lid in lids], [lid.closure for lid in lids], widen, lift,
+                       [lid.brow for lid in lids]) if lids else []
     paint = inner_gap_dst > max(inner_gap_src + 0.03, 0.05)  # an opening mouth: its inside is painted
     if paint:  # (the lips' brightness is read before anything is written back)
         lip = sample_pixels(source, marks[UPPER_LIP, :2])
         brightness = min(1.1, max(0.35, float(lip.sum()) / lip.size / 140.0))
+    covers = [lid_skin(source, (x + ax0, y + ay0), skin) if lid.closure else None
+              for lid, (x, y), (_, _, skin) in zip(lids, corners, folded)]  # (read before anything is written back)
     remapped = cv2.remap(cv2.cvtColor(source, cv2.COLOR_BGR2BGRA), maps, None,
                          cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
     warped = image[y0:y1, x0:x1]  # the crop is edited in place
     if gaze_x or gaze_y:
         warped[:] = source  # the moved irises, wherever nothing else moves
     cv2.cvtColor(remapped, cv2.COLOR_BGRA2BGR, dst=warped[ay0:ay1, ax0:ax1])  # straight into the picture
-    for lid, (lash, smooth) in zip(lids, folded):
+    for lid, (lash, weight, _), cover in zip(lids, folded, covers):
         if lid.closure:
             bx0, by0, bx1, by1 = lid.box
-            finish_lids(warped[by0:by1, bx0:bx1], lid.eye, lash, smooth, lid.colour)
+            box = warped[by0:by1, bx0:bx1]
+            # The lid's shading half from its own stretched skin (a deep-set eye's lid stays in the brow's
+            # shadow), half from the skin under the eye (the lid bulges out over the eyeball into the light);
+            # the grain of the skin from under the eye.
+            sigma = max(0.8, LID_TEXTURE_SIGMA * lid.eye.width)
+            cover += 0.5 * (cv2.GaussianBlur(box.astype(np.float32), (0, 0), sigma) -
+                            cv2.GaussianBlur(cover, (0, 0), sigma))
+            kernels.finish_lid_box(box, cover, lash, weight, lid.colour)
 
+    press = min(1.0, 3.0 * max(0.0, -params["aaa"]) / 30.0)
+    if press and inner_gap_dst > 0.01:  # pressed lips close an open mouth over its teeth
+        upper_inner = targets_all[UPPER_INNER_ROWS]
+        lower_inner = np.concatenate([upper_inner[:1], targets_all[LOWER_INNER_ROWS], upper_inner[-1:]])
+        close_lips(warped, frame, targets_all[UPPER_OUTER_ROWS], upper_inner, lower_inner,
+                   targets_all[LOWER_OUTER_ROWS], press)
+    frown = (max(0.0, -params["eyebrow"]) / 10.0 - 0.3) / 0.7
+    if frown > 0:
+        frown_lines(warped, frame, marks[GLABELLA, :2], marks[INNER_BROWS, :2], frown)
+        brow_shadow(warped, frame, [targets_all[rows] for rows in BROW_LOWER_ROWS],
+                    [marks[list(ids), :2] for ids in (geo.EYE_A_UPPER, geo.EYE_B_UPPER)], frown)
     if paint:
         upper_contour = targets_all[UPPER_INNER_ROWS]
         lower_contour = targets_all[LOWER_INNER_ROWS]

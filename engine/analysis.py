@@ -67,7 +67,8 @@ def analyze_inputs(paths: Any, settings: Any, registry: Any, as_json: bool, draw
     from pathlib import Path
 
     from engine.errors import InputError
-    from engine.faces import Landmarker, select_faces
+    from engine.face import select_faces
+    from engine.faces import Landmarker
     from engine.imageio import encode_png, read_image, write_atomic
 
     failed = False

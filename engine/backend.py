@@ -11,7 +11,7 @@ from engine.expression import Expression
 
 if TYPE_CHECKING:
     from engine.config import Settings
-    from engine.faces import Face
+    from engine.face import Face
 
 
 @dataclass(frozen=True, eq=False)

@@ -629,7 +629,7 @@ def _shipped_model() -> Path | None:
 
 def _model_module(settings: Settings, scratch: Path) -> Path:
     """A folder holding the landmarker model as a Python package, for the runtime environment's py_modules."""
-    from engine.faces import model_path
+    from engine.landmarker_model import model_path
 
     package = scratch / MODEL_MODULE
     package.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from engine import log as logsetup
 from engine.config import Settings, load_settings
 from engine.errors import FaceSynthError, UsageError
 from engine.expression import PARAMETERS, check_intensity, parse_assignment, parse_weighted_name
-from engine.faces import check_faces_option
+from engine.face import check_faces_option
 from engine.imageio import IMAGE_SUFFIXES, list_images
 from engine.plugins import load_plugins
 from engine.registry import Registry

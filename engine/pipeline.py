@@ -21,7 +21,8 @@ from engine.config import Settings
 from engine.errors import FaceSynthError, InputError
 from engine.events import ErrorEvent, Event, EventBus
 from engine.expression import Expression
-from engine.faces import Face, Landmarker
+from engine.face import Face
+from engine.faces import Landmarker
 from engine.imageio import Photo, encode_image, output_format_for, write_atomic
 from engine.preprocess import Preprocessor
 from engine.registry import Registry

@@ -16,7 +16,8 @@ import numpy as np
 from engine.capture import Frame
 from engine.config import Settings
 from engine.events import Event, EventBus, PreprocessEvent
-from engine.faces import Face, Landmarker, covered, select_faces
+from engine.face import Face, covered, select_faces
+from engine.faces import Landmarker
 from engine.smoothing import FaceSmoother
 
 

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.faces import Face, box_of, inter_ocular
+from engine.face import Face, box_of, inter_ocular
 
 
 def _alpha(cutoff_hz: float, dt: float) -> float:

@@ -21,7 +21,7 @@ from engine.config import Settings
 from engine.errors import BackendError, BackendUnavailable, FaceSynthError, UsageError
 from engine.events import Event, EventBus, SynthesizeEvent
 from engine.expression import Expression
-from engine.faces import Face
+from engine.face import Face
 from engine.guard import failure_reason, guard
 from engine.registry import BackendEntry, Registry
 

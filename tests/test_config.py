@@ -115,7 +115,7 @@ def test_bad_flag_names_the_command_line():
 def test_landmarker_model_must_be_a_landmarker_bundle(tmp_path):
     import zipfile
 
-    from engine.faces import model_path
+    from engine.landmarker_model import model_path
 
     env = {"XDG_CONFIG_HOME": "/nonexistent"}
     text_file = tmp_path / "notes.task"

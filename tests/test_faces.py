@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from engine.errors import UsageError
-from engine.faces import Landmarker, mirror_indices, model_path, select_faces
+from engine.face import select_faces
+from engine.faces import Landmarker
+from engine.landmarker_model import mirror_indices, model_path
 from engine.smoothing import FaceSmoother
 from tests.helpers import CAT, SAMPLE, json_lines, read_video, run_cli, write_video
 

@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 from plugins.landmark_warp import kernels, kernels_cached
-from plugins.landmark_warp.warp import (EYE_SAMPLES, LID_ALONG, LID_MODEL, LID_REACH, MOUTH_COLOURS, TPS_REGULARISATION,
-                                       tps_eval, tps_fit)
+from plugins.landmark_warp.warp import (
+    EYE_SAMPLES,
+    LID_ALONG,
+    LID_MODEL,
+    LID_REACH,
+    MOUTH_COLOURS,
+    TPS_REGULARISATION,
+    tps_eval,
+    tps_fit,
+)
 
 
 def test_sorting_and_rounding_helpers_match_numpy():

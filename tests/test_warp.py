@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.config import load_settings
-from engine.expression import Expression, PARAMETERS
+from engine.expression import PARAMETERS, Expression
 from engine.plugins import load_plugins
 from engine.sheet import sweep_values
 from plugins.landmark_warp.warp import TPS_REGULARISATION, edit_face, face_region, tps_eval, tps_fit

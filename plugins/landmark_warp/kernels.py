@@ -20,7 +20,6 @@ import numba
 import numpy as np
 
 
-
 def compiled(signature: str):
     """Compile for exactly this signature when this module loads (or load it from the cache): its arrays take any
     layout, so a box that happens to be contiguous does not start a second compile in the middle of a run."""

@@ -100,3 +100,14 @@ def write_video(path: Path, frames: list, fps: float = 30.0) -> Path:
         for frame in frames:
             writer.write(frame)
     return path
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG file's header and end only: it claims `width` x `height` without any pixel data."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    iend = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    return b"\x89PNG\r\n\x1a\n" + chunk + iend

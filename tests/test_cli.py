@@ -8,7 +8,16 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.helpers import CAT, PLUGIN_FIXTURES, SAMPLE, assert_one_line_error, clean_env, json_lines, run_cli
+from tests.helpers import (
+    CAT,
+    PLUGIN_FIXTURES,
+    SAMPLE,
+    assert_one_line_error,
+    clean_env,
+    json_lines,
+    png_header,
+    run_cli,
+)
 
 
 def test_plugins_json_lists_four_emotions_and_two_backends():
@@ -121,10 +130,8 @@ def test_output_folder_that_cannot_be_written(tmp_path):
 
 
 def test_huge_image_gets_its_limit_in_the_message(tmp_path):
-    from tests.test_imageio import _png_header
-
     huge = tmp_path / "huge.png"
-    huge.write_bytes(_png_header(9000, 7000))
+    huge.write_bytes(png_header(9000, 7000))
     result = run_cli("apply", huge, "--emotion", "happy", "--out", tmp_path / "out")
     assert result.returncode == 1
     assert_one_line_error(result, "63.0 megapixels, over the limit of 50 megapixels")

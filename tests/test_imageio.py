@@ -2,7 +2,6 @@
 
 import os
 import struct
-import zlib
 
 import cv2
 import numpy as np
@@ -10,14 +9,7 @@ import pytest
 
 from engine.errors import InputError, UsageError
 from engine.imageio import decode_image, read_image, sniff, write_atomic
-from tests.helpers import SAMPLE
-
-
-def _png_header(width, height):
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    iend = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
-    return b"\x89PNG\r\n\x1a\n" + chunk + iend
+from tests.helpers import SAMPLE, png_header
 
 
 def test_empty_missing_folder_and_text(tmp_path):
@@ -45,7 +37,7 @@ def test_truncated_files(tmp_path, suffix):
 
 
 def test_huge_image_refused_before_decoding():
-    header = _png_header(10000, 6000)  # 60 MP declared; there is no pixel data at all
+    header = png_header(10000, 6000)  # 60 MP declared; there is no pixel data at all
     with pytest.raises(InputError, match=r"60.0 megapixels, over the limit of 50 megapixels"):
         decode_image(header, "huge.png", 50)
 

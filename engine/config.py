@@ -60,11 +60,20 @@ class Settings:
     video_crf: int = 20
     camera_size: str = ""  # WxH asked of a camera; empty: the camera's default
     camera_fps: float = 0.0  # frames per second asked of a camera; 0: the camera's default
+    # Each plugin's own table, `[plugins.<id>]` in facesynth.toml (Segmind's is also read as its settings
+    # above, for which `[segmind]` is the older spelling).
+    plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def plugin(self, plugin_id: str) -> Mapping[str, Any]:
+        """A plugin's own settings: the `[plugins.<id>]` table of facesynth.toml (empty when there is none).
+        The plugin reads and checks them itself; the core only carries them."""
+        return self.plugin_settings.get(plugin_id, {})
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with the API key hidden (safe to log or store)."""
         values = dataclasses.asdict(self)
         values["segmind_api_key"] = "set" if self.segmind_api_key else ""
+        values["plugin_settings"] = sorted(self.plugin_settings)  # a plugin's table may hold its secrets
         return values
 
     def resolved_cache_dir(self) -> Path:
@@ -75,7 +84,8 @@ class Settings:
         return Path(base) / "facesynth"
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "plugin_settings"}
+BUILT_IN_TABLES = ("segmind",)  # plugins whose settings are core fields (segmind_*), checked by the rules below
 
 
 def api_key_problem(key: str) -> str:
@@ -256,15 +266,27 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise UsageError(f"cannot read settings file {path}: {exc.strerror}") from None
     flat: dict[str, Any] = {}
+    tables: dict[str, dict[str, Any]] = {}
     for key, value in data.items():
-        if key == "segmind" and isinstance(value, dict):
-            flat.update({f"segmind_{inner}": inner_value for inner, inner_value in value.items()})
+        if key == "plugins" and isinstance(value, dict):
+            for plugin_id, table in value.items():
+                if not isinstance(table, dict):
+                    raise UsageError(f"{path}: plugins.{plugin_id} must be a table ([plugins.{plugin_id}])")
+                if plugin_id in BUILT_IN_TABLES:
+                    flat.update({f"{plugin_id}_{inner}": inner_value for inner, inner_value in table.items()})
+                else:
+                    tables[plugin_id] = dict(table)
+        elif key in BUILT_IN_TABLES and isinstance(value, dict):
+            flat.update({f"{key}_{inner}": inner_value for inner, inner_value in value.items()})
         else:
             flat[key] = value
     unknown = sorted(set(flat) - set(_FIELDS))
     if unknown:
         raise UsageError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_FIELDS)}")
-    return {key: _setting(key, value, str(path)) for key, value in flat.items()}
+    checked = {key: _setting(key, value, str(path)) for key, value in flat.items()}
+    if tables:
+        checked["plugin_settings"] = tables
+    return checked
 
 
 def config_files(env: Mapping[str, str]) -> list[Path]:
@@ -281,7 +303,11 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
     for path in config_files(env):
         if not path.is_file():
             raise UsageError(f"settings file {path} (from FACESYNTH_CONFIG) does not exist or is not a file")
-        values.update(_read_toml(path))
+        read = _read_toml(path)
+        tables = {**values.get("plugin_settings", {}), **read.pop("plugin_settings", {})}
+        values.update(read)
+        if tables:
+            values["plugin_settings"] = tables
     for name in _FIELDS:
         key = f"FACESYNTH_{name.upper()}"
         if key in env:

@@ -161,3 +161,19 @@ def test_settings_file_that_is_not_utf8_is_a_usage_error(tmp_path):
     result = run_cli("plugins", env=clean_env(FACESYNTH_CONFIG=str(toml)))
     assert result.returncode == 2 and result.stdout == ""
     assert_one_line_error(result, str(toml), "not UTF-8")
+
+
+def test_each_plugin_has_its_own_table_in_the_settings_file(tmp_path):
+    config = tmp_path / "facesynth.toml"
+    config.write_text('output_dir = "out"\n[plugins.segmind]\nrpm = 3\n[plugins.my-backend]\nquality = "high"\n'
+                      'steps = 4\n')
+    settings = load_settings({}, {"FACESYNTH_CONFIG": str(config)})
+    assert settings.segmind_rpm == 3  # the built-in cloud backend's table is checked like every setting
+    assert settings.plugin("my-backend") == {"quality": "high", "steps": 4} and settings.plugin("other") == {}
+    assert settings.redacted()["plugin_settings"] == ["my-backend"]
+    config.write_text("[plugins.segmind]\nrpm = 0.001\n")
+    with pytest.raises(UsageError, match="segmind_rpm"):
+        load_settings({}, {"FACESYNTH_CONFIG": str(config)})
+    config.write_text('[plugins]\nmine = "not a table"\n')
+    with pytest.raises(UsageError, match=r"plugins.mine must be a table"):
+        load_settings({}, {"FACESYNTH_CONFIG": str(config)})

@@ -70,6 +70,15 @@ def extent(values: np.ndarray) -> tuple[float, float]:
     return low, high
 
 
+def pixel_box(points: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+    """The whole-pixel box (x0, y0, x1, y1) holding `points` (x, y), clipped to an image of `shape`; None when it
+    is under 3 pixels either way (too small to paint anything in)."""
+    (left, right), (top, bottom) = extent(points[:, 0].copy()), extent(points[:, 1].copy())
+    x0, y0 = max(0, math.floor(left)), max(0, math.floor(top))
+    x1, y1 = min(shape[1], math.ceil(right) + 1), min(shape[0], math.ceil(bottom) + 1)
+    return (x0, y0, x1, y1) if x1 - x0 >= 3 and y1 - y0 >= 3 else None
+
+
 def face_region(landmarks: np.ndarray, width: int, height: int) -> FaceRegion:
     """Where a face's edit may reach, clipped to the image."""
     (left, right), (top, bottom) = extent(landmarks[:, 0]), extent(landmarks[:, 1])
@@ -477,12 +486,10 @@ def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, i
     if bottom - top < 0.05:
         return
     corners = np.array([[mid_x - 0.15, top], [mid_x + 0.15, top], [mid_x - 0.15, bottom], [mid_x + 0.15, bottom]])
-    pixels = frame.origin + frame.to_image(corners)
-    (left, right), (upper, lower) = extent(pixels[:, 0].copy()), extent(pixels[:, 1].copy())
-    x0, y0 = max(0, math.floor(left)), max(0, math.floor(upper))
-    x1, y1 = min(image.shape[1], math.ceil(right) + 1), min(image.shape[0], math.ceil(lower) + 1)
-    if x1 - x0 < 3 or y1 - y0 < 3:
+    box = pixel_box(frame.origin + frame.to_image(corners), image.shape)
+    if box is None:
         return
+    x0, y0, x1, y1 = box
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     local = frame.local(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(y1 - y0, x1 - x0, 2)
     u, v = local[..., 0] - mid_x, local[..., 1]
@@ -505,12 +512,10 @@ def brow_shadow(image: np.ndarray, frame: geo.FaceFrame, brows: list[np.ndarray]
     forward over the eye in a frown. `brows` are the brows' lower edges after they moved, `lids` the upper lids
     (each from corner to corner, crop pixels). The skin keeps its texture (a gain, not a paint)."""
     for brow, lid in zip(brows, lids):
-        points = np.concatenate([brow, lid])
-        (left, right), (top, bottom) = extent(points[:, 0].copy()), extent(points[:, 1].copy())
-        x0, y0 = max(0, math.floor(left)), max(0, math.floor(top))
-        x1, y1 = min(image.shape[1], math.ceil(right) + 1), min(image.shape[0], math.ceil(bottom) + 1)
-        if x1 - x0 < 3 or y1 - y0 < 3:
+        box = pixel_box(np.concatenate([brow, lid]), image.shape)
+        if box is None:
             continue
+        x0, y0, x1, y1 = box
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
         local = frame.local(np.stack([xs.ravel(), ys.ravel()], axis=1))
         u, v = local[:, 0], local[:, 1]

@@ -54,9 +54,17 @@ def main() -> int:
     interrupts = _Interrupts()
     signal.signal(signal.SIGTERM, interrupts)
     signal.signal(signal.SIGINT, interrupts)
-    from engine.cli import main as cli_main
+    try:
+        from engine.cli import main as cli_main
 
-    return cli_main()
+        code = cli_main()
+    except KeyboardInterrupt:  # a signal that landed outside the command's own handling still ends it as one
+        print("facesynth: interrupted", file=sys.stderr)
+        code = 130
+    # The command is done: a late signal must not turn a finished run into a death by SIGINT at exit.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ log = structlog.get_logger()
 
 DETECT_MAX_SIDE = 1280  # the full-image pass runs on a copy no larger than this
 YUFACE_MAX_SIDE = 512  # yuface slows sharply on larger copies
-REGION_SIDE = 448  # a tracked face's region is landmarked at this size (the landmark model sees 256x256)
+REGION_SIDE = 448  # a smaller tracked face's region is enlarged to this size (the landmark model sees 256x256)
+REGION_MAX_SIDE = 640  # a larger one is reduced by a whole factor to at most this (fast, and without aliasing)
 
 
 @contextlib.contextmanager
@@ -72,7 +73,8 @@ class Landmarker:
             self._crop: Any = None
             if not video:  # the first inference logs too; get it over with here
                 self._run(self._main, np.zeros((64, 64, 3), np.uint8), None)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the full-image graphs, and the table of region graphs
+        self._region_locks: dict[int, threading.Lock] = {}  # one per region graph: regions run side by side
         self._last_timestamp = -1
         self._regions: dict[int, Any] = {}  # graphs tracking one face each inside a region (detect_region)
         self._region_timestamps: dict[int, int] = {}
@@ -165,7 +167,8 @@ class Landmarker:
     def detect_region(self, image: np.ndarray, region: tuple[int, int, int], timestamp_ms: int,
                       slot: int = 0) -> list[Face]:
         """The face inside the square `region` (x0, y0, side in pixels; edges replicated where it leaves the
-        image), landmarked on a copy of it at `REGION_SIDE` pixels and mapped back to the image's pixels.
+        image), landmarked on a copy of it (small regions enlarged to `REGION_SIDE`, large ones reduced by a whole factor to at most
+        `REGION_MAX_SIDE`) and mapped back to the image's pixels.
 
         For streams that track faces: the work no longer grows with the frame's size (the landmark model looks
         at a 256x256 crop of the face anyway). Each `slot` (one per tracked face) has a video-mode graph of its
@@ -175,19 +178,25 @@ class Landmarker:
             raise RuntimeError("landmarker is closed")
         x0, y0, side = region
         height, width = image.shape[:2]
+        factor = -(-side // REGION_MAX_SIDE)  # whole-factor reduction: OpenCV's fast path, antialiased
+        side = -(-side // factor) * factor
         crop = self._padded_crop(image, x0, y0, side)
-        if side != REGION_SIDE:
-            crop = cv2.resize(crop, (REGION_SIDE, REGION_SIDE),
-                              interpolation=cv2.INTER_AREA if side > REGION_SIDE else cv2.INTER_LINEAR)
+        if factor > 1:
+            crop = cv2.resize(crop, (side // factor, side // factor), interpolation=cv2.INTER_AREA)
+        elif side < REGION_SIDE:
+            crop = cv2.resize(crop, (REGION_SIDE, REGION_SIDE), interpolation=cv2.INTER_LINEAR)
         rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
         with self._lock:
             if slot not in self._regions:
                 with quiet_native_stderr():
                     self._regions[slot] = self._vision.FaceLandmarker.create_from_options(
                         self._options(self._vision.RunningMode.VIDEO, 1))
+                self._region_locks[slot] = threading.Lock()
+            graph, lock = self._regions[slot], self._region_locks[slot]
+        with lock:  # MediaPipe lets go of the GIL while it runs: two regions use both cores
             timestamp_ms = max(int(timestamp_ms), self._region_timestamps.get(slot, -1) + 1)
             self._region_timestamps[slot] = timestamp_ms
-            result = self._run(self._regions[slot], rgb, timestamp_ms)
+            result = self._run(graph, rgb, timestamp_ms)
         return self._faces_from(result, side, side, (x0, y0), width, height)
 
     def _find_missed(self, image: np.ndarray, reduced: np.ndarray, found: list[Face]) -> list[Face]:

@@ -3,12 +3,13 @@ what the user wants."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import cv2
 import numpy as np
 
-from engine.bench import scaled_frame
+from engine.bench import group_frame, scaled_frame
 from engine.capture import Frame, FrameSource
 from engine.config import load_settings
 from engine.events import EventBus
@@ -61,6 +62,24 @@ def test_landmarks_at_1080p_match_the_full_frame_within_a_pixel_and_jitter_no_mo
             jitter.setdefault(name, []).append(float(marks.std(axis=0).mean()) / inter_ocular)
     assert np.mean(errors) <= 1.0, errors
     assert np.mean(jitter["1080p"]) <= np.mean(jitter["480p"]) * 1.1 + 1e-4, jitter
+
+
+def test_three_faces_in_a_stream_are_all_landmarked_on_every_frame():
+    # Three copies of one face side by side: the regions are landmarked at once (one per core), and each face
+    # must come back on every frame with the same landmarks as the first, shifted by one tile's width.
+    clip = read_video(VIDEO, 20)
+    settings = dataclasses.replace(SETTINGS, faces="all", live_max_faces=3)
+    tile = 1280 // 3
+    with Preprocessor(settings, EventBus(), video=True) as preprocessor:
+        for index, image in enumerate(clip):
+            faces = preprocessor(Frame(group_frame(image), index), index * 33).faces
+            if index == 0:
+                continue
+            assert len(faces) == 3, f"frame {index}: {len(faces)} faces"
+            first = faces[0].landmarks[:, :2]
+            for copy, face in enumerate(faces[1:], start=1):
+                shifted = face.landmarks[:, :2] - (copy * tile, 0)
+                assert float(np.linalg.norm(shifted - first, axis=1).mean()) < 1.5, (index, copy)
 
 
 class FastCamera:

@@ -167,8 +167,8 @@ class Landmarker:
     def detect_region(self, image: np.ndarray, region: tuple[int, int, int], timestamp_ms: int,
                       slot: int = 0) -> list[Face]:
         """The face inside the square `region` (x0, y0, side in pixels; edges replicated where it leaves the
-        image), landmarked on a copy of it (small regions enlarged to `REGION_SIDE`, large ones reduced by a whole factor to at most
-        `REGION_MAX_SIDE`) and mapped back to the image's pixels.
+        image), landmarked on a copy of it (small regions enlarged to `REGION_SIDE`, large ones reduced by a
+        whole factor to at most `REGION_MAX_SIDE`) and mapped back to the image's pixels.
 
         For streams that track faces: the work no longer grows with the frame's size (the landmark model looks
         at a 256x256 crop of the face anyway). Each `slot` (one per tracked face) has a video-mode graph of its

@@ -16,18 +16,30 @@ from engine.events import Event, EventBus, RenderEvent
 from engine.imageio import downscale
 
 COMPARE_MAX_SIDE = 1600  # compare.png is for looking at: huge photos are shown reduced (input/output keep all)
+GAP = 6  # white columns between input and output
 PREVIEW_MAX_SIDE = 960  # a stream's side-by-side is for a screen: an HD frame is halved (the output keeps all)
+
+
+def caption_bar(width: int) -> int:
+    """The height of the caption bar over a picture `width` pixels wide."""
+    return max(22, min(48, width // 18))
+
+
+def draw_caption(bar_area: np.ndarray, text: str) -> None:
+    """Fill a caption bar (a view of the canvas) and write `text` on it."""
+    bar_area[:] = 32
+    scale = bar_area.shape[0] / 40.0
+    cv2.putText(bar_area, text, (8, int(bar_area.shape[0] * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (240, 240, 240), max(1, int(round(scale * 2))), cv2.LINE_AA)
 
 
 def label_panel(image: np.ndarray, text: str) -> np.ndarray:
     """A copy of `image` with a caption bar on top."""
     height, width = image.shape[:2]
-    bar = max(22, min(48, width // 18))
-    scale = bar / 40.0
-    canvas = np.full((height + bar, width, 3), 32, np.uint8)
+    bar = caption_bar(width)
+    canvas = np.empty((height + bar, width, 3), np.uint8)
     canvas[bar:] = image
-    cv2.putText(canvas, text, (8, int(bar * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale, (240, 240, 240),
-                max(1, int(round(scale * 2))), cv2.LINE_AA)
+    draw_caption(canvas[:bar], text)
     return canvas
 
 
@@ -44,13 +56,33 @@ def side_by_side(left: np.ndarray, right: np.ndarray, left_label: str, right_lab
                  max_side: int = COMPARE_MAX_SIDE, whole_steps: bool = False) -> np.ndarray:
     """Input and output next to each other, each labelled, separated by a thin gap. Larger pictures are
     reduced to `max_side`, or with `whole_steps` by the smallest whole factor that fits (streams)."""
+    if whole_steps and left.shape == right.shape and left.ndim == 3:
+        return _composed(left, right, left_label, right_label, max_side)
     if whole_steps:
         left, right = preview(left, max_side), preview(right, max_side)
     else:
         left, right = downscale(left, max_side)[0], downscale(right, max_side)[0]
     left_panel, right_panel = label_panel(left, left_label), label_panel(right, right_label)
-    gap = np.full((left_panel.shape[0], 6, 3), 255, np.uint8)
+    gap = np.full((left_panel.shape[0], GAP, 3), 255, np.uint8)
     return np.hstack([left_panel, gap, right_panel])
+
+
+def _composed(left: np.ndarray, right: np.ndarray, left_label: str, right_label: str, max_side: int) -> np.ndarray:
+    """`side_by_side` of two same-sized pictures for a stream, each reduced by a whole step straight into one
+    canvas: no copy per panel (a 1080p frame pair: 4.0 ms composed panel by panel, about 1.3 ms here)."""
+    step = max(1, -(-max(left.shape[:2]) // max_side))
+    height, width = left.shape[0] // step, left.shape[1] // step
+    bar = caption_bar(width)
+    canvas = np.empty((height + bar, 2 * width + GAP, 3), np.uint8)
+    for image, label, x0 in ((left, left_label, 0), (right, right_label, width + GAP)):
+        area = canvas[bar:, x0:x0 + width]
+        if step > 1:
+            cv2.resize(image, (width, height), dst=area, interpolation=cv2.INTER_AREA)
+        else:
+            area[:] = image
+        draw_caption(canvas[:bar, x0:x0 + width], label)
+    canvas[:, width:width + GAP] = 255
+    return canvas
 
 
 class Renderer:

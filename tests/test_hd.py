@@ -136,3 +136,17 @@ def test_a_camera_is_asked_for_the_size_and_rate_wanted_and_says_what_it_deliver
     assert asked[cv2.CAP_PROP_FPS] == 60
     assert asked[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter.fourcc(*"MJPG")  # HD at 30 fps needs MJPG
     assert "asked for 1920x1080 at 60 fps" in source.format_note and source.size == (1280, 720)
+
+
+def test_a_stream_composite_is_the_two_labelled_previews_side_by_side():
+    # The stream's side-by-side is composed straight into one canvas; it must show exactly what labelling each
+    # reduced picture and joining them would.
+    from engine.render import GAP, label_panel, preview, side_by_side
+
+    rng = np.random.default_rng(3)
+    for height, width in ((480, 640), (720, 1280), (1080, 1920), (1081, 1921)):
+        left, right = (rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2))
+        panels = [label_panel(preview(image, 960), text) for image, text in ((left, "input"), (right, "output"))]
+        gap = np.full((panels[0].shape[0], GAP, 3), 255, np.uint8)
+        expected = np.hstack([panels[0], gap, panels[1]])
+        assert np.array_equal(side_by_side(left, right, "input", "output", 960, whole_steps=True), expected)

@@ -245,11 +245,14 @@ class Landmarker:
 
     @staticmethod
     def _padded_crop(image: np.ndarray, x0: int, y0: int, size: int) -> np.ndarray:
-        """A size x size crop at (x0, y0), edges replicated where it leaves the image."""
+        """A size x size crop at (x0, y0), edges replicated where it leaves the image (a view of the image, not
+        a copy, where it does not: callers only read it)."""
         height, width = image.shape[:2]
         pad_top, pad_left = max(0, -y0), max(0, -x0)
         pad_bottom, pad_right = max(0, y0 + size - height), max(0, x0 + size - width)
         inner = image[max(0, y0):min(height, y0 + size), max(0, x0):min(width, x0 + size)]
+        if not (pad_top or pad_left or pad_bottom or pad_right):
+            return inner
         return cv2.copyMakeBorder(inner, pad_top, pad_bottom, pad_left, pad_right, cv2.BORDER_REPLICATE)
 
 

@@ -543,6 +543,7 @@ def brow_shadow(image: np.ndarray, frame: geo.FaceFrame, brows: list[np.ndarray]
 
 
 BROW_FOLD_SOFT = 1.2  # px: the lowered brow's edge over the lid's skin is this soft (the map changes over it)
+BROW_FOLD_ENDS = 0.3  # the fold fades out over this share of the lid's width at each end (no seam at the corners)
 
 
 def fold_brows(maps: np.ndarray, corner: tuple[int, int], frame: geo.FaceFrame, brows: list[np.ndarray],
@@ -562,30 +563,17 @@ def fold_brows(maps: np.ndarray, corner: tuple[int, int], frame: geo.FaceFrame, 
         if box is None:
             continue
         x0, y0, x1, y1 = box
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        local = frame.local(np.stack([xs.ravel() + corner[0], ys.ravel() + corner[1]], axis=1))
-        u, v = local[:, 0], local[:, 1]
         brow_local, lid_local = frame.local(brow), frame.local(lid)
         brow_order, lid_order = np.argsort(brow_local[:, 0]), np.argsort(lid_local[:, 0])
-        brow_v = np.interp(u, brow_local[brow_order, 0], brow_local[brow_order, 1])
-        lid_v = np.interp(u, lid_local[lid_order, 0], lid_local[lid_order, 1])
         # What the map reads at the lid's edge, per lid landmark, carried up its column.
         at_lid = cv2.remap(maps, (lid[lid_order, 0] - corner[0]).astype(np.float32).reshape(1, -1),
                            (lid[lid_order, 1] - corner[1]).astype(np.float32).reshape(1, -1), cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)[0]
-        stay = np.stack([np.interp(u, lid_local[lid_order, 0], at_lid[:, axis]) for axis in range(2)], axis=1)
-        soft = BROW_FOLD_SOFT / frame.iod
-        span = (lid_local[:, 0].max() - lid_local[:, 0].min())
-        ends = smoothstep(lid_local[:, 0].min(), lid_local[:, 0].min() + 0.3 * span, u) * \
-            (1.0 - smoothstep(lid_local[:, 0].max() - 0.3 * span, lid_local[:, 0].max(), u))
-        weight = (smoothstep(brow_v - soft, brow_v + soft, v) * (1.0 - smoothstep(lid_v - soft, lid_v, v)) * ends)
-        weight = weight.astype(np.float32).reshape(y1 - y0, x1 - x0, 1)
-        # Only across the eye's line: the brow's knit carries the lid's skin along with it, as the spline does
-        # beside the fold (a sideways jump there showed as a seam).
-        part = maps[y0:y1, x0:x1]
-        down = frame.ey.astype(np.float32)
-        drop = ((stay.astype(np.float32).reshape(y1 - y0, x1 - x0, 2) - part) @ down)[..., None]
-        part += weight * drop * down
+                           borderMode=cv2.BORDER_REPLICATE)[0].astype(np.float64)
+        kernels.fold_brow_box(maps[y0:y1, x0:x1], np.array([x0 + corner[0], y0 + corner[1]]) - frame.origin,
+                              frame.ex / frame.iod, frame.ey / frame.iod, brow_local[brow_order, 0],
+                              brow_local[brow_order, 1], lid_local[lid_order, 0], lid_local[lid_order, 1],
+                              np.ascontiguousarray(at_lid[:, 0]), np.ascontiguousarray(at_lid[:, 1]),
+                              frame.ey.astype(np.float64), BROW_FOLD_SOFT / frame.iod, BROW_FOLD_ENDS)
 
 
 def brow_skin(offsets: np.ndarray, local: np.ndarray, upper_lids: np.ndarray, skin: np.ndarray) -> np.ndarray:

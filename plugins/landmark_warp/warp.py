@@ -254,7 +254,9 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
 
 def lid_skin(source: np.ndarray, corner: tuple[int, int], skin: np.ndarray) -> np.ndarray:
     """The skin that covers a closing lid, rendered for its eye box (float32): `skin` is the box's map to it
-    (relative, as the face's map; `corner` is the box's corner in that map's part), changed in place."""
+    (relative, as the face's map: its values hold the part's corner in the crop; `corner` is the box's corner in
+    that part), changed in place. (The part's corner was once added twice: where only the lids moved, so the part
+    did not start at the crop's corner, the lid read its skin from beside the eye, a flat box of colour.)"""
     height, width = skin.shape[:2]
     grid = np.mgrid[0:height, 0:width].astype(np.float32)
     skin[..., 0] += grid[1] + corner[0]
@@ -748,7 +750,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     if paint:  # (the lips' brightness is read before anything is written back)
         lip = sample_pixels(source, marks[UPPER_LIP, :2])
         brightness = min(1.1, max(0.35, float(lip.sum()) / lip.size / 140.0))
-    covers = [lid_skin(source, (x + ax0, y + ay0), skin) if lid.closure else None
+    covers = [lid_skin(source, (x, y), skin) if lid.closure else None
               for lid, (x, y), (_, _, skin) in zip(lids, corners, folded)]  # (read before anything is written back)
     remapped = cv2.remap(cv2.cvtColor(source, cv2.COLOR_BGR2BGRA), maps, None,
                          cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)

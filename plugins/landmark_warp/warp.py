@@ -449,14 +449,24 @@ TURN_IDS = np.concatenate([geo.CONTROL_IDS, EYE_IDS, EYE_LIDS.ravel()])
 TURN_FOLLOW = np.where(np.r_[geo.ON_OUTLINE, np.zeros(len(TURN_IDS) - len(geo.CONTROL_IDS), bool)],
                        OUTLINE_FOLLOW, 1.0)
 # The same when the skin between lids and brows moves too (its points come after the eye anchors).
-# The forehead's skin a little above the brows: it follows a brow by `FOREHEAD_FOLLOW` of its move, so a lowered
+# The forehead's skin a little above the brows: it follows a lowered brow by `FOREHEAD_FOLLOW` of its move, so the
 # brow stretches the forehead just above it instead of sliding the whole forehead (and the hair over it) down.
+# (Raised brows leave the forehead to the spline, as before: held there, they rose less for the readers.)
 FOREHEAD = (108, 69, 104, 337, 299, 333, 151)
 FOREHEAD_FOLLOW = 0.35
-TURN_IDS_SKIN = np.concatenate([geo.CONTROL_IDS, EYE_IDS, np.array(geo.EYE_A_CREASE + geo.EYE_B_CREASE + FOREHEAD),
-                                EYE_LIDS.ravel()])
-TURN_FOLLOW_SKIN = np.r_[TURN_FOLLOW[:len(geo.CONTROL_IDS) + len(EYE_IDS)], np.ones(len(TURN_IDS_SKIN) - len(TURN_IDS)),
-                         TURN_FOLLOW[len(geo.CONTROL_IDS) + len(EYE_IDS):]]
+
+
+def _turn_rows(skin_ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The ids a head turn moves when the skin points `skin_ids` move too (after the eye anchors), and how much
+    each follows the turn."""
+    ids = np.concatenate([geo.CONTROL_IDS, EYE_IDS, np.array(skin_ids), EYE_LIDS.ravel()])
+    follow = np.r_[TURN_FOLLOW[:len(geo.CONTROL_IDS) + len(EYE_IDS)], np.ones(len(skin_ids)),
+                   TURN_FOLLOW[len(geo.CONTROL_IDS) + len(EYE_IDS):]]
+    return ids, follow
+
+
+TURN_IDS_SKIN, TURN_FOLLOW_SKIN = _turn_rows(geo.EYE_A_CREASE + geo.EYE_B_CREASE)
+TURN_IDS_FROWN, TURN_FOLLOW_FROWN = _turn_rows(geo.EYE_A_CREASE + geo.EYE_B_CREASE + FOREHEAD)
 _RING_ANGLES = np.linspace(0, 2 * np.pi, 14, endpoint=False)
 RING_DIRECTIONS = np.stack([np.cos(_RING_ANGLES), np.sin(_RING_ANGLES)], axis=1)
 
@@ -641,13 +651,15 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         turn_ids, turn_follow = TURN_IDS_SKIN, TURN_FOLLOW_SKIN
         skin = marks[CREASE_IDS, :2]
         moved = brow_skin(offsets, local, frame.local(marks[UPPER_LIDS, :2]), frame.local(skin))
-        forehead = marks[list(FOREHEAD), :2]
-        brow_x, order = local[_BROWS, 0], np.argsort(local[_BROWS, 0])
-        forehead_x = frame.local(forehead)[:, 0]
-        above = FOREHEAD_FOLLOW * np.stack([np.interp(forehead_x, brow_x[order], offsets[_BROWS, axis][order])
-                                            for axis in range(2)], axis=1)
-        skin = np.concatenate([skin, forehead])
-        moved = np.concatenate([moved, above])
+        if params["eyebrow"] < 0:
+            turn_ids, turn_follow = TURN_IDS_FROWN, TURN_FOLLOW_FROWN
+            forehead = marks[list(FOREHEAD), :2]
+            brow_x, order = local[_BROWS, 0], np.argsort(local[_BROWS, 0])
+            forehead_x = frame.local(forehead)[:, 0]
+            above = FOREHEAD_FOLLOW * np.stack([np.interp(forehead_x, brow_x[order], offsets[_BROWS, axis][order])
+                                                for axis in range(2)], axis=1)
+            skin = np.concatenate([skin, forehead])
+            moved = np.concatenate([moved, above])
         eye_sources = np.concatenate([eye_sources, skin])
         eye_targets = np.concatenate([eye_targets, skin + frame.to_image(moved)])
     targets_all = controls + frame.to_image(offsets)

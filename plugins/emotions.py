@@ -17,7 +17,7 @@ def register_emotions(register):
              description="jaw dropped, brows raised, eyes wide",
              recognise={"jawOpen": 0.4, "browInnerUp": 0.3, "browOuterUpLeft": 0.1, "browOuterUpRight": 0.1,
                         "eyeWideLeft": 0.05, "eyeWideRight": 0.05})
-    register("angry", {"eyebrow": -10, "smile": -0.3, "aaa": -10, "eee": 5}, label="Angry",
+    register("angry", {"eyebrow": -10, "smile": -0.3, "aaa": -20, "eee": -3, "woo": 2}, label="Angry",
              description="brows lowered and knit, lips pressed, corners down",
              recognise={"browDownLeft": 0.35, "browDownRight": 0.35, "mouthPressLeft": 0.1,
                         "mouthPressRight": 0.1, "mouthFrownLeft": 0.05, "mouthFrownRight": 0.05})

@@ -501,3 +501,35 @@ def turn_points(points, depth, follow, outline, turn, roll):
         x, y = x + (turned_x - x) * follow[i], y + (turned_y - y) * follow[i]
         out[i, 0], out[i, 1] = centre[0] + x * cos - y * sin, centre[1] + x * sin + y * cos
     return out
+
+
+@compiled("void(float32[:, :, :], float64[:], float64[:], float64[:], float64[:], float64[:], float64[:], float64[:], "
+          "float64[:], float64[:], float64[:], float64, float64)")
+def fold_brow_box(part, start, ex, ey, brow_u, brow_v, lid_u, lid_v, stay_x, stay_y, down, soft, ends):
+    """Fold a lowered brow over its upper lid's skin in `part` (h, w, 2), a box of the face's relative map, in
+    place (see `warp.fold_brows`). `start` is the box's pixel (0, 0) relative to the face frame's origin, `ex`
+    and `ey` the frame's axes divided by the inter-ocular distance (face units: u across, v down). The brow's
+    new lower edge (`brow_u`, `brow_v`) and the upper lid (`lid_u`, `lid_v`, with what the map reads there,
+    `stay_x`, `stay_y`) are in increasing u. Between the brow's edge (soft over `soft` face units) and the lid,
+    each pixel's value moves, along the unit `down` (image pixels), to what the lid's edge reads in its column;
+    the fold fades out over `ends` of the lid's width at each of its ends."""
+    first, last = lid_u[0], lid_u[lid_u.shape[0] - 1]
+    fade = ends * (last - first)
+    j_brow = j_lid = 0
+    for y in range(part.shape[0]):
+        for x in range(part.shape[1]):
+            px, py = start[0] + x, start[1] + y
+            u = px * ex[0] + py * ex[1]
+            if u <= first or u >= last:
+                continue
+            v = px * ey[0] + py * ey[1]
+            j_brow, j_lid = _segment(u, brow_u, j_brow), _segment(u, lid_u, j_lid)
+            top, bottom = _on_segment(u, brow_u, brow_v, j_brow), _on_segment(u, lid_u, lid_v, j_lid)
+            if v <= top - soft or v >= bottom:
+                continue
+            weight = _smoothstep(top - soft, top + soft, v) * (1.0 - _smoothstep(bottom - soft, bottom, v))
+            weight *= _smoothstep(first, first + fade, u) * (1.0 - _smoothstep(last - fade, last, u))
+            sx, sy = _on_segment(u, lid_u, stay_x, j_lid), _on_segment(u, lid_u, stay_y, j_lid)
+            drop = (sx - part[y, x, 0]) * down[0] + (sy - part[y, x, 1]) * down[1]
+            part[y, x, 0] += np.float32(weight * drop * down[0])
+            part[y, x, 1] += np.float32(weight * drop * down[1])

@@ -254,7 +254,9 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
 
 def lid_skin(source: np.ndarray, corner: tuple[int, int], skin: np.ndarray) -> np.ndarray:
     """The skin that covers a closing lid, rendered for its eye box (float32): `skin` is the box's map to it
-    (relative, as the face's map; `corner` is the box's corner in that map's part), changed in place."""
+    (relative, as the face's map: its values hold the part's corner in the crop; `corner` is the box's corner in
+    that part), changed in place. (The part's corner was once added twice: where only the lids moved, so the part
+    did not start at the crop's corner, the lid read its skin from beside the eye, a flat box of colour.)"""
     height, width = skin.shape[:2]
     grid = np.mgrid[0:height, 0:width].astype(np.float32)
     skin[..., 0] += grid[1] + corner[0]
@@ -447,14 +449,29 @@ TURN_IDS = np.concatenate([geo.CONTROL_IDS, EYE_IDS, EYE_LIDS.ravel()])
 TURN_FOLLOW = np.where(np.r_[geo.ON_OUTLINE, np.zeros(len(TURN_IDS) - len(geo.CONTROL_IDS), bool)],
                        OUTLINE_FOLLOW, 1.0)
 # The same when the skin between lids and brows moves too (its points come after the eye anchors).
-TURN_IDS_SKIN = np.concatenate([geo.CONTROL_IDS, EYE_IDS, np.array(geo.EYE_A_CREASE + geo.EYE_B_CREASE),
-                                EYE_LIDS.ravel()])
-TURN_FOLLOW_SKIN = np.r_[TURN_FOLLOW[:len(geo.CONTROL_IDS) + len(EYE_IDS)], np.ones(len(TURN_IDS_SKIN) - len(TURN_IDS)),
-                         TURN_FOLLOW[len(geo.CONTROL_IDS) + len(EYE_IDS):]]
+# The forehead's skin a little above the brows: it follows a lowered brow by `FOREHEAD_FOLLOW` of its move, so the
+# brow stretches the forehead just above it instead of sliding the whole forehead (and the hair over it) down.
+# (Raised brows leave the forehead to the spline, as before: held there, they rose less for the readers.)
+FOREHEAD = (108, 69, 104, 337, 299, 333, 151)
+FOREHEAD_FOLLOW = 0.35
+
+
+def _turn_rows(skin_ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The ids a head turn moves when the skin points `skin_ids` move too (after the eye anchors), and how much
+    each follows the turn."""
+    ids = np.concatenate([geo.CONTROL_IDS, EYE_IDS, np.array(skin_ids), EYE_LIDS.ravel()])
+    follow = np.r_[TURN_FOLLOW[:len(geo.CONTROL_IDS) + len(EYE_IDS)], np.ones(len(skin_ids)),
+                   TURN_FOLLOW[len(geo.CONTROL_IDS) + len(EYE_IDS):]]
+    return ids, follow
+
+
+TURN_IDS_SKIN, TURN_FOLLOW_SKIN = _turn_rows(geo.EYE_A_CREASE + geo.EYE_B_CREASE)
+TURN_IDS_FROWN, TURN_FOLLOW_FROWN = _turn_rows(geo.EYE_A_CREASE + geo.EYE_B_CREASE + FOREHEAD)
 _RING_ANGLES = np.linspace(0, 2 * np.pi, 14, endpoint=False)
 RING_DIRECTIONS = np.stack([np.cos(_RING_ANGLES), np.sin(_RING_ANGLES)], axis=1)
 
 
+LID_TIGHTEN = 0.2  # a full frown lifts the lower lids by this share of the eye's opening
 BROW_DROP_LIMIT = 1.0  # a lowered brow goes at most this share of the way down to its upper lid
 UPPER_LIDS = np.array(geo.EYE_A_UPPER + geo.EYE_B_UPPER)
 CREASE_IDS = np.array(geo.EYE_A_CREASE + geo.EYE_B_CREASE)
@@ -526,12 +543,49 @@ def brow_shadow(image: np.ndarray, frame: geo.FaceFrame, brows: list[np.ndarray]
         depth = np.clip((v - brow_v) / np.maximum(lid_v - brow_v, 1e-3), 0.0, 1.0)
         band = smoothstep(0.0, 0.2, depth) * (1.0 - smoothstep(0.55, 1.0, depth))
         inner = np.clip(1.3 - 1.4 * np.abs(u), 0.0, 1.0)  # as the brows' own lowering (geometry._offsets)
-        within = (u > min(brow_local[:, 0].min(), lid_local[:, 0].min())) & \
-            (u < max(brow_local[:, 0].max(), lid_local[:, 0].max()))
+        # (faded in over a tenth of the eye's width at each end: a hard edge showed as a box of shade)
+        first, last = min(brow_local[:, 0].min(), lid_local[:, 0].min()), max(brow_local[:, 0].max(),
+                                                                              lid_local[:, 0].max())
+        fade = 0.1 * (last - first)
+        within = smoothstep(first, first + fade, u) * (1.0 - smoothstep(last - fade, last, u))
         gain = 1.0 - BROW_SHADOW * strength * band * (0.4 + 0.6 * inner) * within
         roi = image[y0:y1, x0:x1]
         roi[:] = np.clip(roi.astype(np.float32) * gain.reshape(y1 - y0, x1 - x0, 1).astype(np.float32), 0, 255
                          ).astype(np.uint8)
+
+
+BROW_FOLD_SOFT = 1.2  # px: the lowered brow's edge over the lid's skin is this soft (the map changes over it)
+BROW_FOLD_ENDS = 0.3  # the fold fades out over this share of the lid's width at each end (no seam at the corners)
+
+
+def fold_brows(maps: np.ndarray, corner: tuple[int, int], frame: geo.FaceFrame, brows: list[np.ndarray],
+               lids: list[np.ndarray]) -> None:
+    """Let each lowered brow come down over its upper lid's skin instead of squeezing it, in the face's
+    relative map `maps` (the moving part, whose corner in the crop is `corner`), in place.
+
+    Below the brow's new lower edge, down to the upper lid, each pixel reads the lid's skin where it was (as the
+    spline reads at the lid's edge in that column): the brow keeps its thickness and overhangs the lid, the
+    skin just under it is tucked away, the lid keeps its own texture and the eye its shape. The spline alone
+    squeezed brow and lid skin into one dark line over the eye, which readers took for the eye's edge and
+    placed the brow higher. `brows` are the brows' lower edges after they moved, `lids` the upper lids (each
+    from corner to corner), in crop pixels."""
+    height, width = maps.shape[:2]
+    for brow, lid in zip(brows, lids):
+        box = pixel_box(np.concatenate([brow, lid]) - corner, (height, width))
+        if box is None:
+            continue
+        x0, y0, x1, y1 = box
+        brow_local, lid_local = frame.local(brow), frame.local(lid)
+        brow_order, lid_order = np.argsort(brow_local[:, 0]), np.argsort(lid_local[:, 0])
+        # What the map reads at the lid's edge, per lid landmark, carried up its column.
+        at_lid = cv2.remap(maps, (lid[lid_order, 0] - corner[0]).astype(np.float32).reshape(1, -1),
+                           (lid[lid_order, 1] - corner[1]).astype(np.float32).reshape(1, -1), cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)[0].astype(np.float64)
+        kernels.fold_brow_box(maps[y0:y1, x0:x1], np.array([x0 + corner[0], y0 + corner[1]]) - frame.origin,
+                              frame.ex / frame.iod, frame.ey / frame.iod, brow_local[brow_order, 0],
+                              brow_local[brow_order, 1], lid_local[lid_order, 0], lid_local[lid_order, 1],
+                              np.ascontiguousarray(at_lid[:, 0]), np.ascontiguousarray(at_lid[:, 1]),
+                              frame.ey.astype(np.float64), BROW_FOLD_SOFT / frame.iod, BROW_FOLD_ENDS)
 
 
 def brow_skin(offsets: np.ndarray, local: np.ndarray, upper_lids: np.ndarray, skin: np.ndarray) -> np.ndarray:
@@ -597,10 +651,21 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         turn_ids, turn_follow = TURN_IDS_SKIN, TURN_FOLLOW_SKIN
         skin = marks[CREASE_IDS, :2]
         moved = brow_skin(offsets, local, frame.local(marks[UPPER_LIDS, :2]), frame.local(skin))
+        if params["eyebrow"] < 0:
+            turn_ids, turn_follow = TURN_IDS_FROWN, TURN_FOLLOW_FROWN
+            forehead = marks[list(FOREHEAD), :2]
+            brow_x, order = local[_BROWS, 0], np.argsort(local[_BROWS, 0])
+            forehead_x = frame.local(forehead)[:, 0]
+            above = FOREHEAD_FOLLOW * np.stack([np.interp(forehead_x, brow_x[order], offsets[_BROWS, axis][order])
+                                                for axis in range(2)], axis=1)
+            skin = np.concatenate([skin, forehead])
+            moved = np.concatenate([moved, above])
         eye_sources = np.concatenate([eye_sources, skin])
         eye_targets = np.concatenate([eye_targets, skin + frame.to_image(moved)])
     targets_all = controls + frame.to_image(offsets)
-    lift = 0.18 * max(0.0, params["smile"])
+    frown = (max(0.0, -params["eyebrow"]) / 10.0 - 0.3) / 0.7
+    # A smile pushes the lower lids up from below; a frown tightens them (they rise over the eye's lower edge).
+    lift = 0.18 * max(0.0, params["smile"]) + LID_TIGHTEN * max(0.0, frown)
     if lift:
         for row, lower, upper in EYE_LIFT_ROWS:
             eye_targets[row] -= lift * (marks[lower, :2] - marks[upper, :2]) @ frame.ey * frame.ey
@@ -685,6 +750,9 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     # three-channel one (measured on this machine's OpenCV 5).
     coarse += (ax0, ay0)
     maps = cv2.resize(coarse, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)[ay0:ay1, ax0:ax1]
+    if frown > 0:
+        fold_brows(maps, (ax0, ay0), frame, [targets_all[rows] for rows in BROW_LOWER_ROWS],
+                   [outline[:LID_LENGTH] for outline in outlines])
     corners = [(lid.box[0] - ax0, lid.box[1] - ay0) for lid in lids]  # each lid box's corner in the part
     folded = fold_lids([maps[y:y + lid.box[3] - lid.box[1], x:x + lid.box[2] - lid.box[0]]
                         for (x, y), lid in zip(corners, lids)],
@@ -694,7 +762,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     if paint:  # (the lips' brightness is read before anything is written back)
         lip = sample_pixels(source, marks[UPPER_LIP, :2])
         brightness = min(1.1, max(0.35, float(lip.sum()) / lip.size / 140.0))
-    covers = [lid_skin(source, (x + ax0, y + ay0), skin) if lid.closure else None
+    covers = [lid_skin(source, (x, y), skin) if lid.closure else None
               for lid, (x, y), (_, _, skin) in zip(lids, corners, folded)]  # (read before anything is written back)
     remapped = cv2.remap(cv2.cvtColor(source, cv2.COLOR_BGR2BGRA), maps, None,
                          cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
@@ -720,7 +788,6 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         lower_inner = np.concatenate([upper_inner[:1], targets_all[LOWER_INNER_ROWS], upper_inner[-1:]])
         close_lips(warped, frame, targets_all[UPPER_OUTER_ROWS], upper_inner, lower_inner,
                    targets_all[LOWER_OUTER_ROWS], press)
-    frown = (max(0.0, -params["eyebrow"]) / 10.0 - 0.3) / 0.7
     if frown > 0:
         frown_lines(warped, frame, marks[GLABELLA, :2], marks[INNER_BROWS, :2], frown)
         brow_shadow(warped, frame, [targets_all[rows] for rows in BROW_LOWER_ROWS],

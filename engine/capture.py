@@ -94,7 +94,7 @@ class FrameSource:
         elif "://" in spec:
             self.kind, self._target = "stream", spec
         else:
-            path = Path(spec)
+            path = Path(spec).expanduser()  # "~/clip.mp4" typed in the panel's field, as a shell would
             if not path.exists():
                 raise UsageError(f"--source {spec}: no such file, and not a camera number or a stream URL")
             if path.suffix.lower() in IMAGE_SUFFIXES:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from plugins.segmind.fake_server import FakeSegmind
-from tests.helpers import PLUGIN_FIXTURES, ROOT, clean_env, clip, run_cli, start_xvfb
+from tests.helpers import PLUGIN_FIXTURES, ROOT, clean_env, clip, read_video, run_cli, start_xvfb
 
 
 def ready(display):
@@ -68,7 +68,7 @@ def wait_for(condition, timeout=60.0, step=0.2):
 class Panel:
     """A running panel process: its layout dump (boxes, what it shows, the live state), clicks and keys."""
 
-    def __init__(self, display, tmp_path, *args, env=None, command=None):
+    def __init__(self, display, tmp_path, *args, env=None, command=None, cwd=ROOT):
         self.display, self.tmp = display, tmp_path
         self.layout_file, self.frames_file = tmp_path / "layout.json", tmp_path / "frames.json"
         self.dump_file = tmp_path / "frame.png"
@@ -78,7 +78,7 @@ class Panel:
         self.process = subprocess.Popen(
             [*(command or [sys.executable, str(ROOT / "launcher.py")]), "--layout", str(self.layout_file),
              "--frame-log", str(self.frames_file), "--dump-on-signal", str(self.dump_file), *map(str, args)],
-            env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=self.env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: self.layout_file.exists() or self.process.poll() is not None)
         assert self.process.poll() is None, self.process.stderr.read()
         self.layout = json.loads(self.layout_file.read_text())
@@ -146,6 +146,14 @@ class Panel:
             return wait_for(check, timeout, 0.3)
         except AssertionError:
             raise AssertionError(f"the panel never showed it: {self.layout['shows']} {self.layout['state']}")
+
+    def click_at(self, x, y):
+        """Click at a point of the frame buffer (what the panel drew there, where no widget box is known)."""
+        left, top = self.layout["viewport"]["pos"]
+        self.xdotool("mousemove", int(left + x), int(top + y))
+        time.sleep(0.2)
+        self.xdotool("click", "1")
+        time.sleep(0.4)
 
     def region(self, image, tag):
         box = self.layout[tag]
@@ -337,6 +345,71 @@ def ten_fps_clip(path, frames=60):
         writer.write(source.read()[1])
     writer.release()
     return path
+
+
+TITLE_ACTIVE = (135, 86, 15)  # BGR: the title bar of the window in front (Dear PyGui's default theme)
+
+
+def file_dialog_lines(image, height):
+    """The file dialog as a person sees it: found by its title bar, its lines of text top down, each as
+    (y in the middle of the line, [(x0, x1) of each group of letters])."""
+    title = np.all(np.abs(image.astype(int) - TITLE_ACTIVE) <= 8, axis=2)
+    rows = np.nonzero(title.sum(axis=1) > 300)[0]
+    assert len(rows), "no file dialog on screen"
+    columns = np.nonzero(title[rows].any(axis=0))[0]
+    left, right, top = columns.min(), columns.max(), rows.max() + 1
+    body = image[top:rows.min() + height - 4, left:right].min(axis=2) > 190  # white letters
+    inked = np.nonzero(body.any(axis=1))[0]
+    lines, start = [], None
+    for y, nxt in zip(inked, list(inked[1:]) + [None]):
+        start = y if start is None else start
+        if nxt is None or nxt - y > 2:
+            xs = np.nonzero(body[start:y + 1].any(axis=0))[0]
+            groups = np.split(xs, np.nonzero(np.diff(xs) > 8)[0] + 1)
+            lines.append((int(top + (start + y) / 2), [(int(left + g[0]), int(left + g[-1])) for g in groups]))
+            start = None
+    return lines
+
+
+def test_browse_opens_where_the_source_is_and_starts_what_it_picked(display, tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    video = clip(clips / "talk.mp4", 60)
+    (clips / "notes.txt").write_text("not a source")
+    # Camera 0 (none here, not started) in the field: Browse... opens in the folder the panel was started from.
+    panel = Panel(display, tmp_path, "--source", "0", "--out", tmp_path / "captures", cwd=clips)
+    try:
+        image = panel.frame_buffer()
+        assert panel.region(image, "preview_input").max() < 40  # a camera not started: nothing shown yet
+        panel.click("browse")
+        shows, _ = panel.wait_shows(lambda s, st: s["flags"].get("file_dialog"))
+        image = panel.frame_buffer()
+        height = panel.layout["file_dialog"]["height"]
+        lines = file_dialog_lines(image, height)
+        # path buttons, search, column titles, the entries, the file name with the filter, Cancel (no OK yet)
+        entries, footer = lines[3:-2], lines[-2:]
+        assert len(entries) == 2, lines  # talk.mp4 and the parent folder; notes.txt is no source: not listed
+        assert len(footer[1][1]) == 1, footer  # Cancel only: nothing chosen yet
+        row = max(entries, key=lambda line: line[1][-1][1])  # the file's row: name, type, size, date
+        panel.click_at(row[1][0][0] + 40, row[0])
+        lines = file_dialog_lines(panel.frame_buffer(), height)
+        ok_button = lines[-1][1]
+        assert len(ok_button) == 2, lines  # OK appeared beside Cancel
+        panel.click_at((ok_button[0][0] + ok_button[0][1]) // 2, lines[-1][0])
+        shows, state = panel.wait_shows(lambda s, st: st["running"] and st["frames"] >= 10)
+        assert shows["texts"]["source"] == "talk.mp4" and not shows["flags"]["file_dialog"]
+        assert shows["texts"]["status"].startswith("running: talk.mp4 (file, 30 fps)"), shows["texts"]["status"]
+        shows, _ = panel.wait_shows(lambda s, st: " fps, latency" in s["texts"]["fps_text"])
+        shown = panel.region(panel.frame_buffer(), "preview_input")
+        shown = cv2.resize(shown, (640, 480), interpolation=cv2.INTER_AREA).astype(int)
+        assert min(np.abs(shown - frame).mean() for frame in read_video(video)) < 4  # a frame of the clip
+        panel.click("browse")  # and Esc closes the dialog without changing anything
+        panel.wait_shows(lambda s, st: s["flags"].get("file_dialog"))
+        panel.press("Escape")
+        shows, state = panel.shows()
+        assert not shows["flags"]["file_dialog"] and state["running"] and shows["texts"]["source"] == "talk.mp4"
+    finally:
+        panel.close()
 
 
 def test_stop_says_stopped_and_a_file_plays_at_its_own_rate(display, tmp_path):
@@ -620,6 +693,23 @@ def test_the_panel_s_parts_as_text():
     assert App.output_text(label) == "output looks happy (0.80)"
     label.output_key = ("live", 4)  # the edit changed since that frame was measured
     assert "stale" in App.output_text(label)
+
+
+def test_a_failing_action_is_reported_and_the_panel_goes_on():
+    from types import SimpleNamespace
+
+    from ui.app import App, chosen_path, media_suffixes
+
+    said, done = [], []
+    panel = SimpleNamespace(status=lambda text, level="info": said.append((level, text)))
+    jobs = [(lambda: 1 / 0, "browse", None, None), (lambda sender, data: done.append((sender, data)), "start", 7, None)]
+    App.run_callbacks(panel, jobs)  # Dear PyGui's own loop stopped at the first failure and closed the window
+    assert said == [("error", "that did not work: ZeroDivisionError: division by zero")] and done == [("start", 7)]
+    # The file dialog's answer: what was clicked, or a full path typed as the name (it would be glued to the folder)
+    assert chosen_path({"file_name": "talk.mp4", "file_path_name": "/clips/talk.mp4"}) == "/clips/talk.mp4"
+    assert chosen_path({"file_name": "/else/where.mkv", "file_path_name": "/clips//else/where.mkv"}) == \
+        "/else/where.mkv"
+    assert {".mp4", ".MP4", ".JPG", ".webp"} <= set(media_suffixes())  # phones name files IMG_0001.JPG
 
 
 def face_clip_with_sound(path, frames=75, fps=25):

@@ -90,7 +90,7 @@ def first_frame(spec: str, max_megapixels: float) -> Any:
     from engine.capture import IMAGE_SUFFIXES, VIDEO_SUFFIXES
     from engine.imageio import read_image
 
-    path = Path(spec)
+    path = Path(spec).expanduser()
     if spec.isdigit() or "://" in spec or not path.is_file():
         return None
     try:
@@ -104,6 +104,29 @@ def first_frame(spec: str, max_megapixels: float) -> Any:
     except Exception:  # a first picture is a courtesy: Start reports what is wrong with the source
         return None
     return None
+
+
+def media_suffixes() -> list[str]:
+    """The file name endings a source can have, in lower and upper case."""
+    from engine.capture import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    return [case(suffix) for suffix in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES) for case in (str.lower, str.upper)]
+
+
+def browse_folder(spec: str) -> Path:
+    """Where Browse... opens: the folder of the source in the field when it is a file, else the current folder."""
+    path = Path(spec.strip()).expanduser()
+    if spec.strip() and path.is_file():
+        return path.resolve().parent
+    return Path.cwd()
+
+
+def chosen_path(app_data: dict[str, Any]) -> str:
+    """The path a file dialog's answer names: the file clicked, or the name typed (a full path typed too)."""
+    typed = str(app_data.get("file_name") or "").strip()
+    if typed.startswith(("/", "~")):
+        return str(Path(typed).expanduser())
+    return str(app_data.get("file_path_name") or "")
 
 
 class App:
@@ -231,17 +254,13 @@ class App:
             dpg.add_input_text(tag="source", default_value=self.source_spec, width=380, on_enter=True,
                                hint="camera number (0), video file, stream URL or image",
                                callback=lambda: self.start())
-            dpg.add_button(label="Browse...", tag="browse", callback=lambda: dpg.show_item("file_dialog"))
+            dpg.add_button(label="Browse...", tag="browse", callback=lambda: self.browse())
             dpg.add_button(label="Start", tag="start", callback=lambda: self.start())
             dpg.add_button(label="Stop", tag="stop", callback=lambda: self.stop())
             dpg.add_button(label="Back to live", tag="back_to_live", show=False, callback=lambda: self.start())
             dpg.add_checkbox(label="Record", tag="record", callback=lambda s, v: self.toggle_record(v))
             dpg.add_checkbox(label="Virtual camera", tag="virtual_camera",
                              callback=lambda s, v: self.toggle_virtual_camera(v))
-        with dpg.file_dialog(tag="file_dialog", show=False, width=700, height=420,
-                             callback=lambda s, a: self._chose_file(a)):
-            dpg.add_file_extension("Media{.mp4,.avi,.mov,.mkv,.webm,.png,.jpg,.jpeg,.webp,.bmp,.tif,.tiff}")
-            dpg.add_file_extension(".*")
         self.previews.build()
         with dpg.item_handler_registry(tag="input_handlers"):
             dpg.add_item_clicked_handler(callback=lambda: self.pick_face())
@@ -301,7 +320,7 @@ class App:
     def _dialog_open(self) -> list[str]:
         """The dialogs shown now."""
         return [tag for tag in ("save_emotion_window", "save_as_window", "file_dialog")
-                if self.dpg.get_item_configuration(tag).get("show")]
+                if self.dpg.does_item_exist(tag) and self.dpg.get_item_configuration(tag).get("show")]
 
     def choose_backend(self, backend_id: str) -> None:
         """Use `backend_id` for captures (an unavailable one is refused with the reason)."""
@@ -335,10 +354,26 @@ class App:
         for info in failed:
             self.log.add("error", f"plugin {info.name} failed: {info.reason}")
 
+    def browse(self) -> None:
+        """Browse...: a file dialog in the current source's folder, listing what a source can be."""
+        dpg = self.dpg
+        # A new dialog each time: Dear PyGui's keeps its folder after Esc hid it, and opens only where it was made.
+        if dpg.does_item_exist("file_dialog"):
+            dpg.delete_item("file_dialog")
+        width, height = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+        size = (min(720, width - 40), min(440, height - 60))
+        with dpg.file_dialog(tag="file_dialog", label="Choose a source (a video or an image)", width=size[0],
+                             height=size[1], default_path=str(browse_folder(dpg.get_value("source"))),
+                             default_filename="", callback=lambda s, a: self._chose_file(a)):
+            # One filter only: FaceSynth opens no other file, and a plain ".*" filter would turn the name picked
+            # into "name.*". Both cases, as cameras and phones name files (IMG_0001.JPG).
+            dpg.add_file_extension("Media{" + ",".join(media_suffixes()) + "}")
+
     def _chose_file(self, app_data: dict[str, Any]) -> None:
-        path = app_data.get("file_path_name", "")
+        """The file picked in Browse...'s dialog goes into the source field and starts."""
+        path = chosen_path(app_data)
         if path:
-            self.dpg.set_value("source", path)
+            self.dpg.set_value("source", shorter_paths(path))
             self.start()
 
     def start(self) -> None:
@@ -801,7 +836,7 @@ class App:
                 time.sleep(1 / 60)
                 continue
             dpg.render_dearpygui_frame()
-            dpg.run_callbacks(dpg.get_callback_queue())
+            self.run_callbacks(dpg.get_callback_queue())
             last_frame = time.perf_counter()
             self.frame_times.append((time.time(), last_frame - started))
             settled = not any(thread.is_alive() for thread in self._startup)
@@ -817,6 +852,19 @@ class App:
             elapsed = time.perf_counter() - started
             if elapsed < 1 / 60:
                 time.sleep(1 / 60 - elapsed)
+
+    def run_callbacks(self, jobs: Any) -> None:
+        """Run the clicks' and keys' callbacks of the last frame; one that fails is reported, the panel lives."""
+        import inspect
+
+        for job in jobs or []:
+            if job[0] is None:
+                continue
+            try:
+                job[0](*job[1:1 + len(inspect.signature(job[0]).parameters)])
+            except Exception as exc:  # a defect in one action must not close the window (and lose the session)
+                log.exception("panel_callback_failed")
+                self.status(f"that did not work: {type(exc).__name__}: {exc}", "error")
 
     def _screenshot(self, path: Path) -> int:
         """The previews filled with the source's first picture and its edit, rendered, saved as PNG."""

@@ -158,6 +158,11 @@ class FrameSource:
             self._reader.start()
 
     @property
+    def file_path(self) -> str:
+        """A video file's path, as opened ('' for other sources)."""
+        return str(self._target) if self.kind == "file" else ""
+
+    @property
     def time_base(self) -> Any:
         """A video file's time base (its frames' `pts` count in it); None for other sources."""
         return self._video.time_base if self._video is not None else None

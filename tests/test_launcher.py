@@ -14,7 +14,18 @@ import numpy as np
 import pytest
 
 from plugins.segmind.fake_server import FakeSegmind
-from tests.helpers import PLUGIN_FIXTURES, ROOT, clean_env, clip, read_video, run_cli, start_xvfb
+from tests.helpers import (
+    PLUGIN_FIXTURES,
+    ROOT,
+    audio_tracks,
+    clean_env,
+    clip,
+    read_video,
+    run_cli,
+    start_xvfb,
+    sweep,
+    where_in,
+)
 
 
 def ready(display):
@@ -712,10 +723,21 @@ def test_a_failing_action_is_reported_and_the_panel_goes_on():
     assert {".mp4", ".MP4", ".JPG", ".webp"} <= set(media_suffixes())  # phones name files IMG_0001.JPG
 
 
-def face_clip_with_sound(path, frames=75, fps=25):
-    """The sample video's first frames as H.264 with a 440 Hz tone (AAC), written with PyAV."""
-    import math
+def number_frame(image, number):
+    """Write `number` on a picture as seven squares along its bottom left (white for a 1 bit), away from the face."""
+    for bit in range(7):
+        image[-28:-4, 4 + 28 * bit:28 + 28 * bit] = 255 if number >> bit & 1 else 0
+    return image
 
+
+def frame_number(image):
+    """The number `number_frame` wrote (read back after H.264 and the edit)."""
+    return sum(1 << bit for bit in range(7) if image[-22:-10, 10 + 28 * bit:22 + 28 * bit].mean() > 128)
+
+
+def face_clip_with_sound(path, frames=75, fps=25):
+    """The sample video's first frames, numbered, as H.264 with a rising tone (AAC), written with PyAV: any stretch
+    of the sound tells where in the clip it comes from."""
     import av
 
     source = cv2.VideoCapture(str(ROOT / "samples" / "face.mp4"))
@@ -724,11 +746,12 @@ def face_clip_with_sound(path, frames=75, fps=25):
     video.width, video.height, video.pix_fmt = 640, 480, "yuv420p"
     audio = output.add_stream("aac", rate=44100)
     audio.layout = "mono"
-    for _ in range(frames):
-        for packet in video.encode(av.VideoFrame.from_ndarray(source.read()[1], format="bgr24")):
+    for number in range(frames):
+        picture = number_frame(source.read()[1], number)
+        for packet in video.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")):
             output.mux(packet)
     total = int(44100 * frames / fps)
-    tone = (0.5 * np.sin(2 * math.pi * 440 * np.arange(total) / 44100)).astype(np.float32)
+    tone = sweep(total, 44100)
     for start in range(0, total, 1024):
         chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="flt", layout="mono")
         chunk.sample_rate, chunk.pts = 44100, start
@@ -739,6 +762,61 @@ def face_clip_with_sound(path, frames=75, fps=25):
             output.mux(packet)
     output.close()
     return path
+
+
+def test_record_begun_mid_file_has_the_file_s_sound_from_there_and_again_after_the_loop(display, tmp_path):
+    fps, length = 25, 100
+    video = face_clip_with_sound(tmp_path / "talk.mp4", frames=length, fps=fps)  # 4 s; the panel plays it in a loop
+    out = tmp_path / "captures"
+    panel = Panel(display, tmp_path, "--source", video, "--autostart", "--out", out)
+    try:
+        panel.wait_shows(lambda s, st: st["frames"] >= 5)
+        panel.click("record")  # it lands some frames later (about a second here): early in the clip, not at its end
+        shows, state = panel.wait_shows(lambda s, st: any("recording talk.mp4 from " in line for line in s["log"]))
+        # a whole round of the clip and more past where the recording began: the clip started again in it
+        panel.wait_shows(lambda s, st: st["frames"] >= state["frames"] + length + 15)
+        panel.click("record")  # off: the file is finished
+        shows, _ = panel.wait_shows(lambda s, st: any("recorded " in line for line in s["log"]))
+    finally:
+        panel.close()
+    began = [line for line in shows["log"] if "recording talk.mp4 from " in line]
+    assert len(began) == 1 and began[0].endswith("s (with its sound)"), shows["log"]
+    said = float(began[0].split(" from ")[1].split(" s ")[0])
+    (recording,) = (out / "recordings").glob("*.mp4")  # one file, finished (no partial one left)
+    numbers = [frame_number(picture) for picture in read_video(recording)]
+    first = numbers[0]  # where in the clip the recording began (0 only if Record landed on the loop's seam)
+    assert numbers == [(first + n) % length for n in range(len(numbers))], numbers  # every frame, in order
+    wrap = length - first  # where the clip started again
+    assert said == pytest.approx(first / fps, abs=0.005) and len(numbers) >= wrap + 15
+    [(codec, start, heard, rate)] = audio_tracks(recording)
+    [(_, _, original, _)] = audio_tracks(video)
+    assert codec == "aac" and abs(start) < 1 / fps
+    assert abs(len(heard) / rate - len(numbers) / fps) <= 2 / fps  # as long as the pictures
+    # what is heard at the start, and right after the clip started again, is what the file plays with those frames
+    assert wrap >= 10, f"Record landed {wrap} frames before the clip's end: too close to tell the rounds apart"
+    lead = int(0.05 * rate)
+    for at, expected in ((0, first / fps), (wrap / fps, 0.0)):
+        stretch = heard[int(at * rate) + lead:int(at * rate) + int(0.35 * rate)]
+        assert (where_in(original, stretch) - lead) / rate == pytest.approx(expected, abs=1.5 / fps), at
+
+
+def test_a_recording_of_a_camera_or_stream_says_once_that_it_is_silent(tmp_path):
+    from types import SimpleNamespace
+
+    from ui.outputs import Recording
+
+    picture = cv2.imread(str(ROOT / "samples" / "astronaut.png"))
+    for kind, note in (("camera", "a camera gives no sound"), ("stream", "a stream's sound is not read")):
+        said = []
+        recording = Recording(tmp_path / kind, lambda level, text: said.append((level, text)))
+        source = SimpleNamespace(kind=kind, fps=30.0, audio_streams=0, time_base=None, file_path="")
+        for index in range(10):
+            recording(SimpleNamespace(frame=SimpleNamespace(index=index, pts=None), output=picture), source)
+        summary = recording.close()
+        assert len(said) == 1 and said[0][0] == "warning" and note in said[0][1], said
+        assert "10 frames" in summary and "without sound" in summary
+        (path,) = (tmp_path / kind / "recordings").glob("*.mp4")
+        assert audio_tracks(path) == [] and len(read_video(path)) == 10
 
 
 def test_record_writes_h264_with_the_sound_and_virtual_camera_says_what_is_missing(display, tmp_path):

@@ -433,13 +433,13 @@ class App:
 
         if on:
             with self._outputs_lock:
-                self.recording = Recording(Path(self.settings.output_dir))
+                self.recording = Recording(Path(self.settings.output_dir), self.log.add)
             self.status("recording: " + ("from now on" if self.pipeline is not None else "from Start"))
             return
         with self._outputs_lock:
             recording, self.recording = self.recording, None
         if recording is not None:
-            self.status(recording.close() or "recording off (nothing was recorded)")
+            self.status(recording.close(off=True) or "recording off (nothing was recorded)")
 
     def toggle_virtual_camera(self, on: bool) -> None:
         """Send the output to a virtual camera (at the source's size and rate), or stop sending."""

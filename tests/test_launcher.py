@@ -511,6 +511,52 @@ def test_unavailable_backend_tells_why_on_hover_and_click(display, tmp_path):
         panel.close()
 
 
+def test_with_nothing_running_the_output_shows_the_edit_the_controls_show(display, tmp_path):
+    from ui.previews import to_texture
+
+    def output(panel):
+        shown = panel.region(panel.frame_buffer(), "preview_output")
+        return cv2.resize(shown, (640, 480), interpolation=cv2.INTER_AREA).astype(int)
+
+    def as_shown(path):  # a stored picture as the preview shows it
+        texture = to_texture(cv2.imread(str(path))).reshape(480, 640, 4)[..., :3] * 255
+        return cv2.cvtColor(texture.astype(np.uint8), cv2.COLOR_RGB2BGR).astype(int)
+
+    def face(picture, box, size):  # the face's box in the preview (a 640x480 texture, the picture letterboxed)
+        scale = min(640 / size[0], 480 / size[1])
+        x0, y0 = (640 - size[0] * scale) / 2, (480 - size[1] * scale) / 2
+        x, y, w, h = (int(v * scale) for v in box)
+        return picture[int(y0) + y:int(y0) + y + h, int(x0) + x:int(x0) + x + w]
+
+    panel, out = image_panel(display, tmp_path)
+    try:
+        shows, _ = panel.wait_shows(lambda s, st: s["texts"]["output_estimate"].startswith("output looks"))
+        before, size = output(panel), (512, 512)
+        for key, emotion, count in (("2", "surprised", 1), ("3", "angry", 2)):
+            if count == 2:  # the same after a clip played and was stopped: its last frame is edited again
+                panel.click("source")
+                panel.press("ctrl+a")
+                panel.type(str(clip(tmp_path / "face.mp4", 60)))
+                panel.press("Return")
+                panel.wait_shows(lambda s, st: st["frames"] >= 10)
+                panel.key("Escape")
+                panel.wait_shows(lambda s, st: not st["running"])
+                before, size = output(panel), (640, 480)
+            panel.key(key)  # the source is not running: nothing else would redraw the output
+            shows, _ = panel.wait_shows(lambda s, st: s["faces"] and np.abs(
+                face(output(panel), s["faces"][0]["box"], size) - face(before, s["faces"][0]["box"], size)).mean() > 5)
+            box = shows["faces"][0]["box"]
+            shown = face(output(panel), box, size)
+            panel.key("space")  # what Capture stores is what the output showed
+            settled(out, count)
+            (folder,) = [f for f in out.iterdir() if (f / "meta.json").exists()
+                         and json.loads((f / "meta.json").read_text())["emotion"][0]["name"] == emotion]
+            stored = face(as_shown(folder / "output.png"), box, size)
+            assert np.abs(shown - stored).mean() < 6, emotion  # (the edit moved it by 25 grey levels here)
+    finally:
+        panel.close()
+
+
 def test_keyboard_emotions_capture_undo_save_as_and_enter(display, tmp_path):
     panel, out = image_panel(display, tmp_path)
     try:

@@ -168,6 +168,11 @@ class App:
         self.current_input: Any = None  # the Frame the input preview shows (what Capture stores)
         self.input_text = ""
         self.output_key: tuple[Any, ...] = ("none",)  # what the output preview shows now
+        # The edit the output preview shows (the live state's version and the faces setting it was made with):
+        # with nothing running, an output older than the controls is edited again from the input shown.
+        self.shown_recipe: tuple[int, str] = (-1, "")
+        self._still_busy = False
+        self._capture_recipe: tuple[int, str] = (-1, "")
         self.output_label: tuple[tuple[Any, ...], str] | None = None  # the last analysis and what it measured
         self._analysis_busy = False
         self._last_analysis = 0.0
@@ -399,6 +404,7 @@ class App:
         pipeline.bus.on(Event.ERROR, lambda e: self.log.add("error", f"{e.stage}: {e.message}"))
         pipeline.bus.on(Event.STATS, lambda e: self.figures.update(e.figures))
         self.figures = {}
+        self.face_marks = []  # marks of a still picture: not of the frames to come
         self.pipeline, self.source = pipeline, source
         self.worker = threading.Thread(target=self._run_pipeline, args=(pipeline, source), daemon=True)
         self.worker.start()
@@ -539,6 +545,7 @@ class App:
             frame = Frame(image, source=spec)
         recipe = {"emotion": [{"name": n, "weight": w} for n, w in self.state.emotions],
                   "intensity": self.state.intensity}
+        self._capture_recipe = self.recipe()
         if self.snapshots.take(frame, self.expression(), self.backend_id, recipe, source=frame.source):
             self.status(f"capturing with {self.backend_id} ({weights_text(self.state.emotions)}) ...")
         else:
@@ -644,6 +651,7 @@ class App:
             self.previews.show(event.frame.image, event.output)
             self.current_input = event.frame
             self.output_key = ("live", version)
+            self.shown_recipe = (version, self.settings.faces)
             changed = True
             if time.perf_counter() - self._last_analysis > ANALYSE_EVERY_S:
                 self.request_analysis(event.output)
@@ -658,6 +666,8 @@ class App:
         while not self.snapshots.results.empty():
             self._stored(self.snapshots.results.get())
             changed = True
+        if self._still_outdated():
+            self._edit_still_again()
         for tag, text in (("input_estimate", self.input_text), ("output_estimate", self.output_text())):
             if dpg.get_value(tag) != text:
                 dpg.set_value(tag, text)
@@ -682,7 +692,8 @@ class App:
                 self.dpg.set_value("credits", f"{outcome.backend} credits left: {credits}")
             if self.pipeline is None:  # nothing live to cover it: show the stored pair
                 self.previews.show(outcome.frame.image, outcome.result.image)
-                self.output_key = ("capture", str(result.folder))
+                self.output_key = ("stored", str(result.folder))
+                self.shown_recipe = self._capture_recipe
                 meta = read_meta(result.folder)
                 if meta.get("output_estimate"):
                     self.output_label = (self.output_key, meta["output_estimate"])
@@ -724,17 +735,38 @@ class App:
         self.snapshots.settings = self.settings
         self.status(f"faces: editing {'every face' if which == 'all' else which} (click faces in the input to "
                     "choose; clicking the last one chosen goes back to every face)")
-        frame = self.current_input
-        threading.Thread(target=self._preview_again, args=(frame,), daemon=True).start()
+        # the render loop sees the output is older than the faces setting and edits the input shown again
 
-    def _preview_again(self, frame: Any) -> None:
+    def recipe(self) -> tuple[int, str]:
+        """The edit the controls describe now: the live state's version and the faces setting."""
+        return self.state.version, self.settings.faces
+
+    def _still_outdated(self) -> bool:
+        """Nothing runs, a picture is shown (not an opened capture) and its edit is older than the controls."""
+        return (self.pipeline is None and not self._still_busy and self.current_input is not None
+                and self.output_key[0] != "capture" and self.shown_recipe != self.recipe())
+
+    def _edit_still_again(self) -> None:
+        """Edit the input shown with the controls' edit, in the background (one at a time; the render loop asks
+        again if the controls moved meanwhile)."""
+        self._still_busy = True
+        threading.Thread(target=self._preview_again, args=(self.current_input, self.recipe()), daemon=True).start()
+
+    def _preview_again(self, frame: Any, recipe: tuple[int, str]) -> None:
+        outcome = None
         try:
             backend = self.synthesizer.live_entry(self.backend_id).id
             outcome = self.snapshots.preview(frame, self.expression(), backend)
         except Exception as exc:  # say it, keep the panel
             self.log.add("warning", f"no preview: {exc}")
-            return
-        self.post(lambda: self._show_still(frame, outcome))
+        self.post(lambda: self._show_again(frame, outcome, recipe))
+
+    def _show_again(self, frame: Any, outcome: Any, recipe: tuple[int, str]) -> None:
+        self._still_busy = False
+        if outcome is None:
+            self.shown_recipe = recipe  # not asked again until the controls change
+        elif self.pipeline is None and self.current_input is frame and self.output_key[0] != "capture":
+            self._show_still(frame, outcome, recipe)
 
     def _first_preview(self) -> None:
         """The source's first picture and its edit in the previews, so the panel never opens on black panes."""
@@ -744,26 +776,29 @@ class App:
         if image is None:
             return
         frame = Frame(image, source=self.source_spec)
+        recipe = self.recipe()
         try:
             backend = self.synthesizer.live_entry(self.backend_id).id
             outcome = self.snapshots.preview(frame, self.expression(), backend)
         except Exception as exc:  # the preview is a courtesy: Start reports what is wrong
             self.log.add("warning", f"no first preview: {exc}")
             return
-        self.post(lambda: self._show_first(frame, outcome))
+        self.post(lambda: self._show_first(frame, outcome, recipe))
 
-    def _show_first(self, frame: Any, outcome: Any) -> None:
+    def _show_first(self, frame: Any, outcome: Any, recipe: tuple[int, str]) -> None:
         if self.pipeline is not None or self.current_input is not None:
             return  # started meanwhile: live frames win
-        self._show_still(frame, outcome)
+        self._show_still(frame, outcome, recipe)
 
-    def _show_still(self, frame: Any, outcome: Any) -> None:
-        """A still input and its edit, the faces marked on the input (click one to choose which are edited)."""
+    def _show_still(self, frame: Any, outcome: Any, recipe: tuple[int, str]) -> None:
+        """A still input and its edit (made with `recipe`), the faces marked on the input (click one to choose
+        which are edited)."""
         from engine.analysis import estimate
         from ui.previews import draw_marks, face_marks
 
         self.current_input = frame
-        self.output_key = ("still", self.state.version, self.settings.faces)
+        self.output_key = ("still", *recipe)
+        self.shown_recipe = recipe
         self.face_marks = face_marks(outcome)
         shown = draw_marks(frame.image, self.face_marks) if len(self.face_marks) > 1 or any(
             mark["state"] != "edited" for mark in self.face_marks) else frame.image

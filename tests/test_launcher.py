@@ -708,6 +708,9 @@ def test_fits_a_1366x768_screen_and_previews_follow_the_window(tmp_path):
                     "source", "rescan", "emotion_happy"):
             (x, y), (w, h) = boxes[tag]["min"], boxes[tag]["size"]
             assert 0 <= x and x + w <= viewport["width"] and 0 <= y and y + h <= viewport["height"], tag
+        inside = boxes["emotion_happy"]["min"][0] + boxes["left"]["inner_width"]  # the left pane's scroll bar: not on
+        for tag in [t for t in boxes if t.startswith(("emotion_", "mix_", "param_", "reset", "save_emotion"))]:
+            assert boxes[tag]["min"][0] + boxes[tag]["size"][0] <= inside, tag
         width, height = boxes["preview_input"]["size"]
         assert width >= 300 and width / height == pytest.approx(4 / 3, abs=0.02)
         assert cv2.imread(str(shot)).shape[:2] == (viewport["height"], viewport["width"])

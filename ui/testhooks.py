@@ -35,6 +35,9 @@ def layout(app: Any) -> dict[str, Any]:
         state = dpg.get_item_state(tag) if dpg.does_item_exist(tag) else {}
         if "rect_min" in state:  # items not drawn yet (a closed dialog's) have no rectangle
             boxes[tag] = {"min": state["rect_min"], "size": state["rect_size"], "visible": state.get("visible")}
+        elif "content_region_avail" in state:  # a pane: where it is, and the width inside (less a scroll bar)
+            boxes[tag] = {"min": state["pos"], "size": state["rect_size"],
+                          "inner_width": state["content_region_avail"][0]}
     if dpg.does_item_exist("file_dialog"):  # Dear PyGui gives no position for it: tests find it on screen
         boxes["file_dialog"] = {key: dpg.get_item_configuration("file_dialog")[key] for key in ("width", "height")}
     boxes["viewport"] = {"pos": dpg.get_viewport_pos(), "width": dpg.get_viewport_client_width(),

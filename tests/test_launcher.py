@@ -648,7 +648,7 @@ def test_save_as_emotion_and_use_these_parameters(display, tmp_path):
         panel.close()
 
 
-def test_open_folder_hands_the_capture_to_the_file_manager(display, tmp_path):
+def test_open_folder_and_save_as_on_a_capture(display, tmp_path):
     bin_dir, record = tmp_path / "bin", tmp_path / "opened.txt"
     bin_dir.mkdir()
     opener = bin_dir / "xdg-open"  # no desktop here: a stand-in file manager that notes what it was asked to open
@@ -665,6 +665,18 @@ def test_open_folder_hands_the_capture_to_the_file_manager(display, tmp_path):
         folder = [p for p in out.iterdir() if p.is_dir()][0]
         assert record.read_text().strip() == str(folder)
         assert panel.shows()[0]["texts"]["status"].startswith("opened ")
+        panel.click("save_as")  # the button (Ctrl+S is tested elsewhere), a PNG this time, saved by clicking Save
+        panel.wait_shows(lambda s, st: s["flags"]["save_as_window"])
+        panel.click("save_as_path", fresh=True)
+        panel.press("ctrl+a")
+        target = tmp_path / "saved" / "edit.png"
+        panel.type(str(target))
+        panel.click("save_as_ok", fresh=True)
+        wait_for(target.exists, 10)
+        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert np.array_equal(cv2.imread(str(target)), cv2.imread(str(folder / "output.png")))
+        shows, _ = panel.shows()
+        assert not shows["flags"]["save_as_window"] and shows["texts"]["status"].startswith("saved output.png of ")
     finally:
         panel.close()
 

@@ -71,7 +71,10 @@ class Recording:
                                   time_base=source.time_base if self.started_s is not None else None,
                                   audio_from=source.file_path if self.with_sound else None,
                                   audio_start_s=self.started_s or 0.0, audio_loops=True)
-        if self.started_s is not None:
+        if source.kind == "file" and self.started_s is None:
+            self.say("warning", f"recording {Path(source.file_path).name}: its frames carry no times, so without "
+                     "its sound")
+        elif self.started_s is not None:
             sound = "with its sound" if self.with_sound else "the file has no sound"
             self.say("info", f"recording {Path(source.file_path).name} from {self.started_s:.2f} s ({sound})")
         elif source.kind == "camera":

@@ -23,9 +23,8 @@ def layout(app: Any) -> dict[str, Any]:
     dpg = app.dpg
     tags = ["start", "stop", "back_to_live", "capture", "rescan", "reset", "save_emotion", "save_emotion_name",
             "status", "record", "virtual_camera", "save_emotion_ok", "preview_input", "preview_output", "intensity",
-            "source", "browse",
-            "use_parameters", "save_as", "save_as_path", "open_folder", "gallery_window", "log_panel", "left",
-            "right"]
+            "source", "browse", "use_parameters", "save_as", "save_as_path", "save_as_ok", "open_folder",
+            "gallery_window", "log_panel", "left", "right"]
     tags += [f"emotion_{e}" for e in app.registry.emotions] + [f"mix_{e}" for e in app.registry.emotions]
     tags += [f"param_{name}" for name in PARAMETER_NAMES]
     tags += [f"backend_{b}" for b in list(app.registry.backends) + ["auto"]]

@@ -94,7 +94,7 @@ class FrameSource:
         elif "://" in spec:
             self.kind, self._target = "stream", spec
         else:
-            path = Path(spec)
+            path = Path(spec).expanduser()  # "~/clip.mp4" typed in the panel's field, as a shell would
             if not path.exists():
                 raise UsageError(f"--source {spec}: no such file, and not a camera number or a stream URL")
             if path.suffix.lower() in IMAGE_SUFFIXES:
@@ -156,6 +156,11 @@ class FrameSource:
         if self._reader is None:
             self._reader = threading.Thread(target=self._read_loop, name="facesynth-capture", daemon=True)
             self._reader.start()
+
+    @property
+    def file_path(self) -> str:
+        """A video file's path, as opened ('' for other sources)."""
+        return str(self._target) if self.kind == "file" else ""
 
     @property
     def time_base(self) -> Any:

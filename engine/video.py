@@ -9,7 +9,8 @@ The API the rest of the engine uses:
   for some containers), `audio_streams` (how many). Frames are decoded on a thread of their own, a few ahead
   (bounded queue). A decoding error raises `InputError` naming the frame where it stopped, after every frame
   decoded before it was yielded; a file that is not a readable video raises `InputError` at opening.
-- `VideoWriter(path, size, fps, time_base=None, crf=20, audio_from=None, rotation=0, preset="veryfast")`:
+- `VideoWriter(path, size, fps, time_base=None, crf=20, audio_from=None, rotation=0, preset="veryfast",
+  audio_start_s=0.0, audio_loops=False)`:
   encodes on a thread of its own (bounded queue, blocking put: no frame is lost) to a temporary file in the
   same folder, renamed to `path` by `close()`; `abort()` removes it. `write(image, pts=None)`. H.264 (yuv420p,
   High profile, x264 `preset`) in .mp4 (with +faststart), .mov and .mkv; VP9 in .webm (the only codecs WebM
@@ -17,6 +18,9 @@ The API the rest of the engine uses:
   audio streams of `audio_from` are copied packet for packet where the container takes their codec,
   re-encoded otherwise (AAC; Opus for .webm), with their own timestamps, so they stay in sync. `rotation`
   (counter-clockwise degrees) tags the display matrix, for frames written as stored rather than upright.
+  `audio_start_s`: the audio from that time of `audio_from` is placed at the output's start (a recording begun
+  mid-file); with `audio_loops`, `restart_audio(at_s)` puts `audio_from`'s audio from its start again at `at_s`
+  of the output (a looping source's next round).
 - `check_video_path(path)`: the output's suffix and folder checked up front (`UsageError`), before any frame.
 - `transcode(src, dst, edit, crf=20, progress=None) -> dict`: every frame through `edit(image, index)`,
   timestamps and audio kept; returns frames, audio_streams, fps, size, stopped_early.
@@ -233,9 +237,14 @@ class VideoReader:
 
 
 class _AudioCarrier:
-    """The audio streams of an input file, carried into an output container, interleaved as video advances."""
+    """The audio streams of an input file, carried into an output container, interleaved as video advances.
 
-    def __init__(self, source: Path, output: Any, suffix: str) -> None:
+    The audio runs in segments: the input's audio from `source_s` on is placed at `output_s` of the output. The
+    first segment starts at `start_s` of the input (a recording begun mid-file), at the output's start;
+    `restart(at_s)` begins another from the input's start (a looping source).
+    """
+
+    def __init__(self, source: Path, output: Any, suffix: str, start_s: float = 0.0) -> None:
         self.container = av.open(str(source), mode="r")
         self.routes: dict[int, tuple[str, Any]] = {}
         self.summary: list[dict[str, Any]] = []
@@ -252,12 +261,33 @@ class _AudioCarrier:
                 mode = "encode"
             self.routes[stream.index] = (mode, target)
             self.summary.append({"codec": name, "mode": mode, "to": target.codec_context.name})
+        self._begin(start_s, 0.0)
+
+    def _begin(self, source_s: float, output_s: float) -> None:
+        """Start a segment: the input's audio from `source_s` s, placed at `output_s` s of the output."""
+        self._segment = (source_s, output_s)
+        # A whole file from its start keeps every packet (an AAC stream's priming one has a negative time); a
+        # segment cut out of the input keeps only what lies at or after its start, so times keep rising.
+        self._trim = (source_s, output_s) != (0.0, 0.0)
+        if source_s > 0:
+            self.container.seek(int(source_s * av.time_base))  # at or before it: the packets before are skipped
         self._packets = self.container.demux(*self.container.streams.audio)
         self._pending: Any = None
         self._done = not self.routes
 
-    def pump(self, until_s: float | None) -> None:
-        """Mux the audio up to `until_s` seconds of the input's timeline (all of it: None)."""
+    def restart(self, at_s: float) -> None:
+        """From `at_s` s of the output on, the input's audio from its start again (what came before is cut there)."""
+        self.pump(at_s, before=True)
+        self.container.seek(0)
+        for stream in self.container.streams.audio:
+            if self.routes[stream.index][0] == "encode":
+                stream.codec_context.flush_buffers()  # the decoder may have been drained at the input's end
+        self._begin(0.0, at_s)
+
+    def pump(self, until_s: float | None, before: bool = False) -> None:
+        """Mux the audio up to `until_s` seconds of the output's timeline (all of it: None; `before`: only what
+        starts before it)."""
+        source_start, output_start = self._segment
         while not self._done:
             packet = self._pending or next(self._packets, None)
             self._pending = None
@@ -267,20 +297,31 @@ class _AudioCarrier:
             mode, target = self.routes[packet.stream.index]
             if packet.dts is None:  # the demuxer's empty end-of-stream packet: flushes the decoder
                 if mode == "encode":
-                    self._encode(packet, target)
+                    self._encode(packet, target, 0)
                 continue
-            if until_s is not None and packet.pts is not None and float(packet.pts * packet.time_base) > until_s:
-                self._pending = packet
-                return
+            shift = 0
+            if packet.pts is not None:
+                source_s = float(packet.pts * packet.time_base)
+                if self._trim and source_s < source_start - 1e-6:
+                    continue  # before this segment's start (a seek lands at or before it)
+                output_s = source_s - source_start + output_start
+                if until_s is not None and (output_s > until_s or (before and output_s >= until_s)):
+                    self._pending = packet
+                    return
+                shift = round((output_start - source_start) / packet.time_base)
             if mode == "copy":
+                if shift and packet.pts is not None:  # (the end-of-stream packet, without times, was taken above)
+                    packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
                 packet.stream = target
                 target.container.mux(packet)
             else:
-                self._encode(packet, target)
+                self._encode(packet, target, shift)
 
     @staticmethod
-    def _encode(packet: Any, target: Any) -> None:
+    def _encode(packet: Any, target: Any, shift: int) -> None:
         for frame in packet.decode():
+            if shift and frame.pts is not None:
+                frame.pts += round(shift * packet.time_base / frame.time_base)
             for encoded in target.encode(frame):
                 target.container.mux(encoded)
 
@@ -299,7 +340,7 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, time_base: Fraction | None = None,
                  crf: int = 20, audio_from: str | Path | None = None, rotation: int = 0,
-                 preset: str = PRESET) -> None:
+                 preset: str = PRESET, audio_start_s: float = 0.0, audio_loops: bool = False) -> None:
         quiet_native_logs()
         self.path = check_video_path(path)
         suffix = self.path.suffix.lower()
@@ -316,12 +357,16 @@ class VideoWriter:
         self._output = av.open(str(self._temporary), mode="w", format=_MUXERS[suffix], options=options)
         try:
             self._stream = self._add_video_stream(suffix, rate, crf, rotation, preset)
-            self._audio = _AudioCarrier(Path(audio_from), self._output, suffix) if audio_from else None
+            self._audio = _AudioCarrier(Path(audio_from), self._output, suffix, audio_start_s) if audio_from \
+                else None
         except BaseException:
             self._output.close()
             self._temporary.unlink(missing_ok=True)
             raise
         self.audio = self._audio.summary if self._audio else []
+        # Audio a second ahead of the video interleaves well and keeps the muxer's queue short; audio that may
+        # start again (restart_audio) only follows the video, so nothing written ever lies past a restart.
+        self._audio_ahead_s = 0.0 if audio_loops else 1.0
         self.written = 0
         self._last_pts: int | None = None
         self._last_time: float | None = None
@@ -363,6 +408,12 @@ class VideoWriter:
         self.written += 1
         self._queue.put((image, pts))
 
+    def restart_audio(self, at_s: float) -> None:
+        """From `at_s` s of the output on, `audio_from`'s audio from its start again (a looping source's new round);
+        in order with the frames written. Needs `audio_loops`."""
+        if self._audio is not None:
+            self._queue.put((None, at_s))
+
     def _encode_loop(self) -> None:
         while True:
             item = self._queue.get()
@@ -371,6 +422,10 @@ class VideoWriter:
             if self._error is not None:
                 continue  # keep draining so a blocked write() returns and sees the error
             try:
+                if item[0] is None:
+                    assert self._audio is not None
+                    self._audio.restart(item[1])
+                    continue
                 self._encode(*item)
             except Exception as exc:  # a full disk, an encoder failure: reported by the next write() or close()
                 self._error = InputError(f"{self.path}: writing the video failed ({_reason(exc)})")
@@ -386,8 +441,7 @@ class VideoWriter:
         for packet in self._stream.encode(frame):
             self._output.mux(packet)
         if self._audio is not None:
-            # audio a second ahead of the video: well interleaved, and the muxer's queue stays short
-            self._audio.pump(float(pts * self.time_base) + 1.0)
+            self._audio.pump(float(pts * self.time_base) + self._audio_ahead_s)
 
     def close(self, audio_until_s: float | None = None) -> Path:
         """Finish the file (all the audio, or up to `audio_until_s` s) and rename it to its name; returns the path."""

@@ -111,3 +111,44 @@ def png_header(width: int, height: int) -> bytes:
     chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
     iend = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
     return b"\x89PNG\r\n\x1a\n" + chunk + iend
+
+
+def audio_tracks(path: Path) -> list:
+    """Each audio stream of a media file: codec, start time (s), its samples (first channel) and sample rate."""
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        count = len(container.streams.audio)
+    tracks = []
+    for number in range(count):
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[number]
+            start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+            chunks = []
+            for frame in container.decode(audio=number):
+                samples = frame.to_ndarray()
+                chunks.append(samples[0] if frame.format.is_planar
+                              else samples.reshape(-1, frame.layout.nb_channels)[:, 0])
+            tracks.append((stream.codec_context.name, start, np.concatenate(chunks).astype(np.float64),
+                           stream.codec_context.sample_rate))
+    return tracks
+
+
+def sweep(count: int, rate: int, start_hz: float = 300.0, rise_hz_per_s: float = 400.0):
+    """`count` samples of a tone rising steadily from `start_hz`: no stretch of it sounds like another."""
+    import numpy as np
+
+    seconds = np.arange(count) / rate
+    return (0.5 * np.sin(2 * np.pi * (start_hz * seconds + rise_hz_per_s * seconds ** 2 / 2))).astype(np.float32)
+
+
+def where_in(whole, part) -> int:
+    """The sample at which `part` best matches `whole` (cross-correlation, normalised by the stretch's loudness)."""
+    import numpy as np
+
+    size = 1 << int(np.ceil(np.log2(len(whole) + len(part))))
+    product = np.fft.irfft(np.fft.rfft(whole, size) * np.conj(np.fft.rfft(part, size)), size)[:len(whole) - len(part)]
+    running = np.concatenate([[0.0], np.cumsum(np.asarray(whole, np.float64) ** 2)])
+    energy = np.sqrt(np.maximum(running[len(part):len(part) + len(product)] - running[:len(product)], 0)) + 1e-9
+    return int(np.argmax(product / energy))

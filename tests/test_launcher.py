@@ -14,7 +14,18 @@ import numpy as np
 import pytest
 
 from plugins.segmind.fake_server import FakeSegmind
-from tests.helpers import PLUGIN_FIXTURES, ROOT, clean_env, clip, run_cli, start_xvfb
+from tests.helpers import (
+    PLUGIN_FIXTURES,
+    ROOT,
+    audio_tracks,
+    clean_env,
+    clip,
+    read_video,
+    run_cli,
+    start_xvfb,
+    sweep,
+    where_in,
+)
 
 
 def ready(display):
@@ -68,7 +79,7 @@ def wait_for(condition, timeout=60.0, step=0.2):
 class Panel:
     """A running panel process: its layout dump (boxes, what it shows, the live state), clicks and keys."""
 
-    def __init__(self, display, tmp_path, *args, env=None, command=None):
+    def __init__(self, display, tmp_path, *args, env=None, command=None, cwd=ROOT):
         self.display, self.tmp = display, tmp_path
         self.layout_file, self.frames_file = tmp_path / "layout.json", tmp_path / "frames.json"
         self.dump_file = tmp_path / "frame.png"
@@ -78,7 +89,7 @@ class Panel:
         self.process = subprocess.Popen(
             [*(command or [sys.executable, str(ROOT / "launcher.py")]), "--layout", str(self.layout_file),
              "--frame-log", str(self.frames_file), "--dump-on-signal", str(self.dump_file), *map(str, args)],
-            env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=self.env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: self.layout_file.exists() or self.process.poll() is not None)
         assert self.process.poll() is None, self.process.stderr.read()
         self.layout = json.loads(self.layout_file.read_text())
@@ -146,6 +157,14 @@ class Panel:
             return wait_for(check, timeout, 0.3)
         except AssertionError:
             raise AssertionError(f"the panel never showed it: {self.layout['shows']} {self.layout['state']}")
+
+    def click_at(self, x, y):
+        """Click at a point of the frame buffer (what the panel drew there, where no widget box is known)."""
+        left, top = self.layout["viewport"]["pos"]
+        self.xdotool("mousemove", int(left + x), int(top + y))
+        time.sleep(0.2)
+        self.xdotool("click", "1")
+        time.sleep(0.4)
 
     def region(self, image, tag):
         box = self.layout[tag]
@@ -339,6 +358,71 @@ def ten_fps_clip(path, frames=60):
     return path
 
 
+TITLE_ACTIVE = (135, 86, 15)  # BGR: the title bar of the window in front (Dear PyGui's default theme)
+
+
+def file_dialog_lines(image, height):
+    """The file dialog as a person sees it: found by its title bar, its lines of text top down, each as
+    (y in the middle of the line, [(x0, x1) of each group of letters])."""
+    title = np.all(np.abs(image.astype(int) - TITLE_ACTIVE) <= 8, axis=2)
+    rows = np.nonzero(title.sum(axis=1) > 300)[0]
+    assert len(rows), "no file dialog on screen"
+    columns = np.nonzero(title[rows].any(axis=0))[0]
+    left, right, top = columns.min(), columns.max(), rows.max() + 1
+    body = image[top:rows.min() + height - 4, left:right].min(axis=2) > 190  # white letters
+    inked = np.nonzero(body.any(axis=1))[0]
+    lines, start = [], None
+    for y, nxt in zip(inked, list(inked[1:]) + [None]):
+        start = y if start is None else start
+        if nxt is None or nxt - y > 2:
+            xs = np.nonzero(body[start:y + 1].any(axis=0))[0]
+            groups = np.split(xs, np.nonzero(np.diff(xs) > 8)[0] + 1)
+            lines.append((int(top + (start + y) / 2), [(int(left + g[0]), int(left + g[-1])) for g in groups]))
+            start = None
+    return lines
+
+
+def test_browse_opens_where_the_source_is_and_starts_what_it_picked(display, tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    video = clip(clips / "talk.mp4", 60)
+    (clips / "notes.txt").write_text("not a source")
+    # Camera 0 (none here, not started) in the field: Browse... opens in the folder the panel was started from.
+    panel = Panel(display, tmp_path, "--source", "0", "--out", tmp_path / "captures", cwd=clips)
+    try:
+        image = panel.frame_buffer()
+        assert panel.region(image, "preview_input").max() < 40  # a camera not started: nothing shown yet
+        panel.click("browse")
+        shows, _ = panel.wait_shows(lambda s, st: s["flags"].get("file_dialog"))
+        image = panel.frame_buffer()
+        height = panel.layout["file_dialog"]["height"]
+        lines = file_dialog_lines(image, height)
+        # path buttons, search, column titles, the entries, the file name with the filter, Cancel (no OK yet)
+        entries, footer = lines[3:-2], lines[-2:]
+        assert len(entries) == 2, lines  # talk.mp4 and the parent folder; notes.txt is no source: not listed
+        assert len(footer[1][1]) == 1, footer  # Cancel only: nothing chosen yet
+        row = max(entries, key=lambda line: line[1][-1][1])  # the file's row: name, type, size, date
+        panel.click_at(row[1][0][0] + 40, row[0])
+        lines = file_dialog_lines(panel.frame_buffer(), height)
+        ok_button = lines[-1][1]
+        assert len(ok_button) == 2, lines  # OK appeared beside Cancel
+        panel.click_at((ok_button[0][0] + ok_button[0][1]) // 2, lines[-1][0])
+        shows, state = panel.wait_shows(lambda s, st: st["running"] and st["frames"] >= 10)
+        assert shows["texts"]["source"] == "talk.mp4" and not shows["flags"]["file_dialog"]
+        assert shows["texts"]["status"].startswith("running: talk.mp4 (file, 30 fps)"), shows["texts"]["status"]
+        shows, _ = panel.wait_shows(lambda s, st: " fps, latency" in s["texts"]["fps_text"])
+        shown = panel.region(panel.frame_buffer(), "preview_input")
+        shown = cv2.resize(shown, (640, 480), interpolation=cv2.INTER_AREA).astype(int)
+        assert min(np.abs(shown - frame).mean() for frame in read_video(video)) < 4  # a frame of the clip
+        panel.click("browse")  # and Esc closes the dialog without changing anything
+        panel.wait_shows(lambda s, st: s["flags"].get("file_dialog"))
+        panel.press("Escape")
+        shows, state = panel.shows()
+        assert not shows["flags"]["file_dialog"] and state["running"] and shows["texts"]["source"] == "talk.mp4"
+    finally:
+        panel.close()
+
+
 def test_stop_says_stopped_and_a_file_plays_at_its_own_rate(display, tmp_path):
     panel = Panel(display, tmp_path, "--source", ten_fps_clip(tmp_path / "face.mp4"), "--autostart", "--out",
                   tmp_path / "captures")
@@ -423,6 +507,52 @@ def test_unavailable_backend_tells_why_on_hover_and_click(display, tmp_path):
         shows, state = panel.shows()
         assert shows["texts"]["status"].startswith("segmind is unavailable: no API key")
         assert state["backend"] == "landmark-warp"
+    finally:
+        panel.close()
+
+
+def test_with_nothing_running_the_output_shows_the_edit_the_controls_show(display, tmp_path):
+    from ui.previews import to_texture
+
+    def output(panel):
+        shown = panel.region(panel.frame_buffer(), "preview_output")
+        return cv2.resize(shown, (640, 480), interpolation=cv2.INTER_AREA).astype(int)
+
+    def as_shown(path):  # a stored picture as the preview shows it
+        texture = to_texture(cv2.imread(str(path))).reshape(480, 640, 4)[..., :3] * 255
+        return cv2.cvtColor(texture.astype(np.uint8), cv2.COLOR_RGB2BGR).astype(int)
+
+    def face(picture, box, size):  # the face's box in the preview (a 640x480 texture, the picture letterboxed)
+        scale = min(640 / size[0], 480 / size[1])
+        x0, y0 = (640 - size[0] * scale) / 2, (480 - size[1] * scale) / 2
+        x, y, w, h = (int(v * scale) for v in box)
+        return picture[int(y0) + y:int(y0) + y + h, int(x0) + x:int(x0) + x + w]
+
+    panel, out = image_panel(display, tmp_path)
+    try:
+        shows, _ = panel.wait_shows(lambda s, st: s["texts"]["output_estimate"].startswith("output looks"))
+        before, size = output(panel), (512, 512)
+        for key, emotion, count in (("2", "surprised", 1), ("3", "angry", 2)):
+            if count == 2:  # the same after a clip played and was stopped: its last frame is edited again
+                panel.click("source")
+                panel.press("ctrl+a")
+                panel.type(str(clip(tmp_path / "face.mp4", 60)))
+                panel.press("Return")
+                panel.wait_shows(lambda s, st: st["frames"] >= 10)
+                panel.key("Escape")
+                panel.wait_shows(lambda s, st: not st["running"])
+                before, size = output(panel), (640, 480)
+            panel.key(key)  # the source is not running: nothing else would redraw the output
+            shows, _ = panel.wait_shows(lambda s, st: s["faces"] and np.abs(
+                face(output(panel), s["faces"][0]["box"], size) - face(before, s["faces"][0]["box"], size)).mean() > 5)
+            box = shows["faces"][0]["box"]
+            shown = face(output(panel), box, size)
+            panel.key("space")  # what Capture stores is what the output showed
+            settled(out, count)
+            (folder,) = [f for f in out.iterdir() if (f / "meta.json").exists()
+                         and json.loads((f / "meta.json").read_text())["emotion"][0]["name"] == emotion]
+            stored = face(as_shown(folder / "output.png"), box, size)
+            assert np.abs(shown - stored).mean() < 6, emotion  # (the edit moved it by 25 grey levels here)
     finally:
         panel.close()
 
@@ -518,7 +648,7 @@ def test_save_as_emotion_and_use_these_parameters(display, tmp_path):
         panel.close()
 
 
-def test_open_folder_hands_the_capture_to_the_file_manager(display, tmp_path):
+def test_open_folder_and_save_as_on_a_capture(display, tmp_path):
     bin_dir, record = tmp_path / "bin", tmp_path / "opened.txt"
     bin_dir.mkdir()
     opener = bin_dir / "xdg-open"  # no desktop here: a stand-in file manager that notes what it was asked to open
@@ -535,6 +665,18 @@ def test_open_folder_hands_the_capture_to_the_file_manager(display, tmp_path):
         folder = [p for p in out.iterdir() if p.is_dir()][0]
         assert record.read_text().strip() == str(folder)
         assert panel.shows()[0]["texts"]["status"].startswith("opened ")
+        panel.click("save_as")  # the button (Ctrl+S is tested elsewhere), a PNG this time, saved by clicking Save
+        panel.wait_shows(lambda s, st: s["flags"]["save_as_window"])
+        panel.click("save_as_path", fresh=True)
+        panel.press("ctrl+a")
+        target = tmp_path / "saved" / "edit.png"
+        panel.type(str(target))
+        panel.click("save_as_ok", fresh=True)
+        wait_for(target.exists, 10)
+        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert np.array_equal(cv2.imread(str(target)), cv2.imread(str(folder / "output.png")))
+        shows, _ = panel.shows()
+        assert not shows["flags"]["save_as_window"] and shows["texts"]["status"].startswith("saved output.png of ")
     finally:
         panel.close()
 
@@ -578,6 +720,9 @@ def test_fits_a_1366x768_screen_and_previews_follow_the_window(tmp_path):
                     "source", "rescan", "emotion_happy"):
             (x, y), (w, h) = boxes[tag]["min"], boxes[tag]["size"]
             assert 0 <= x and x + w <= viewport["width"] and 0 <= y and y + h <= viewport["height"], tag
+        inside = boxes["emotion_happy"]["min"][0] + boxes["left"]["inner_width"]  # the left pane's scroll bar: not on
+        for tag in [t for t in boxes if t.startswith(("emotion_", "mix_", "param_", "reset", "save_emotion"))]:
+            assert boxes[tag]["min"][0] + boxes[tag]["size"][0] <= inside, tag
         width, height = boxes["preview_input"]["size"]
         assert width >= 300 and width / height == pytest.approx(4 / 3, abs=0.02)
         assert cv2.imread(str(shot)).shape[:2] == (viewport["height"], viewport["width"])
@@ -622,10 +767,38 @@ def test_the_panel_s_parts_as_text():
     assert "stale" in App.output_text(label)
 
 
-def face_clip_with_sound(path, frames=75, fps=25):
-    """The sample video's first frames as H.264 with a 440 Hz tone (AAC), written with PyAV."""
-    import math
+def test_a_failing_action_is_reported_and_the_panel_goes_on():
+    from types import SimpleNamespace
 
+    from ui.app import App, chosen_path, media_suffixes
+
+    said, done = [], []
+    panel = SimpleNamespace(status=lambda text, level="info": said.append((level, text)))
+    jobs = [(lambda: 1 / 0, "browse", None, None), (lambda sender, data: done.append((sender, data)), "start", 7, None)]
+    App.run_callbacks(panel, jobs)  # Dear PyGui's own loop stopped at the first failure and closed the window
+    assert said == [("error", "that did not work: ZeroDivisionError: division by zero")] and done == [("start", 7)]
+    # The file dialog's answer: what was clicked, or a full path typed as the name (it would be glued to the folder)
+    assert chosen_path({"file_name": "talk.mp4", "file_path_name": "/clips/talk.mp4"}) == "/clips/talk.mp4"
+    assert chosen_path({"file_name": "/else/where.mkv", "file_path_name": "/clips//else/where.mkv"}) == \
+        "/else/where.mkv"
+    assert {".mp4", ".MP4", ".JPG", ".webp"} <= set(media_suffixes())  # phones name files IMG_0001.JPG
+
+
+def number_frame(image, number):
+    """Write `number` on a picture as seven squares along its bottom left (white for a 1 bit), away from the face."""
+    for bit in range(7):
+        image[-28:-4, 4 + 28 * bit:28 + 28 * bit] = 255 if number >> bit & 1 else 0
+    return image
+
+
+def frame_number(image):
+    """The number `number_frame` wrote (read back after H.264 and the edit)."""
+    return sum(1 << bit for bit in range(7) if image[-22:-10, 10 + 28 * bit:22 + 28 * bit].mean() > 128)
+
+
+def face_clip_with_sound(path, frames=75, fps=25):
+    """The sample video's first frames, numbered, as H.264 with a rising tone (AAC), written with PyAV: any stretch
+    of the sound tells where in the clip it comes from."""
     import av
 
     source = cv2.VideoCapture(str(ROOT / "samples" / "face.mp4"))
@@ -634,11 +807,12 @@ def face_clip_with_sound(path, frames=75, fps=25):
     video.width, video.height, video.pix_fmt = 640, 480, "yuv420p"
     audio = output.add_stream("aac", rate=44100)
     audio.layout = "mono"
-    for _ in range(frames):
-        for packet in video.encode(av.VideoFrame.from_ndarray(source.read()[1], format="bgr24")):
+    for number in range(frames):
+        picture = number_frame(source.read()[1], number)
+        for packet in video.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")):
             output.mux(packet)
     total = int(44100 * frames / fps)
-    tone = (0.5 * np.sin(2 * math.pi * 440 * np.arange(total) / 44100)).astype(np.float32)
+    tone = sweep(total, 44100)
     for start in range(0, total, 1024):
         chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="flt", layout="mono")
         chunk.sample_rate, chunk.pts = 44100, start
@@ -649,6 +823,61 @@ def face_clip_with_sound(path, frames=75, fps=25):
             output.mux(packet)
     output.close()
     return path
+
+
+def test_record_begun_mid_file_has_the_file_s_sound_from_there_and_again_after_the_loop(display, tmp_path):
+    fps, length = 25, 100
+    video = face_clip_with_sound(tmp_path / "talk.mp4", frames=length, fps=fps)  # 4 s; the panel plays it in a loop
+    out = tmp_path / "captures"
+    panel = Panel(display, tmp_path, "--source", video, "--autostart", "--out", out)
+    try:
+        panel.wait_shows(lambda s, st: st["frames"] >= 5)
+        panel.click("record")  # it lands some frames later (about a second here): early in the clip, not at its end
+        shows, state = panel.wait_shows(lambda s, st: any("recording talk.mp4 from " in line for line in s["log"]))
+        # a whole round of the clip and more past where the recording began: the clip started again in it
+        panel.wait_shows(lambda s, st: st["frames"] >= state["frames"] + length + 15)
+        panel.click("record")  # off: the file is finished
+        shows, _ = panel.wait_shows(lambda s, st: any("recorded " in line for line in s["log"]))
+    finally:
+        panel.close()
+    began = [line for line in shows["log"] if "recording talk.mp4 from " in line]
+    assert len(began) == 1 and began[0].endswith("s (with its sound)"), shows["log"]
+    said = float(began[0].split(" from ")[1].split(" s ")[0])
+    (recording,) = (out / "recordings").glob("*.mp4")  # one file, finished (no partial one left)
+    numbers = [frame_number(picture) for picture in read_video(recording)]
+    first = numbers[0]  # where in the clip the recording began (0 only if Record landed on the loop's seam)
+    assert numbers == [(first + n) % length for n in range(len(numbers))], numbers  # every frame, in order
+    wrap = length - first  # where the clip started again
+    assert said == pytest.approx(first / fps, abs=0.005) and len(numbers) >= wrap + 15
+    [(codec, start, heard, rate)] = audio_tracks(recording)
+    [(_, _, original, _)] = audio_tracks(video)
+    assert codec == "aac" and abs(start) < 1 / fps
+    assert abs(len(heard) / rate - len(numbers) / fps) <= 2 / fps  # as long as the pictures
+    # what is heard at the start, and right after the clip started again, is what the file plays with those frames
+    assert wrap >= 10, f"Record landed {wrap} frames before the clip's end: too close to tell the rounds apart"
+    lead = int(0.05 * rate)
+    for at, expected in ((0, first / fps), (wrap / fps, 0.0)):
+        stretch = heard[int(at * rate) + lead:int(at * rate) + int(0.35 * rate)]
+        assert (where_in(original, stretch) - lead) / rate == pytest.approx(expected, abs=1.5 / fps), at
+
+
+def test_a_recording_of_a_camera_or_stream_says_once_that_it_is_silent(tmp_path):
+    from types import SimpleNamespace
+
+    from ui.outputs import Recording
+
+    picture = cv2.imread(str(ROOT / "samples" / "astronaut.png"))
+    for kind, note in (("camera", "a camera gives no sound"), ("stream", "a stream's sound is not read")):
+        said = []
+        recording = Recording(tmp_path / kind, lambda level, text: said.append((level, text)))
+        source = SimpleNamespace(kind=kind, fps=30.0, audio_streams=0, time_base=None, file_path="")
+        for index in range(10):
+            recording(SimpleNamespace(frame=SimpleNamespace(index=index, pts=None), output=picture), source)
+        summary = recording.close()
+        assert len(said) == 1 and said[0][0] == "warning" and note in said[0][1], said
+        assert "10 frames" in summary and "without sound" in summary
+        (path,) = (tmp_path / kind / "recordings").glob("*.mp4")
+        assert audio_tracks(path) == [] and len(read_video(path)) == 10
 
 
 def test_record_writes_h264_with_the_sound_and_virtual_camera_says_what_is_missing(display, tmp_path):

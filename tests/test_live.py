@@ -141,6 +141,16 @@ def test_camera_that_disappears_mid_stream():
     assert VanishingCamera.opened == 3  # opened once, then two tries to reconnect
 
 
+def test_a_file_source_under_the_home_folder_may_be_named_with_a_tilde(tmp_path, monkeypatch):
+    clip(tmp_path / "clip.mp4", 3)
+    monkeypatch.setenv("HOME", str(tmp_path))  # typed as ~/clip.mp4 in the panel's source field
+    source = FrameSource("~/clip.mp4")
+    try:
+        assert source.kind == "file" and source.read().image.shape == (480, 640, 3)
+    finally:
+        source.close()
+
+
 def test_source_must_exist():
     with pytest.raises(UsageError):
         FrameSource("nope.avi")

@@ -16,7 +16,7 @@ import pytest
 
 from engine.errors import InputError, UsageError
 from engine.video import VideoReader, VideoWriter, check_video_path, is_video, transcode
-from tests.helpers import SAMPLE, VIDEO, json_lines, read_video, run_cli
+from tests.helpers import SAMPLE, VIDEO, audio_tracks, json_lines, read_video, run_cli, sweep, where_in
 
 RATE = 48000
 
@@ -24,11 +24,12 @@ RATE = 48000
 def make_clip(path: Path, frames: int = 45, fps: int = 30, size: tuple[int, int] = (320, 240),
               tones: tuple[float, ...] = (440.0,), audio_codec: str = "aac", pts: list[int] | None = None,
               time_base: Fraction | None = None, rotation: int = 0,
-              pictures: list[np.ndarray] | None = None) -> Path:
+              pictures: list[np.ndarray] | None = None, sweeps: bool = False) -> Path:
     """A clip whose frames are numbered by their brightness and a white corner, with one audio stream per tone.
 
     `pts` (in `time_base` units) makes it variable-frame-rate; `rotation` tags a display matrix (degrees
-    counter-clockwise, as PyAV reads it back).
+    counter-clockwise, as PyAV reads it back); with `sweeps` each tone rises as the clip goes on (any stretch of
+    the sound then tells where in the clip it comes from).
     """
     time_base = time_base or Fraction(1, fps)
     if pictures is not None:
@@ -54,7 +55,8 @@ def make_clip(path: Path, frames: int = 45, fps: int = 30, size: tuple[int, int]
     duration = float((pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else 1)) * time_base)
     total = int(RATE * duration)
     for stream, tone in zip(audio, tones):
-        samples = (0.5 * np.sin(2 * math.pi * tone * np.arange(total) / RATE)).astype(np.float32)
+        samples = sweep(total, RATE, tone) if sweeps else \
+            (0.5 * np.sin(2 * math.pi * tone * np.arange(total) / RATE)).astype(np.float32)
         for start in range(0, total, 1024):
             chunk = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="flt", layout="mono")
             chunk.sample_rate, chunk.pts = RATE, start
@@ -77,25 +79,6 @@ def video_times(path: Path) -> list[float]:
     """The presentation times (s) of every decoded video frame, in order."""
     with av.open(str(path)) as container:
         return [float(frame.time) for frame in container.decode(video=0)]
-
-
-def audio_tracks(path: Path) -> list[tuple[str, float, np.ndarray, int]]:
-    """Each audio stream: codec, start time (s), its samples (first channel) and sample rate."""
-    with av.open(str(path)) as container:
-        count = len(container.streams.audio)
-    tracks = []
-    for number in range(count):
-        with av.open(str(path)) as container:
-            stream = container.streams.audio[number]
-            start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-            chunks = []
-            for frame in container.decode(audio=number):
-                samples = frame.to_ndarray()
-                chunks.append(samples[0] if frame.format.is_planar
-                              else samples.reshape(-1, frame.layout.nb_channels)[:, 0])
-            tracks.append((stream.codec_context.name, start, np.concatenate(chunks).astype(np.float64),
-                           stream.codec_context.sample_rate))
-    return tracks
 
 
 def dominant_hz(samples: np.ndarray, rate: int) -> float:
@@ -302,6 +285,41 @@ def test_writer_abort_removes_the_file_and_close_honours_umask(tmp_path):
     with pytest.raises(InputError, match="writing the video failed"):
         broken.close()
     assert not any(p.name.startswith((".broken", "broken")) for p in tmp_path.iterdir())
+
+
+def test_writer_takes_the_sound_from_where_the_pictures_start_and_again_when_they_loop(tmp_path):
+    # A recording of a looping 2 s clip begun at its second 1.0: frames 30-59, then the clip again from 0
+    source = make_clip(tmp_path / "sweep.mp4", frames=60, tones=(300.0,), sweeps=True)
+    pictures = read_video(source)
+    output = tmp_path / "recording.mp4"
+    writer = VideoWriter(output, (320, 240), 30, audio_from=source, audio_start_s=1.0, audio_loops=True)
+    for number, index in enumerate([*range(30, 60), *range(0, 30)]):
+        if number == 30:
+            writer.restart_audio(1.0)  # the first frame of the new round is at 1.0 s of the recording
+        writer.write(pictures[index])
+    writer.close(audio_until_s=2.0)
+    [(_, _, heard, rate)] = audio_tracks(source)
+    [(codec, start, samples, rate_out)] = audio_tracks(output)
+    assert codec == "aac" and rate_out == rate and abs(start) < 1 / 30
+    assert abs(len(samples) / rate - 2.0) < 1.5 / 30  # as long as the pictures
+    # each half of the recording sounds as the clip did where its pictures came from
+    assert where_in(heard, samples[rate // 10: rate // 2]) / rate - 0.1 == pytest.approx(1.0, abs=1 / 30)
+    assert where_in(heard, samples[rate + rate // 10: rate + rate // 2]) / rate - 0.1 == pytest.approx(0.0, abs=1 / 30)
+    assert len(video_times(output)) == 60
+    # re-encoded (PCM into .mp4) the same way
+    source = make_clip(tmp_path / "sweep.mkv", frames=60, tones=(300.0,), sweeps=True, audio_codec="pcm_s16le")
+    writer = VideoWriter(tmp_path / "pcm.mp4", (320, 240), 30, audio_from=source, audio_start_s=1.0,
+                         audio_loops=True)
+    for number, index in enumerate([*range(30, 60), *range(0, 30)]):
+        if number == 30:
+            writer.restart_audio(1.0)
+        writer.write(pictures[index])
+    writer.close(audio_until_s=2.0)
+    [(_, _, heard, rate)] = audio_tracks(source)
+    [(codec, _, samples, _)] = audio_tracks(tmp_path / "pcm.mp4")
+    assert codec == "aac" and abs(len(samples) / rate - 2.0) < 1.5 / 30
+    assert where_in(heard, samples[rate // 10: rate // 2]) / rate - 0.1 == pytest.approx(1.0, abs=1 / 30)
+    assert where_in(heard, samples[rate + rate // 10: rate + rate // 2]) / rate - 0.1 == pytest.approx(0.0, abs=1 / 30)
 
 
 # `facesynth apply` on real face clips: the whole command, as a user runs it.

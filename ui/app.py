@@ -90,7 +90,7 @@ def first_frame(spec: str, max_megapixels: float) -> Any:
     from engine.capture import IMAGE_SUFFIXES, VIDEO_SUFFIXES
     from engine.imageio import read_image
 
-    path = Path(spec)
+    path = Path(spec).expanduser()
     if spec.isdigit() or "://" in spec or not path.is_file():
         return None
     try:
@@ -104,6 +104,29 @@ def first_frame(spec: str, max_megapixels: float) -> Any:
     except Exception:  # a first picture is a courtesy: Start reports what is wrong with the source
         return None
     return None
+
+
+def media_suffixes() -> list[str]:
+    """The file name endings a source can have, in lower and upper case."""
+    from engine.capture import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    return [case(suffix) for suffix in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES) for case in (str.lower, str.upper)]
+
+
+def browse_folder(spec: str) -> Path:
+    """Where Browse... opens: the folder of the source in the field when it is a file, else the current folder."""
+    path = Path(spec.strip()).expanduser()
+    if spec.strip() and path.is_file():
+        return path.resolve().parent
+    return Path.cwd()
+
+
+def chosen_path(app_data: dict[str, Any]) -> str:
+    """The path a file dialog's answer names: the file clicked, or the name typed (a full path typed too)."""
+    typed = str(app_data.get("file_name") or "").strip()
+    if typed.startswith(("/", "~")):
+        return str(Path(typed).expanduser())
+    return str(app_data.get("file_path_name") or "")
 
 
 class App:
@@ -145,6 +168,11 @@ class App:
         self.current_input: Any = None  # the Frame the input preview shows (what Capture stores)
         self.input_text = ""
         self.output_key: tuple[Any, ...] = ("none",)  # what the output preview shows now
+        # The edit the output preview shows (the live state's version and the faces setting it was made with):
+        # with nothing running, an output older than the controls is edited again from the input shown.
+        self.shown_recipe: tuple[int, str] = (-1, "")
+        self._still_busy = False
+        self._capture_recipe: tuple[int, str] = (-1, "")
         self.output_label: tuple[tuple[Any, ...], str] | None = None  # the last analysis and what it measured
         self._analysis_busy = False
         self._last_analysis = 0.0
@@ -231,17 +259,13 @@ class App:
             dpg.add_input_text(tag="source", default_value=self.source_spec, width=380, on_enter=True,
                                hint="camera number (0), video file, stream URL or image",
                                callback=lambda: self.start())
-            dpg.add_button(label="Browse...", tag="browse", callback=lambda: dpg.show_item("file_dialog"))
+            dpg.add_button(label="Browse...", tag="browse", callback=lambda: self.browse())
             dpg.add_button(label="Start", tag="start", callback=lambda: self.start())
             dpg.add_button(label="Stop", tag="stop", callback=lambda: self.stop())
             dpg.add_button(label="Back to live", tag="back_to_live", show=False, callback=lambda: self.start())
             dpg.add_checkbox(label="Record", tag="record", callback=lambda s, v: self.toggle_record(v))
             dpg.add_checkbox(label="Virtual camera", tag="virtual_camera",
                              callback=lambda s, v: self.toggle_virtual_camera(v))
-        with dpg.file_dialog(tag="file_dialog", show=False, width=700, height=420,
-                             callback=lambda s, a: self._chose_file(a)):
-            dpg.add_file_extension("Media{.mp4,.avi,.mov,.mkv,.webm,.png,.jpg,.jpeg,.webp,.bmp,.tif,.tiff}")
-            dpg.add_file_extension(".*")
         self.previews.build()
         with dpg.item_handler_registry(tag="input_handlers"):
             dpg.add_item_clicked_handler(callback=lambda: self.pick_face())
@@ -301,7 +325,7 @@ class App:
     def _dialog_open(self) -> list[str]:
         """The dialogs shown now."""
         return [tag for tag in ("save_emotion_window", "save_as_window", "file_dialog")
-                if self.dpg.get_item_configuration(tag).get("show")]
+                if self.dpg.does_item_exist(tag) and self.dpg.get_item_configuration(tag).get("show")]
 
     def choose_backend(self, backend_id: str) -> None:
         """Use `backend_id` for captures (an unavailable one is refused with the reason)."""
@@ -335,10 +359,26 @@ class App:
         for info in failed:
             self.log.add("error", f"plugin {info.name} failed: {info.reason}")
 
+    def browse(self) -> None:
+        """Browse...: a file dialog in the current source's folder, listing what a source can be."""
+        dpg = self.dpg
+        # A new dialog each time: Dear PyGui's keeps its folder after Esc hid it, and opens only where it was made.
+        if dpg.does_item_exist("file_dialog"):
+            dpg.delete_item("file_dialog")
+        width, height = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+        size = (min(720, width - 40), min(440, height - 60))
+        with dpg.file_dialog(tag="file_dialog", label="Choose a source (a video or an image)", width=size[0],
+                             height=size[1], default_path=str(browse_folder(dpg.get_value("source"))),
+                             default_filename="", callback=lambda s, a: self._chose_file(a)):
+            # One filter only: FaceSynth opens no other file, and a plain ".*" filter would turn the name picked
+            # into "name.*". Both cases, as cameras and phones name files (IMG_0001.JPG).
+            dpg.add_file_extension("Media{" + ",".join(media_suffixes()) + "}")
+
     def _chose_file(self, app_data: dict[str, Any]) -> None:
-        path = app_data.get("file_path_name", "")
+        """The file picked in Browse...'s dialog goes into the source field and starts."""
+        path = chosen_path(app_data)
         if path:
-            self.dpg.set_value("source", path)
+            self.dpg.set_value("source", shorter_paths(path))
             self.start()
 
     def start(self) -> None:
@@ -364,6 +404,7 @@ class App:
         pipeline.bus.on(Event.ERROR, lambda e: self.log.add("error", f"{e.stage}: {e.message}"))
         pipeline.bus.on(Event.STATS, lambda e: self.figures.update(e.figures))
         self.figures = {}
+        self.face_marks = []  # marks of a still picture: not of the frames to come
         self.pipeline, self.source = pipeline, source
         self.worker = threading.Thread(target=self._run_pipeline, args=(pipeline, source), daemon=True)
         self.worker.start()
@@ -398,13 +439,13 @@ class App:
 
         if on:
             with self._outputs_lock:
-                self.recording = Recording(Path(self.settings.output_dir))
+                self.recording = Recording(Path(self.settings.output_dir), self.log.add)
             self.status("recording: " + ("from now on" if self.pipeline is not None else "from Start"))
             return
         with self._outputs_lock:
             recording, self.recording = self.recording, None
         if recording is not None:
-            self.status(recording.close() or "recording off (nothing was recorded)")
+            self.status(recording.close(off=True) or "recording off (nothing was recorded)")
 
     def toggle_virtual_camera(self, on: bool) -> None:
         """Send the output to a virtual camera (at the source's size and rate), or stop sending."""
@@ -504,6 +545,7 @@ class App:
             frame = Frame(image, source=spec)
         recipe = {"emotion": [{"name": n, "weight": w} for n, w in self.state.emotions],
                   "intensity": self.state.intensity}
+        self._capture_recipe = self.recipe()
         if self.snapshots.take(frame, self.expression(), self.backend_id, recipe, source=frame.source):
             self.status(f"capturing with {self.backend_id} ({weights_text(self.state.emotions)}) ...")
         else:
@@ -609,6 +651,7 @@ class App:
             self.previews.show(event.frame.image, event.output)
             self.current_input = event.frame
             self.output_key = ("live", version)
+            self.shown_recipe = (version, self.settings.faces)
             changed = True
             if time.perf_counter() - self._last_analysis > ANALYSE_EVERY_S:
                 self.request_analysis(event.output)
@@ -623,6 +666,8 @@ class App:
         while not self.snapshots.results.empty():
             self._stored(self.snapshots.results.get())
             changed = True
+        if self._still_outdated():
+            self._edit_still_again()
         for tag, text in (("input_estimate", self.input_text), ("output_estimate", self.output_text())):
             if dpg.get_value(tag) != text:
                 dpg.set_value(tag, text)
@@ -647,7 +692,8 @@ class App:
                 self.dpg.set_value("credits", f"{outcome.backend} credits left: {credits}")
             if self.pipeline is None:  # nothing live to cover it: show the stored pair
                 self.previews.show(outcome.frame.image, outcome.result.image)
-                self.output_key = ("capture", str(result.folder))
+                self.output_key = ("stored", str(result.folder))
+                self.shown_recipe = self._capture_recipe
                 meta = read_meta(result.folder)
                 if meta.get("output_estimate"):
                     self.output_label = (self.output_key, meta["output_estimate"])
@@ -689,17 +735,38 @@ class App:
         self.snapshots.settings = self.settings
         self.status(f"faces: editing {'every face' if which == 'all' else which} (click faces in the input to "
                     "choose; clicking the last one chosen goes back to every face)")
-        frame = self.current_input
-        threading.Thread(target=self._preview_again, args=(frame,), daemon=True).start()
+        # the render loop sees the output is older than the faces setting and edits the input shown again
 
-    def _preview_again(self, frame: Any) -> None:
+    def recipe(self) -> tuple[int, str]:
+        """The edit the controls describe now: the live state's version and the faces setting."""
+        return self.state.version, self.settings.faces
+
+    def _still_outdated(self) -> bool:
+        """Nothing runs, a picture is shown (not an opened capture) and its edit is older than the controls."""
+        return (self.pipeline is None and not self._still_busy and self.current_input is not None
+                and self.output_key[0] != "capture" and self.shown_recipe != self.recipe())
+
+    def _edit_still_again(self) -> None:
+        """Edit the input shown with the controls' edit, in the background (one at a time; the render loop asks
+        again if the controls moved meanwhile)."""
+        self._still_busy = True
+        threading.Thread(target=self._preview_again, args=(self.current_input, self.recipe()), daemon=True).start()
+
+    def _preview_again(self, frame: Any, recipe: tuple[int, str]) -> None:
+        outcome = None
         try:
             backend = self.synthesizer.live_entry(self.backend_id).id
             outcome = self.snapshots.preview(frame, self.expression(), backend)
         except Exception as exc:  # say it, keep the panel
             self.log.add("warning", f"no preview: {exc}")
-            return
-        self.post(lambda: self._show_still(frame, outcome))
+        self.post(lambda: self._show_again(frame, outcome, recipe))
+
+    def _show_again(self, frame: Any, outcome: Any, recipe: tuple[int, str]) -> None:
+        self._still_busy = False
+        if outcome is None:
+            self.shown_recipe = recipe  # not asked again until the controls change
+        elif self.pipeline is None and self.current_input is frame and self.output_key[0] != "capture":
+            self._show_still(frame, outcome, recipe)
 
     def _first_preview(self) -> None:
         """The source's first picture and its edit in the previews, so the panel never opens on black panes."""
@@ -709,26 +776,29 @@ class App:
         if image is None:
             return
         frame = Frame(image, source=self.source_spec)
+        recipe = self.recipe()
         try:
             backend = self.synthesizer.live_entry(self.backend_id).id
             outcome = self.snapshots.preview(frame, self.expression(), backend)
         except Exception as exc:  # the preview is a courtesy: Start reports what is wrong
             self.log.add("warning", f"no first preview: {exc}")
             return
-        self.post(lambda: self._show_first(frame, outcome))
+        self.post(lambda: self._show_first(frame, outcome, recipe))
 
-    def _show_first(self, frame: Any, outcome: Any) -> None:
+    def _show_first(self, frame: Any, outcome: Any, recipe: tuple[int, str]) -> None:
         if self.pipeline is not None or self.current_input is not None:
             return  # started meanwhile: live frames win
-        self._show_still(frame, outcome)
+        self._show_still(frame, outcome, recipe)
 
-    def _show_still(self, frame: Any, outcome: Any) -> None:
-        """A still input and its edit, the faces marked on the input (click one to choose which are edited)."""
+    def _show_still(self, frame: Any, outcome: Any, recipe: tuple[int, str]) -> None:
+        """A still input and its edit (made with `recipe`), the faces marked on the input (click one to choose
+        which are edited)."""
         from engine.analysis import estimate
         from ui.previews import draw_marks, face_marks
 
         self.current_input = frame
-        self.output_key = ("still", self.state.version, self.settings.faces)
+        self.output_key = ("still", *recipe)
+        self.shown_recipe = recipe
         self.face_marks = face_marks(outcome)
         shown = draw_marks(frame.image, self.face_marks) if len(self.face_marks) > 1 or any(
             mark["state"] != "edited" for mark in self.face_marks) else frame.image
@@ -801,7 +871,7 @@ class App:
                 time.sleep(1 / 60)
                 continue
             dpg.render_dearpygui_frame()
-            dpg.run_callbacks(dpg.get_callback_queue())
+            self.run_callbacks(dpg.get_callback_queue())
             last_frame = time.perf_counter()
             self.frame_times.append((time.time(), last_frame - started))
             settled = not any(thread.is_alive() for thread in self._startup)
@@ -817,6 +887,19 @@ class App:
             elapsed = time.perf_counter() - started
             if elapsed < 1 / 60:
                 time.sleep(1 / 60 - elapsed)
+
+    def run_callbacks(self, jobs: Any) -> None:
+        """Run the clicks' and keys' callbacks of the last frame; one that fails is reported, the panel lives."""
+        import inspect
+
+        for job in jobs or []:
+            if job[0] is None:
+                continue
+            try:
+                job[0](*job[1:1 + len(inspect.signature(job[0]).parameters)])
+            except Exception as exc:  # a defect in one action must not close the window (and lose the session)
+                log.exception("panel_callback_failed")
+                self.status(f"that did not work: {type(exc).__name__}: {exc}", "error")
 
     def _screenshot(self, path: Path) -> int:
         """The previews filled with the source's first picture and its edit, rendered, saved as PNG."""

@@ -15,6 +15,9 @@ from typing import Any
 from ui.keys import emotion_order
 
 NAME_RULE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+# Four emotion buttons to a row fit the left pane (410 px) with its scroll bar, which a 1366x768 screen shows:
+# 410 - 2 x 8 padding - 14 scroll bar - 3 x 8 spacing = 356 for four
+BUTTON_W = 88
 
 
 def weights_text(emotions: list[tuple[str, float]]) -> str:
@@ -88,7 +91,7 @@ class Controls:
             if number % 4 == 0:
                 row = dpg.add_group(horizontal=True, parent="emotion_box")
             label = f"{number + 1} {emotion_id}" if number < 9 else emotion_id
-            dpg.add_button(label=label, tag=f"emotion_{emotion_id}", parent=row, width=92,
+            dpg.add_button(label=label, tag=f"emotion_{emotion_id}", parent=row, width=BUTTON_W,
                            callback=lambda s, a, u: self.choose(u), user_data=emotion_id)
         for emotion_id in self.order:
             dpg.add_slider_float(label=emotion_id, tag=f"mix_{emotion_id}", min_value=0.0, max_value=2.0,

@@ -1,10 +1,11 @@
-"""Where the panel's edited frames can also go: a recording (H.264, with the file source's sound) and a virtual
+"""Where the panel's edited frames can also go: a recording (H.264, with a file source's sound) and a virtual
 camera. Both are render-event sinks: they take frames on the pipeline's render thread and never draw."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,41 +17,93 @@ log = structlog.get_logger()
 class Recording:
     """Writes the output frames of a run to `recordings/<time>.mp4` under the capture folder.
 
-    The file source's sound is carried when the recording starts with the file's first frame (so it is in
-    step); a recording started later, or of a camera, has no sound, and `summary` says so.
+    A video file's pictures keep the file's own timing, and its sound comes along from the moment the recording
+    starts (the file's time at the first frame recorded), in step; when a looping file starts again, so does its
+    sound. A camera or a stream is read for pictures only (OpenCV): that recording is silent, and the first frame's
+    note (`say`) says so.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, say: Callable[[str, str], None] | None = None) -> None:
         self.folder = folder / "recordings"
+        self.say = say or (lambda level, text: None)
         self.path: Path | None = None
         self.writer: Any = None
         self.with_sound = False
+        self.started_s: float | None = None  # the file's time at the first frame recorded (None: not a file)
+        self._segment = (0.0, 0.0)  # the file's time and the recording's time where the current round begins
+        self._last = (-1.0, -1.0)  # the last frame's file time and recording time
+        self._off = False
         self._lock = threading.Lock()
 
     def __call__(self, event: Any, source: Any) -> None:
         """Write one render event's output (opening the file at the first one)."""
+        with self._lock:
+            if self._off:  # a frame on its way when Record was switched off: no new file for it
+                return
+            if self.writer is None:
+                self._open(event, source)
+            when = file_time(event.frame, source) if self.started_s is not None else None
+            if when is None:
+                self.writer.write(event.output)
+                return
+            if when < self._last[0]:  # the file started again: so does its sound, right after the last frame
+                self._segment = (0.0, self._last[1] + 1 / self.writer.fps)
+                self.writer.restart_audio(self._segment[1])
+            at = when - self._segment[0] + self._segment[1]
+            self.writer.write(event.output, round(at / self.writer.time_base))
+            self._last = (when, at)
+
+    def _open(self, event: Any, source: Any) -> None:
         from engine.video import VideoWriter
 
-        with self._lock:
-            if self.writer is None:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                self.path = self.folder / f"{time.strftime('%Y%m%d-%H%M%S')}.mp4"
-                self.with_sound = source.kind == "file" and event.frame.index == 0
-                height, width = event.output.shape[:2]
-                self.writer = VideoWriter(self.path, (width, height), source.fps,
-                                          audio_from=source.spec if self.with_sound else None)
-            self.writer.write(event.output)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.path = self.folder / f"{stamp}.mp4"
+        number = 1
+        while self.path.exists():  # two recordings within a second
+            number += 1
+            self.path = self.folder / f"{stamp}-{number}.mp4"
+        self.started_s = file_time(event.frame, source)
+        self.with_sound = self.started_s is not None and source.audio_streams > 0
+        self._segment, self._last = (self.started_s or 0.0, 0.0), (-1.0, -1.0)
+        height, width = event.output.shape[:2]
+        self.writer = VideoWriter(self.path, (width, height), source.fps,
+                                  time_base=source.time_base if self.started_s is not None else None,
+                                  audio_from=source.file_path if self.with_sound else None,
+                                  audio_start_s=self.started_s or 0.0, audio_loops=True)
+        if source.kind == "file" and self.started_s is None:
+            self.say("warning", f"recording {Path(source.file_path).name}: its frames carry no times, so without "
+                     "its sound")
+        elif self.started_s is not None:
+            sound = "with its sound" if self.with_sound else "the file has no sound"
+            self.say("info", f"recording {Path(source.file_path).name} from {self.started_s:.2f} s ({sound})")
+        elif source.kind == "camera":
+            self.say("warning", "recording a camera: a camera gives no sound, the recording is silent")
+        elif source.kind == "stream":
+            self.say("warning", "recording a stream: its pictures only (a stream's sound is not read), silent")
+        else:
+            self.say("info", "recording a still picture (no sound)")
 
-    def close(self) -> str:
-        """Finish the file; returns a line saying what was written ('' when nothing was)."""
+    def close(self, off: bool = False) -> str:
+        """Finish the file (the next run's frames start a new one, unless `off`: Record was switched off); returns
+        a line saying what was written ('' when nothing was)."""
         with self._lock:
             writer, self.writer = self.writer, None
+            self._off = self._off or off
         if writer is None:
             return ""
-        seconds = writer.written / writer.fps
+        seconds = self._last[1] + 1 / writer.fps if self._last[1] >= 0 else writer.written / writer.fps
         writer.close(audio_until_s=seconds)
-        sound = "with the source's sound" if self.with_sound and writer.audio else "without sound"
+        sound = (f"with the source's sound from {self.started_s:.2f} s" if self.with_sound and writer.audio
+                 else "without sound")
         return f"recorded {writer.written} frames ({seconds:.1f} s, {sound}) to {self.path}"
+
+
+def file_time(frame: Any, source: Any) -> float | None:
+    """Where a video file's frame sits in the file (seconds); None for other sources or a frame without a time."""
+    if source.kind != "file" or frame.pts is None or source.time_base is None:
+        return None
+    return float(frame.pts * source.time_base)
 
 
 class VirtualCameraOutput:

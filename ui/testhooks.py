@@ -13,7 +13,7 @@ from typing import Any
 
 TEXTS = ("status", "fps_text", "input_estimate", "output_estimate", "gallery_detail", "source", "busy_text",
          "emotion_caption", "credits", "save_emotion_name", "save_as_path")
-FLAGS = ("back_to_live", "capture_actions", "save_emotion_window", "save_as_window")
+FLAGS = ("back_to_live", "capture_actions", "save_emotion_window", "save_as_window", "file_dialog")
 
 
 def layout(app: Any) -> dict[str, Any]:
@@ -23,9 +23,8 @@ def layout(app: Any) -> dict[str, Any]:
     dpg = app.dpg
     tags = ["start", "stop", "back_to_live", "capture", "rescan", "reset", "save_emotion", "save_emotion_name",
             "status", "record", "virtual_camera", "save_emotion_ok", "preview_input", "preview_output", "intensity",
-            "source", "browse",
-            "use_parameters", "save_as", "save_as_path", "open_folder", "gallery_window", "log_panel", "left",
-            "right"]
+            "source", "browse", "use_parameters", "save_as", "save_as_path", "save_as_ok", "open_folder",
+            "gallery_window", "log_panel", "left", "right"]
     tags += [f"emotion_{e}" for e in app.registry.emotions] + [f"mix_{e}" for e in app.registry.emotions]
     tags += [f"param_{name}" for name in PARAMETER_NAMES]
     tags += [f"backend_{b}" for b in list(app.registry.backends) + ["auto"]]
@@ -35,6 +34,11 @@ def layout(app: Any) -> dict[str, Any]:
         state = dpg.get_item_state(tag) if dpg.does_item_exist(tag) else {}
         if "rect_min" in state:  # items not drawn yet (a closed dialog's) have no rectangle
             boxes[tag] = {"min": state["rect_min"], "size": state["rect_size"], "visible": state.get("visible")}
+        elif "content_region_avail" in state:  # a pane: where it is, and the width inside (less a scroll bar)
+            boxes[tag] = {"min": state["pos"], "size": state["rect_size"],
+                          "inner_width": state["content_region_avail"][0]}
+    if dpg.does_item_exist("file_dialog"):  # Dear PyGui gives no position for it: tests find it on screen
+        boxes["file_dialog"] = {key: dpg.get_item_configuration("file_dialog")[key] for key in ("width", "height")}
     boxes["viewport"] = {"pos": dpg.get_viewport_pos(), "width": dpg.get_viewport_client_width(),
                          "height": dpg.get_viewport_client_height()}
     state = app.state
@@ -54,6 +58,7 @@ def layout(app: Any) -> dict[str, Any]:
     }
     boxes["state"] = {"emotions": state.emotions, "intensity": state.intensity, "overrides": state.overrides,
                       "running": app.pipeline is not None, "backend": app.backend_id,
+                      "frames": app.pipeline.frames_done if app.pipeline is not None else 0,
                       "parameters": {k: round(v, 3) for k, v in app.expression().as_dict().items()}}
     return boxes
 

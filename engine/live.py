@@ -2,7 +2,8 @@
 
 Two worker threads share the work so both cores are used: one captures and finds the faces, the other
 synthesizes and renders. Between them sits a one-frame mailbox: for cameras and streams the newest frame
-replaces an unread one (latency stays at about one frame, drops are counted); for files nothing is dropped.
+replaces an unread one (latency stays at about one frame, drops are counted); for files nothing is dropped, and
+the next frame is read only when the render side has taken the last one (none waits behind a slower render).
 The thread that shows the window only displays. Every frame carries its capture time, and `stats` events
 report frames per second and capture-to-render latency.
 """
@@ -223,6 +224,8 @@ class LivePipeline:
             with Preprocessor(self.settings, self.bus, video=True) as preprocessor:
                 count = 0
                 while not self._stop.is_set() and (not max_frames or count < max_frames):
+                    if not source.drops_frames:
+                        self._wait_for_room()
                     frame = source.read()
                     if frame is None:
                         break
@@ -238,6 +241,13 @@ class LivePipeline:
             with self._mailbox_lock:
                 self._done_capturing = True
                 self._mailbox_lock.notify_all()
+
+    def _wait_for_room(self) -> None:
+        """Until the render side has taken the last frame posted. A file's next frame is read only then: read
+        earlier, it would wait in the mailbox behind a slower render side, and its latency grow by a frame."""
+        with self._mailbox_lock:
+            while self._mailbox is not None and not self._stop.is_set():
+                self._mailbox_lock.wait(0.1)
 
     def _post(self, frame: Frame, faces: tuple, elapsed: float, may_drop: bool) -> None:
         with self._mailbox_lock:

@@ -150,3 +150,35 @@ def test_a_stream_composite_is_the_two_labelled_previews_side_by_side():
         gap = np.full((panels[0].shape[0], GAP, 3), 255, np.uint8)
         expected = np.hstack([panels[0], gap, panels[1]])
         assert np.array_equal(side_by_side(left, right, "input", "output", 960, whole_steps=True), expected)
+
+
+def test_a_file_s_next_frame_is_read_only_when_the_render_side_can_take_it(tmp_path):
+    # Nothing is dropped from a file. When the render side is the slower one, a frame read as soon as the last
+    # was posted waits behind it in the mailbox: three frames in flight, a latency of about three render times
+    # (255 ms for 83 ms here). Read when the render side has taken the last one, it is about two (168 ms).
+    from engine.backend import SynthesisResult
+    from engine.registry import DROP_IN, BackendEntry
+    from tests.helpers import clip
+
+    class Slow:
+        id, label, live = "slow", "Takes 80 ms a frame", True
+
+        def availability(self, settings):
+            return True, ""
+
+        def synthesize(self, request):
+            time.sleep(0.08)
+            return SynthesisResult(request.image.copy(), self.id, len(request.faces))
+
+    registry = load_plugins(SETTINGS)
+    registry.add_backend(BackendEntry("slow", "Slow", Slow(), "test", DROP_IN))
+    pipeline = LivePipeline(registry, SETTINGS, LiveState([("happy", 1.0)]), "slow")
+    source = FrameSource(str(clip(tmp_path / "c.mp4", 25)))
+    try:
+        figures = pipeline.run(source)
+    finally:
+        source.close()
+    assert figures["frames"] == 25 and figures["dropped"] == 0
+    render_side = figures["stages_ms"]["synthesize"]["median"] + figures["stages_ms"]["render"]["median"]
+    assert render_side >= 80
+    assert figures["latency_ms"]["median"] < 2.3 * render_side, figures

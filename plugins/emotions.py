@@ -21,6 +21,6 @@ def register_emotions(register):
              description="brows lowered and knit, lips pressed, corners down",
              recognise={"browDownLeft": 0.35, "browDownRight": 0.35, "mouthPressLeft": 0.1,
                         "mouthPressRight": 0.1, "mouthFrownLeft": 0.05, "mouthFrownRight": 0.05})
-    register("sleepy", {"blink": -19, "eyebrow": -2, "rotate_roll": 8, "rotate_pitch": 5},
-             label="Sleepy", description="heavy eyelids, head tilted and dropping",
+    register("sleepy", {"blink": -20},
+             label="Sleepy", description="heavy eyelids falling shut",
              recognise={"eyeBlinkLeft": 0.4, "eyeBlinkRight": 0.4, "eyeSquintLeft": 0.1, "eyeSquintRight": 0.1})

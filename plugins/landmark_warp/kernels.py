@@ -127,8 +127,12 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
         # Below it, [new_upper, new_lower] reads the eye from where the lid now starts down to the lower lid
         # (not squashed), and the skin under the lower lid stretches back to where nothing moves. The new lid
         # line and the new lower lid come twice: the value may jump there.
-        fold_at = max(new_upper - band * (1.0 - 0.6 * closure), top)
-        edge_reads = up - closure * (band + model[SKIP] * width)
+        # (towards the corners, where the eye is narrow, a closing lid's edge reads less far above the lashes:
+        # reading a band's width above everywhere left a step in the skin where the lid's fold ends at the corner;
+        # a lid that opens wider moves its lashes' band whole, as before)
+        taper = _smoothstep(0.0, 0.6, opening / (max_opening + 1e-3)) if closing else 1.0
+        fold_at = max(new_upper - taper * band * (1.0 - 0.6 * closure), top)
+        edge_reads = up - closure * taper * (band + model[SKIP] * width)
         # (closed, the whole lid from `top` to its edge reads evenly stretched skin: no band repeats one row)
         even = top + (fold_at - top) * (edge_reads - top) / max(new_upper - top, 1e-3)
         fold_reads = (1.0 - closure) * (up - band) + closure * even

@@ -266,6 +266,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
             print(f"ok      {record['input']} -> {record['output_dir']} ({what}, {record['backend']}, "
                   f"{record['timings_ms'].get('total', 0):.0f} ms{note})", flush=True, file=out)
 
+    from engine.storage import check_output_file
+
+    for flag, path in (("--index", args.index), ("--manifest", args.manifest)):
+        if path:  # written as the batch goes or at its end: proved writable before any work
+            check_output_file(path, flag)
     workers = args.workers if args.workers is not None else settings.workers or batch.default_workers()
     result = batch.run_job(job, tasks, workers=workers, ray_address=args.ray, manifest_path=args.manifest,
                            retry_failed=args.retry_failed, index_path=args.index, ordered=not args.unordered,
@@ -470,7 +475,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     if camera is not None:
         figures["virtual_camera"] = {"device": camera.device, "sent": camera.sent, "dropped": camera.dropped}
     if recorder is not None:
-        figures["recorded"] = {"file": str(args.record), "frames": recorder.written, "dropped": recorder.dropped}
+        figures["recorded"] = {"file": str(args.record) if recorder.written else None, "frames": recorder.written,
+                               "dropped": recorder.dropped}
     if args.stats_json:
         from engine.imageio import write_atomic
 

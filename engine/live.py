@@ -385,7 +385,10 @@ class Recorder:
                  blocking: bool = False, time_base: Any = None, audio_from: str | Path | None = None,
                  crf: int = DEFAULT_CRF) -> None:
         self.path = check_record_path(path)
-        self.writer = VideoWriter(self.path, size, fps, time_base=time_base, crf=crf, audio_from=audio_from)
+        # An edit that is interrupted ends its sound with its last frame (close(cut_audio=True)); the sound is
+        # muxed at most a fifth of a second ahead of the pictures, so little of it can be past that frame.
+        self.writer = VideoWriter(self.path, size, fps, time_base=time_base, crf=crf, audio_from=audio_from,
+                                  audio_ahead_s=0.2)
         self.size = size
         self.keep_timestamps = time_base is not None
         self.queue: queue.Queue[tuple[np.ndarray, int | None] | None] = queue.Queue(maxsize=capacity)
@@ -420,11 +423,12 @@ class Recorder:
             except FaceSynthError as exc:
                 self.error = str(exc)
 
-    def close(self) -> None:
-        """Write what is queued and finish the file."""
+    def close(self, cut_audio: bool = False) -> None:
+        """Write what is queued and finish the file; with `cut_audio` (a run that was interrupted) the input's
+        sound ends where the frames written end, instead of running on to the input's end."""
         self.queue.put(None)
         self._thread.join()
-        self.writer.close()
+        self.writer.close(audio_until_s=self.writer.end_s if cut_audio else None)
         if self.error:
             raise InputError(self.error)
 
@@ -500,9 +504,10 @@ def apply_video(path: Path, registry: Any, settings: Any, state: LiveState, stor
         figures = pipeline.run(source)
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM: the frames so far make a playable file, and the record says so
         pipeline.stop(wait=5.0)
-        recorder.close()  # finished: the frames edited so far make a playable file
+        recorder.close(cut_audio=True)  # finished: the frames edited so far, with their sound, make a playable file
         capture.write_meta(status="interrupted", frames=recorder.written,
-                           errors=[f"interrupted: {recorder.path.name} holds the {recorder.written} frames edited"])
+                           errors=[f"interrupted: {recorder.path.name} holds the {recorder.written} frames edited"
+                                   if recorder.written else "interrupted before the first frame: no video written"])
         raise
     finally:
         pipeline.stop()

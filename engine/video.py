@@ -340,7 +340,8 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float, time_base: Fraction | None = None,
                  crf: int = 20, audio_from: str | Path | None = None, rotation: int = 0,
-                 preset: str = PRESET, audio_start_s: float = 0.0, audio_loops: bool = False) -> None:
+                 preset: str = PRESET, audio_start_s: float = 0.0, audio_loops: bool = False,
+                 audio_ahead_s: float = 1.0) -> None:
         quiet_native_logs()
         self.path = check_video_path(path)
         suffix = self.path.suffix.lower()
@@ -366,7 +367,9 @@ class VideoWriter:
         self.audio = self._audio.summary if self._audio else []
         # Audio a second ahead of the video interleaves well and keeps the muxer's queue short; audio that may
         # start again (restart_audio) only follows the video, so nothing written ever lies past a restart.
-        self._audio_ahead_s = 0.0 if audio_loops else 1.0
+        # (`audio_ahead_s`: how far the audio muxed may run ahead of the pictures; what is muxed stays even when
+        # the file is closed early, so an edit that may be interrupted keeps it short.)
+        self._audio_ahead_s = 0.0 if audio_loops else audio_ahead_s
         self.written = 0
         self._last_pts: int | None = None
         self._last_time: float | None = None
@@ -443,13 +446,23 @@ class VideoWriter:
         if self._audio is not None:
             self._audio.pump(float(pts * self.time_base) + self._audio_ahead_s)
 
-    def close(self, audio_until_s: float | None = None) -> Path:
-        """Finish the file (all the audio, or up to `audio_until_s` s) and rename it to its name; returns the path."""
+    @property
+    def end_s(self) -> float:
+        """Where the pictures written so far end, in seconds (the last frame's time and one frame's length)."""
+        return 0.0 if self._last_time is None else self._last_time + 1.0 / self.fps
+
+    def close(self, audio_until_s: float | None = None) -> Path | None:
+        """Finish the file (all the audio, or up to `audio_until_s` s) and rename it to its name; returns the path,
+        or None when no frame was written (nothing is left behind: a recording stopped before its first frame)."""
         if self._closed:
-            return self.path
+            return self.path if self.path.exists() else None
         self._closed = True
         self._queue.put(None)
         self._thread.join()
+        if not self.written and self._error is None:
+            self._discard()
+            log.info("video_not_written", path=str(self.path), reason="no frame was written")
+            return None
         try:
             if self._error is not None:
                 raise self._error

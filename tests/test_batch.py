@@ -319,3 +319,18 @@ def test_processes_share_one_request_pace(tmp_path):
     # Two processes, one pace: ten starts span nine intervals (two private pacers would finish in about half),
     # and no two start together (the margin is the scheduling jitter of a busy machine).
     assert times[-1] - times[0] >= 0.88 and gaps.min() >= 0.05, gaps
+
+
+def test_an_index_or_manifest_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    # It was found out only at the end: every output stored, then an internal error and no index.
+    (tmp_path / "text.jpg").write_text("not a folder")
+    out = tmp_path / "out"
+    for flag, path in (("--index", tmp_path / "text.jpg" / "i.csv"), ("--manifest", tmp_path)):
+        result = run_cli("apply", SAMPLE, "--emotion", "happy", "--out", out, flag, path)
+        assert result.returncode == 2, result.stderr
+        assert_one_line_error(result, flag)
+        assert not out.exists() or not any(out.iterdir())  # nothing was edited
+    # a missing folder is made, and the index written
+    result = run_cli("apply", SAMPLE, "--emotion", "happy", "--out", out, "--index", tmp_path / "new" / "i.csv")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "new" / "i.csv").read_text().count("\n") == 2

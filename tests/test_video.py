@@ -397,3 +397,27 @@ def test_live_records_h264(tmp_path):
     with av.open(str(record)) as container:
         assert container.streams.video[0].codec_context.name == "h264"
     assert len(read_video(record)) > 0
+
+
+def test_a_recording_stopped_before_its_first_frame_leaves_no_file(tmp_path):
+    # Ctrl+C in the first second of `live --record`: the writer has no frame; closing it must not fail (it tried
+    # to rename a temporary file that was never made) and must leave nothing behind.
+    writer = VideoWriter(tmp_path / "k.mp4", (320, 240), 30)
+    assert writer.close() is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_recording_s_sound_ends_with_its_frames(tmp_path):
+    # A video edit interrupted after 10 of 60 frames: the file holds those frames and their sound, not the
+    # whole input's sound after them (which played on over a frozen picture).
+    from engine.live import Recorder
+
+    source = make_clip(tmp_path / "tone.mp4", frames=60)
+    recorder = Recorder(tmp_path / "out.mp4", 30, (320, 240), blocking=True, audio_from=source)
+    for index in range(10):
+        recorder.writer.write(_picture(index, (320, 240)))
+    recorder.close(cut_audio=True)
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        audio = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(audio))
+    assert abs(samples / RATE - 10 / 30) < 0.2 + 2 * 1024 / RATE, samples / RATE  # (muxed up to 0.2 s ahead)

@@ -97,7 +97,7 @@ def reference_ms(repeats: int = 30) -> float:
 def call_reference_ms(calls: int = 500) -> float:
     """A fixed workload of small numpy calls (additions on a 48-element array), milliseconds: what the interpreter
     and numpy's per-call overhead cost right now. The warp is mostly such calls, and on a shared VM their speed
-    drifts more than arithmetic's: on the development machine this reads about 0.47 ms when quiet and up to
+    drifts more than arithmetic's: on the development machine this reads about 0.3 ms when quiet and up to
     twice that within seconds, and the warp's time follows it (correlation 0.94 over one-second windows)."""
     values = np.zeros((2, 1, 24), np.float32)
     started = time.perf_counter()
@@ -395,7 +395,7 @@ def render_text(results: dict[str, Any], registry: Registry) -> str:
     """The figures as a short table for a terminal."""
     lines = [f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
              f"Python {results['machine']['python']}, OpenCV {results['machine']['opencv']}",
-             f"reference workload: {results['reference_ms']} ms (about 2 on a quiet run of the development "
+             f"reference workload: {results['reference_ms']} ms (about 1.2 on a quiet run of the development "
              f"machine; higher means the machine is slower right now)"]
     available = sections(registry)
     for name in results.get("sections", []):

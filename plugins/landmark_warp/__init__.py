@@ -24,7 +24,7 @@ log = structlog.get_logger()
 
 def kernels_cached(folder: Path = Path(__file__).parent / "__pycache__") -> bool:
     """Whether numba's cache beside the compiled modules holds code for this Python: if not, the first use on
-    this machine compiles it (about 17 s here, once; see kernels.py)."""
+    this machine compiles it (8-20 s here, once; see kernels.py)."""
     tag = f"py{sys.version_info.major}{sys.version_info.minor}"
     return all(any(folder.glob(f"{module}.*.{tag}.nbi")) for module in ("kernels", "geometry"))
 
@@ -48,11 +48,11 @@ class LandmarkWarpBackend:
         return True, ""
 
     def prepare(self, settings: Any = None) -> None:
-        """Load the warp and its compiled loops (numba: about 1 s, or about 20 s to compile them the first time
+        """Load the warp and its compiled loops (numba: about 1 s, or 8-20 s to compile them the first time
         on a machine)."""
         if "plugins.landmark_warp.warp" not in sys.modules and not kernels_cached():
             log.warning("warp_compiling", note="the first use of the local backend on this machine compiles it: "
-                        "about 20 s, once")
+                        "8-20 s, once")
         import plugins.landmark_warp.warp  # noqa: F401
 
     def synthesize(self, request: SynthesisRequest) -> SynthesisResult:

@@ -70,7 +70,7 @@ def render_section(results: dict[str, Any]) -> list[str]:
              f"{ms['passes']} passes; quietest pass median {ms['quietest_pass_median']} ms"
              for name, ms in results["warp"].items()]
     readings = " / ".join(str(value) for value in results["warp_call_reference_ms"])
-    lines.append(f"small-call reference during the warp passes: {readings} ms (about 0.47 on a quiet run of the "
+    lines.append(f"small-call reference during the warp passes: {readings} ms (about 0.3 on a quiet run of the "
                  f"development machine; the warp slows with it, less than in proportion)")
     return lines
 

@@ -4,7 +4,7 @@ Numpy pays for every call it makes (a few microseconds each on this machine, twi
 face's edit was 500-760 such calls on small arrays: the lid and mouth models over their boxes, the eyes' shapes,
 the spline's system and grid, the head turn. Here each of those is one loop, compiled once and cached beside
 this file (`cache=True`), and run without the GIL (`nogil=True`: the live view's threads go on meanwhile). The
-first use on a machine compiles them all (about 17 s here); after that a process loads them in about 1 s (numba's
+first use on a machine compiles them all (8-20 s here); after that a process loads them in about 1 s (numba's
 import and its code generator's start), see `plugins.landmark_warp.kernels_cached`.
 
 Numba caches a function by this file alone: a tuning constant read from another module would be frozen into the

@@ -318,10 +318,12 @@ def _sheet(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
             except FaceSynthError as exc:
                 failures.append(_with_input(str(path), str(exc)))
                 continue
-            faces = choose_faces(pipeline.preprocessor.detect(Frame(image, source=str(path))), settings)[0]
+            found = pipeline.preprocessor.detect(Frame(image, source=str(path)))
+            faces, skipped = choose_faces(found, settings)
+            failures += [f"{path}: {item['reason']}" for item in skipped]  # too small to edit
             if faces:
                 pictures.append((path, image, faces))
-            else:
+            elif not found:
                 failures.append(f"{path}: no face found")
         results: dict[tuple[int, int], Any] = {}
         used: set[str] = set()

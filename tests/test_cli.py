@@ -221,3 +221,19 @@ def test_sheet_leaves_out_a_face_it_cannot_edit(dev_faces, tmp_path):
     assert_one_line_error(result, "interfaces_012.jpg", "face in profile")
     sheet, _ = _sheet_cells(out, 1)
     assert sheet.shape[0] < sheet.shape[1]  # one row: the sample photo's
+
+
+def test_a_sheet_lists_a_face_too_small_to_edit(tmp_path):
+    # A group with one face under min_face_px: it gets no row, and the reason is said (it was dropped silently).
+    image = cv2.imread(str(SAMPLE))
+    small = cv2.resize(image, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
+    canvas = np.full((image.shape[0], image.shape[1] + small.shape[1] + 40, 3), 200, np.uint8)
+    canvas[:, :image.shape[1]] = image
+    canvas[40:40 + small.shape[0], image.shape[1] + 20:image.shape[1] + 20 + small.shape[1]] = small
+    group = tmp_path / "bigsmall.png"
+    cv2.imwrite(str(group), canvas)
+    result = run_cli("apply", group, "--sheet", tmp_path / "sheet.png", "--emotion", "happy", "--json")
+    record = json.loads(result.stdout)
+    assert record["faces"] == 1 and result.returncode == 1, result.stderr
+    assert any("face too small to edit" in error for error in record["errors"]), record
+    assert "face too small to edit" in result.stderr

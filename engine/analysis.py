@@ -76,7 +76,7 @@ def analyze_inputs(paths: Any, settings: Any, registry: Any, as_json: bool, draw
     if out is not None:
         from engine.storage import check_output_dir
 
-        check_output_dir(out)
+        check_output_dir(out, "--draw")
     drawn_names: set[str] = set()
     with Landmarker(settings.landmarker_model) as landmarker:
         for path in paths:

@@ -308,7 +308,7 @@ def _sheet(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
         raise UsageError(f"--sheet writes a PNG file; give a name ending in .png, not '{sheet_path.name}'")
     from engine.storage import check_output_dir
 
-    check_output_dir(sheet_path.parent if str(sheet_path.parent) else ".")
+    check_output_dir(sheet_path.parent if str(sheet_path.parent) else ".", "--sheet")
     pipeline = Pipeline(registry, settings)
     pictures, failures = [], []  # (path, image, faces found)
     try:

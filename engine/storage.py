@@ -21,8 +21,9 @@ from engine.imageio import encode_png, write_atomic
 META_VERSION = 1
 
 
-def check_output_dir(path: str | Path) -> Path:
-    """Create the output folder if needed and prove it is writable; a `UsageError` says why not."""
+def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
+    """Create the output folder if needed and prove it is writable; a `UsageError` says why not (and names `flag`,
+    the option that chose the folder)."""
     folder = Path(path).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -30,8 +31,10 @@ def check_output_dir(path: str | Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise UsageError(f"cannot write to the output folder {folder}: {reason}; choose another with --out") from None
+        reason = "a file is in the way where a folder should be" \
+            if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or str(exc)
+        raise UsageError(f"cannot write to the output folder {folder}: {reason}; choose another with {flag}") \
+            from None
     return folder
 
 
@@ -42,9 +45,9 @@ def check_output_file(path: str | Path, flag: str) -> Path:
     if target.is_dir():
         raise UsageError(f"{flag} {target}: is a folder; give a file name")
     try:
-        check_output_dir(target.parent)
+        check_output_dir(target.parent, flag)
     except UsageError as exc:
-        raise UsageError(f"{flag} {target}: {exc}".replace("; choose another with --out", "")) from None
+        raise UsageError(f"{flag} {target}: {exc}".replace(f"; choose another with {flag}", "")) from None
     return target
 
 

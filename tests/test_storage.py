@@ -72,3 +72,13 @@ def test_a_failing_backend_leaves_the_input_and_a_failed_record(tmp_path, landma
     meta = json.loads((capture.folder / "meta.json").read_text())
     assert meta["status"] == "failed" and "fails failed in synthesize: RuntimeError: out of memory" in meta["errors"][0]
     assert (capture.folder / "input.png").is_file() and not (capture.folder / "output.png").exists()
+
+
+def test_a_file_in_the_way_of_an_output_folder_is_named_as_such_with_the_right_option(tmp_path):
+    # `analyze --draw text.jpg` said "File exists; choose another with --out" (the flag was --draw).
+    blocker = tmp_path / "text.jpg"
+    blocker.write_text("x")
+    with pytest.raises(UsageError, match="a file is in the way where a folder should be; choose another with --draw"):
+        check_output_dir(blocker, "--draw")
+    with pytest.raises(UsageError, match="a file is in the way"):
+        check_output_dir(blocker / "sub")

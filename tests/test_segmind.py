@@ -6,6 +6,8 @@ import json
 import os
 import re
 import socket
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -16,8 +18,9 @@ from engine.config import load_settings
 from engine.errors import BackendError, BackendUnavailable
 from engine.expression import PARAMETERS, Expression
 from plugins.segmind import SegmindBackend, upload_box
-from plugins.segmind.client import Pacer, build_payload
+from plugins.segmind.client import Pacer, SegmindClient, build_payload
 from plugins.segmind.fake_server import FakeSegmind
+from plugins.segmind.pace import FilePacer
 from tests.helpers import SAMPLE, assert_one_line_error, clean_env, json_lines, run_cli
 
 KEY = "sk-test-7f3a9c-secret"
@@ -149,6 +152,56 @@ def test_connection_refused_is_offline(tmp_path, face):
         port = probe.getsockname()[1]
     with pytest.raises(BackendUnavailable, match="cannot reach Segmind.*connection refused"):
         synthesize(settings_for(f"http://127.0.0.1:{port}/v1", tmp_path), face)
+
+
+def test_unreachable_server_fails_fast_at_the_default_pace(tmp_path, face):
+    # a refused connection never reached the server: its retries and the next photo are not paced (5 a minute
+    # would space them 12 s apart, 25 s per photo)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = settings_for(f"http://127.0.0.1:{port}/v1", tmp_path, segmind_rpm=5)
+    for _ in range(2):
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable, match="cannot reach Segmind.*connection refused"):
+            synthesize(settings, face)
+        assert time.monotonic() - started < 6.0
+
+
+def test_a_request_that_reached_the_server_is_still_paced(server, tmp_path):
+    sleeps, pacer = [], Pacer()
+    client = SegmindClient(settings_for(server.base_url, tmp_path, segmind_rpm=5), pacer=pacer, sleep=sleeps.append)
+    image = cv2.imread(str(SAMPLE))[:128, :128]
+    try:
+        client.edit(image, Expression({"smile": 1.0}))
+        client.edit(image, Expression({"smile": 1.0}))
+    finally:
+        client.close()
+    assert server.billed == 2 and len(sleeps) == 1 and sleeps[0] == pytest.approx(12.0, abs=0.5)
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+def test_a_turn_given_back_is_free_again_unless_a_later_one_was_taken(tmp_path, kind):
+    waits = []
+    if kind == "memory":
+        pacer = Pacer()
+
+        def other_takes_a_turn():  # another thread of the process
+            thread = threading.Thread(target=pacer.wait, args=(5, waits.append))
+            thread.start()
+            thread.join()
+    else:
+        pacer, other = FilePacer(tmp_path / "pace"), FilePacer(tmp_path / "pace")  # as two processes
+
+        def other_takes_a_turn():
+            other.wait(5, waits.append)
+    assert pacer.wait(5, waits.append) <= 0
+    pacer.give_back()
+    assert pacer.wait(5, waits.append) <= 0  # the turn given back is free: no 12 s wait
+    other_takes_a_turn()
+    pacer.give_back()  # a later turn was taken, so this one stays taken
+    pacer.wait(5, waits.append)
+    assert waits == [pytest.approx(12.0, abs=0.5), pytest.approx(24.0, abs=0.5)]
 
 
 def test_pacer_spaces_requests():

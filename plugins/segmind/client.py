@@ -56,11 +56,16 @@ def build_payload(image_b64: str, expression: Expression, image_format: str = "p
 
 
 class Pacer:
-    """Spaces request starts to a requests-per-minute budget (shared by every client in the process)."""
+    """Spaces request starts to a requests-per-minute budget (shared by every client in the process).
+
+    A request that never reached the server (refused, unresolved, connect time-out) gives its turn back with
+    `give_back`, so an unreachable server is reported at once instead of at the pace of the rate limit.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._next = 0.0
+        self._turn = threading.local()  # this thread's last turn: (start, next start after it)
 
     def wait(self, rpm: float, sleep: Callable[[float], None] = time.sleep) -> float:
         """Block until the next request may start; returns how long it waited."""
@@ -69,10 +74,19 @@ class Pacer:
             now = time.monotonic()
             start = max(now, self._next)
             self._next = start + interval
+            self._turn.value = (start, self._next)
         delay = start - now
         if delay > 0:
             sleep(delay)
         return delay
+
+    def give_back(self) -> None:
+        """Return this thread's last turn (its request never reached the server), unless a later one was taken."""
+        turn = getattr(self._turn, "value", None)
+        self._turn.value = None
+        with self._lock:
+            if turn is not None and self._next == turn[1]:
+                self._next = turn[0]
 
 
 PACER = Pacer()
@@ -312,6 +326,9 @@ class SegmindClient:
             except requests.exceptions.RequestException as exc:
                 if self.deadline.expired:
                     raise self._deadline_error() from None
+                if isinstance(exc, requests.exceptions.ConnectTimeout) or _never_connected(exc):
+                    # it never reached the server, so it neither ran nor counts against the rate limit
+                    self.pacer.give_back()
                 if isinstance(exc, requests.exceptions.ConnectTimeout):
                     # never connected, so never billed; but a slow network is not fixed by hammering it
                     raise BackendUnavailable(f"Segmind did not answer within {timeouts[0]:g} s "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +27,7 @@ class FilePacer:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._turn = threading.local()  # this thread's last turn: (start, next start after it)
 
     def wait(self, rpm: float, sleep: Callable[[float], None] = time.sleep) -> float:
         """Block until the next request may start (across every process using the file); returns the wait."""
@@ -41,10 +43,26 @@ class FilePacer:
             os.pwrite(descriptor, struct.pack("<d", start + interval), 0)
         finally:
             os.close(descriptor)  # closing releases the lock
+        self._turn.value = (start, start + interval)
         delay = start - now
         if delay > 0:
             sleep(delay)
         return delay
+
+    def give_back(self) -> None:
+        """Return this thread's last turn (its request never reached the server), unless a later one was taken."""
+        turn = getattr(self._turn, "value", None)
+        self._turn.value = None
+        if turn is None:
+            return
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            raw = os.pread(descriptor, 8, 0)
+            if len(raw) == 8 and struct.unpack("<d", raw)[0] == turn[1]:
+                os.pwrite(descriptor, struct.pack("<d", turn[0]), 0)
+        finally:
+            os.close(descriptor)
 
 
 def shared_pacer(default: Any) -> Any:

@@ -451,7 +451,7 @@ def cmd_live(args: argparse.Namespace) -> int:
             camera = open_virtual_camera(source.size[0], source.size[1], source.fps, args.virtual_camera or None)
         pipeline = LivePipeline(registry, settings, state, settings.backend)
         if args.record:
-            recorder = Recorder(args.record, source.fps, source.size, crf=settings.video_crf)
+            recorder = Recorder(args.record, source.fps, source.size, crf=settings.video_crf, follow=source)
             pipeline.bus.on(Event.RENDER, recorder)
         if camera is not None:
             pipeline.bus.on(Event.RENDER, lambda event: camera.send(event.output))

@@ -383,15 +383,24 @@ class Recorder:
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], capacity: int = 120,
                  blocking: bool = False, time_base: Any = None, audio_from: str | Path | None = None,
-                 crf: int = DEFAULT_CRF) -> None:
+                 crf: int = DEFAULT_CRF, follow: FrameSource | None = None) -> None:
         self.path = check_record_path(path)
+        # `follow`: a video file played live (`live --record`): each frame is written at its time in the file and
+        # the file's sound comes along, from its start again each time the file loops.
+        self.follow = follow if follow is not None and follow.kind == "file" and follow.time_base is not None \
+            else None
+        if self.follow is not None:
+            time_base = self.follow.time_base
+            audio_from = self.follow.file_path if self.follow.audio_streams else None
         # An edit that is interrupted ends its sound with its last frame (close(cut_audio=True)); the sound is
         # muxed at most a fifth of a second ahead of the pictures, so little of it can be past that frame.
         self.writer = VideoWriter(self.path, size, fps, time_base=time_base, crf=crf, audio_from=audio_from,
-                                  audio_ahead_s=0.2)
+                                  audio_ahead_s=0.2, audio_loops=self.follow is not None)
+        self._segment = (0.0, 0.0)  # (file time, output time) where the current round of a looping file starts
+        self._last = (-1.0, -1.0)  # the last frame's (file time, output time)
         self.size = size
         self.keep_timestamps = time_base is not None
-        self.queue: queue.Queue[tuple[np.ndarray, int | None] | None] = queue.Queue(maxsize=capacity)
+        self.queue: queue.Queue[tuple[Any, Any] | None] = queue.Queue(maxsize=capacity)
         self.dropped = 0
         self.written = 0
         self.blocking = blocking
@@ -402,8 +411,21 @@ class Recorder:
     def __call__(self, event: RenderEvent) -> None:
         """Queue one rendered frame (a `render` event subscriber)."""
         pts = event.frame.pts if self.keep_timestamps else None
+        if self.follow is not None and pts is not None:
+            when = float(pts * self.follow.time_base)
+            if self._last[0] < 0:
+                self._segment = (when, 0.0)
+            elif when < self._last[0]:  # the file started again: so does its sound, right after the last frame
+                self._segment = (0.0, self._last[1] + 1.0 / self.writer.fps)
+                self._put((None, self._segment[1]), True)
+            at = when - self._segment[0] + self._segment[1]
+            pts = round(at / self.writer.time_base)
+            self._last = (when, at)
+        self._put((event.output, pts), self.blocking)
+
+    def _put(self, item: tuple[Any, Any], block: bool) -> None:
         try:
-            self.queue.put((event.output, pts), block=self.blocking)
+            self.queue.put(item, block=block)
         except queue.Full:
             self.dropped += 1
 
@@ -415,6 +437,9 @@ class Recorder:
             if self.error:
                 continue  # the writer failed: keep draining so producers never block
             image, pts = item
+            if image is None:  # a looping file's next round: its sound from the start again
+                self.writer.restart_audio(pts)
+                continue
             if (image.shape[1], image.shape[0]) != self.size:
                 image = cv2.resize(image, self.size)
             try:
@@ -428,6 +453,8 @@ class Recorder:
         sound ends where the frames written end, instead of running on to the input's end."""
         self.queue.put(None)
         self._thread.join()
+        # A file played live ends its sound with the pictures recorded, wherever the run stopped.
+        cut_audio = cut_audio or self.follow is not None
         self.writer.close(audio_until_s=self.writer.end_s if cut_audio else None)
         if self.error:
             raise InputError(self.error)

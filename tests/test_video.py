@@ -421,3 +421,26 @@ def test_an_interrupted_recording_s_sound_ends_with_its_frames(tmp_path):
         audio = container.streams.audio[0]
         samples = sum(frame.samples for frame in container.decode(audio))
     assert abs(samples / RATE - 10 / 30) < 0.2 + 2 * 1024 / RATE, samples / RATE  # (muxed up to 0.2 s ahead)
+
+
+def test_live_record_of_a_looping_file_keeps_its_sound_in_step(tmp_path):
+    # `live --source FILE --loop --record`: the recording had pictures only. Now each frame sits at its time in the
+    # file and the sound comes along, from the file's start again when it loops: 45 frames (1.5 s), 75 recorded.
+    source = make_clip(tmp_path / "sweep.mp4", frames=45, tones=(300.0,), sweeps=True)
+    output = tmp_path / "live.mp4"
+    result = run_cli("live", "--source", source, "--headless", "--loop", "--max-frames", "75", "--record", output,
+                     "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["recorded"]["frames"] == 75 and figures["recorded"]["dropped"] == 0
+    [(_, _, heard, rate)] = audio_tracks(source)
+    [(codec, start, samples, _)] = audio_tracks(output)
+    assert codec == "aac" and abs(start) < 1 / 30
+    assert abs(len(samples) / rate - 2.5) < 2 / 30, len(samples) / rate  # as long as the pictures
+    times = video_times(output)
+    assert len(times) == 75
+    assert times[44] == pytest.approx(44 / 30, abs=1e-3) and times[45] == pytest.approx(1.5, abs=1e-3)
+    # the first round sounds as the clip did at the same time, and so does the second, from the clip's start
+    assert where_in(heard, samples[rate // 10: rate // 2]) / rate - 0.1 == pytest.approx(0.0, abs=1.5 / 30)
+    second = int(1.6 * rate)
+    assert where_in(heard, samples[second: second + rate // 3]) / rate == pytest.approx(0.1, abs=1.5 / 30)

@@ -221,6 +221,45 @@ def test_no_display_is_a_clear_message():
     assert result.returncode == 2 and "no display" in result.stderr and "Traceback" not in result.stderr
 
 
+def _panel_without_display(*args):
+    """`facesynth panel ARGS` with no display at all: a bad option must be refused before any window."""
+    env = clean_env()
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    return run_cli("panel", *args, env=env, timeout=60)
+
+
+def test_panel_refuses_a_missing_source_before_the_window():
+    result = _panel_without_display("--source", "missing.mp4", "--screenshot", "x.png")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "facesynth panel: --source missing.mp4: no such file, and not a camera number or a stream URL"]
+    assert not (ROOT / "x.png").exists()
+
+
+def test_panel_refuses_an_unknown_backend_as_apply_does(tmp_path):
+    result = _panel_without_display("--backend", "nope")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    apply = run_cli("apply", str(tmp_path / "none.jpg"), "--emotion", "happy", "--backend", "nope")
+    assert apply.returncode == 2
+    message = apply.stderr.strip().removeprefix("facesynth: error: ")
+    assert "unknown backend 'nope'" in message
+    assert lines == [f"facesynth panel: {message}"]
+
+
+def test_panel_accepts_a_good_source_and_backend_then_wants_a_display():
+    # A camera number, a stream URL and an existing file pass the check (nothing is opened for it); only the
+    # missing display is left to report.
+    for source in ("0", "rtsp://example.invalid/x", "samples/face.mp4"):
+        result = _panel_without_display("--source", source, "--backend", "landmark-warp")
+        assert result.returncode == 2 and "no display" in result.stderr, (source, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
 def test_clicks_to_a_stored_surprised_capture_of_a_video(display, tmp_path):
     video = clip(tmp_path / "face.mp4", 90)
     out = tmp_path / "captures"

@@ -147,6 +147,7 @@ class App:
         self.loader = PluginLoader(self.settings, args.plugins_dir)
         self.registry = self.loader.load()
         self.state = LiveState([("happy", 1.0)])
+        check_options(args, self.registry, self.settings)  # before any window: a bad option is a usage error
         self.backend_id = self.settings.backend if self.settings.backend in self.registry.backends else "auto"
         default = ROOT / "samples" / "face.mp4"
         self.source_spec = str(args.source) if args.source else (shorter_paths(str(default)) if default.exists()
@@ -951,16 +952,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dump-on-signal", metavar="FILE", help=argparse.SUPPRESS)  # SIGUSR1: frame buffer
 
 
+def check_options(args: argparse.Namespace, registry: Any, settings: Any) -> None:
+    """Refuse a `--backend` or `--source` that `facesynth live` refuses, with the same UsageError.
+
+    The checks are live's own: the registry's backend lookup, and `FrameSource`'s reading of the spec (a missing
+    file, or a file that is not a video or an image). Nothing is opened for them: a camera or stream gets an
+    opener that declines, and a file that exists but cannot be read is left to Start, which says why.
+    """
+    from engine.capture import FrameSource
+    from engine.errors import FaceSynthError, UsageError
+
+    if args.backend and args.backend != "auto":
+        registry.backend(args.backend)
+    if args.source:
+        try:
+            FrameSource(str(args.source), opener=lambda target: None, max_megapixels=settings.max_megapixels).close()
+        except UsageError:
+            raise
+        except FaceSynthError:  # a camera, a stream or an unreadable file: not a usage error
+            pass
+
+
 def run_args(args: argparse.Namespace, prog: str = "facesynth panel") -> int:
-    """Open the panel with parsed options; a missing display or a bad setting is a one-line message."""
-    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        print(f"{prog}: no display found (DISPLAY is not set). Run it on a desktop, or under a virtual display: "
-              f"xvfb-run {prog} --screenshot shot.png", file=sys.stderr)
-        return 2
+    """Open the panel with parsed options; a bad option, a missing display or a bad setting is a one-line message.
+
+    The options are checked (by making the App, which opens no window) before the display is looked for.
+    """
     from engine.errors import FaceSynthError
 
     try:
-        return App(args).run()
+        app = App(args)
+        if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") \
+                and not os.environ.get("WAYLAND_DISPLAY"):
+            print(f"{prog}: no display found (DISPLAY is not set). Run it on a desktop, or under a virtual display: "
+                  f"xvfb-run {prog} --screenshot shot.png", file=sys.stderr)
+            return 2
+        return app.run()
     except FaceSynthError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -64,7 +64,9 @@ def check_value(name: str, value: float) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise UsageError(f"{name} must be a number, got {value!r}") from None
-    if number != number or not spec.minimum <= number <= spec.maximum:  # NaN fails too
+    if number != number:  # NaN
+        raise UsageError(f"{name} must be a number, got {value!r}")
+    if not spec.minimum <= number <= spec.maximum:
         raise UsageError(f"{name}={value} is out of range: {name} takes {spec.minimum:g} to {spec.maximum:g}")
     return number
 
@@ -116,7 +118,9 @@ def check_intensity(intensity: float) -> float:
         number = float(intensity)
     except (TypeError, ValueError):
         raise UsageError(f"intensity must be a number, got {intensity!r}") from None
-    if number != number or not INTENSITY_MIN <= number <= INTENSITY_MAX:
+    if number != number:  # NaN
+        raise UsageError(f"intensity must be a number, got {intensity!r}")
+    if not INTENSITY_MIN <= number <= INTENSITY_MAX:
         raise UsageError(f"intensity {intensity} is out of range: it takes {INTENSITY_MIN:g} to {INTENSITY_MAX:g}")
     return number
 
@@ -158,6 +162,8 @@ def parse_weighted_name(text: str) -> tuple[str, float]:
         weight = float(raw)
     except ValueError:
         raise UsageError(f"the weight in --emotion {text} must be a number") from None
-    if weight != weight or not 0.0 <= weight <= 2.0:
+    if weight != weight:  # NaN
+        raise UsageError(f"the weight in --emotion {text} must be a number")
+    if not 0.0 <= weight <= 2.0:
         raise UsageError(f"the weight in --emotion {text} is out of range: weights take 0 to 2")
     return name, weight

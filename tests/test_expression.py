@@ -29,8 +29,17 @@ def test_unknown_parameter_lists_known_ones():
 def test_not_a_number_and_nan_are_refused():
     with pytest.raises(UsageError, match="must be a number"):
         Expression({"aaa": "wide"})
-    with pytest.raises(UsageError, match="out of range"):
+    # NaN is not a number: it is said so, not "out of range"
+    with pytest.raises(UsageError, match="aaa must be a number, got nan"):
         Expression({"aaa": float("nan")})
+    with pytest.raises(UsageError, match="aaa must be a number, got 'nan'"):
+        parse_assignment("aaa=nan")
+    with pytest.raises(UsageError, match="intensity must be a number"):
+        check_intensity(float("nan"))
+    with pytest.raises(UsageError, match="weight in --emotion happy:nan must be a number"):
+        parse_weighted_name("happy:nan")
+    with pytest.raises(UsageError, match="out of range"):
+        parse_assignment("aaa=1000")
 
 
 def test_defaults_fill_the_vector():

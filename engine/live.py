@@ -33,7 +33,7 @@ from engine.registry import Registry
 from engine.render import PREVIEW_MAX_SIDE, Renderer
 from engine.storage import check_output_file
 from engine.synthesize import AUTO, LIVE_TIMEOUT_S, LiveBackend, Synthesizer, describe
-from engine.video import WRITE_SUFFIXES, VideoWriter
+from engine.video import WRITE_SUFFIXES, LoopClock, VideoWriter
 
 log = structlog.get_logger()
 
@@ -396,8 +396,7 @@ class Recorder:
         # muxed at most a fifth of a second ahead of the pictures, so little of it can be past that frame.
         self.writer = VideoWriter(self.path, size, fps, time_base=time_base, crf=crf, audio_from=audio_from,
                                   audio_ahead_s=0.2, audio_loops=self.follow is not None)
-        self._segment = (0.0, 0.0)  # (file time, output time) where the current round of a looping file starts
-        self._last = (-1.0, -1.0)  # the last frame's (file time, output time)
+        self.clock = LoopClock(self.writer.fps)
         self.size = size
         self.keep_timestamps = time_base is not None
         self.queue: queue.Queue[tuple[Any, Any] | None] = queue.Queue(maxsize=capacity)
@@ -412,15 +411,10 @@ class Recorder:
         """Queue one rendered frame (a `render` event subscriber)."""
         pts = event.frame.pts if self.keep_timestamps else None
         if self.follow is not None and pts is not None:
-            when = float(pts * self.follow.time_base)
-            if self._last[0] < 0:
-                self._segment = (when, 0.0)
-            elif when < self._last[0]:  # the file started again: so does its sound, right after the last frame
-                self._segment = (0.0, self._last[1] + 1.0 / self.writer.fps)
-                self._put((None, self._segment[1]), True)
-            at = when - self._segment[0] + self._segment[1]
+            at, restart = self.clock.place(float(pts * self.follow.time_base))
+            if restart is not None:  # the file started again: so does its sound, right after the last frame
+                self._put((None, restart), True)
             pts = round(at / self.writer.time_base)
-            self._last = (when, at)
         self._put((event.output, pts), self.blocking)
 
     def _put(self, item: tuple[Any, Any], block: bool) -> None:

@@ -508,6 +508,30 @@ class VideoWriter:
             self.abort()
 
 
+class LoopClock:
+    """Where the frames of a video file played live go in a recording of them: at their time in the file since
+    the first frame recorded; when a looping file starts again, its next round follows right after the last frame
+    (and its sound starts again there: `place` says where)."""
+
+    def __init__(self, fps: float) -> None:
+        self.fps = fps
+        self.segment: tuple[float, float] | None = None  # (file time, recording time) where this round begins
+        self.last = (-1.0, -1.0)  # the last frame's (file time, recording time)
+
+    def place(self, when: float) -> tuple[float, float | None]:
+        """The recording time of a frame at `when` s of the file, and where the sound must start again (a new
+        round of the file), else None."""
+        restart = None
+        if self.segment is None:
+            self.segment = (when, 0.0)
+        elif when < self.last[0]:
+            self.segment = (0.0, self.last[1] + 1.0 / self.fps)
+            restart = self.segment[1]
+        at = when - self.segment[0] + self.segment[1]
+        self.last = (when, at)
+        return at, restart
+
+
 def transcode(src: str | Path, dst: str | Path, edit: Callable[[np.ndarray, int], np.ndarray], crf: int = 20,
               progress: Callable[[int, int], None] | None = None, max_megapixels: float = 50.0) -> dict[str, Any]:
     """Every frame of `src` through `edit(image, index) -> image` into `dst`, timestamps and audio kept.

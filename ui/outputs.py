@@ -30,8 +30,7 @@ class Recording:
         self.writer: Any = None
         self.with_sound = False
         self.started_s: float | None = None  # the file's time at the first frame recorded (None: not a file)
-        self._segment = (0.0, 0.0)  # the file's time and the recording's time where the current round begins
-        self._last = (-1.0, -1.0)  # the last frame's file time and recording time
+        self._clock: Any = None  # places a file's frames in the recording (engine.video.LoopClock)
         self._off = False
         self._lock = threading.Lock()
 
@@ -46,15 +45,13 @@ class Recording:
             if when is None:
                 self.writer.write(event.output)
                 return
-            if when < self._last[0]:  # the file started again: so does its sound, right after the last frame
-                self._segment = (0.0, self._last[1] + 1 / self.writer.fps)
-                self.writer.restart_audio(self._segment[1])
-            at = when - self._segment[0] + self._segment[1]
+            at, restart = self._clock.place(when)
+            if restart is not None:  # the file started again: so does its sound, right after the last frame
+                self.writer.restart_audio(restart)
             self.writer.write(event.output, round(at / self.writer.time_base))
-            self._last = (when, at)
 
     def _open(self, event: Any, source: Any) -> None:
-        from engine.video import VideoWriter
+        from engine.video import LoopClock, VideoWriter
 
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -65,12 +62,12 @@ class Recording:
             self.path = self.folder / f"{stamp}-{number}.mp4"
         self.started_s = file_time(event.frame, source)
         self.with_sound = self.started_s is not None and source.audio_streams > 0
-        self._segment, self._last = (self.started_s or 0.0, 0.0), (-1.0, -1.0)
         height, width = event.output.shape[:2]
         self.writer = VideoWriter(self.path, (width, height), source.fps,
                                   time_base=source.time_base if self.started_s is not None else None,
                                   audio_from=source.file_path if self.with_sound else None,
                                   audio_start_s=self.started_s or 0.0, audio_loops=True)
+        self._clock = LoopClock(self.writer.fps)
         if source.kind == "file" and self.started_s is None:
             self.say("warning", f"recording {Path(source.file_path).name}: its frames carry no times, so without "
                      "its sound")
@@ -92,7 +89,8 @@ class Recording:
             self._off = self._off or off
         if writer is None:
             return ""
-        seconds = self._last[1] + 1 / writer.fps if self._last[1] >= 0 else writer.written / writer.fps
+        last = self._clock.last[1] if self._clock is not None else -1.0
+        seconds = last + 1 / writer.fps if last >= 0 else writer.written / writer.fps
         writer.close(audio_until_s=seconds)
         sound = (f"with the source's sound from {self.started_s:.2f} s" if self.with_sound and writer.audio
                  else "without sound")

@@ -26,7 +26,7 @@ def kernels_cached(folder: Path = Path(__file__).parent / "__pycache__") -> bool
     """Whether numba's cache beside the compiled modules holds code for this Python: if not, the first use on
     this machine compiles it (8-20 s here, once; see kernels.py)."""
     tag = f"py{sys.version_info.major}{sys.version_info.minor}"
-    return all(any(folder.glob(f"{module}.*.{tag}.nbi")) for module in ("kernels", "geometry"))
+    return all(any(folder.glob(f"{module}.*.{tag}.nbi")) for module in ("kernels", "geometry", "glasses"))
 
 
 class LandmarkWarpBackend:

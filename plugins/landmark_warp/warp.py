@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from plugins.landmark_warp import geometry as geo
-from plugins.landmark_warp import kernels
+from plugins.landmark_warp import glasses, kernels
 
 # The anchor ring and the fade, as ellipses around the face centre (lowered, so an opening jaw has room).
 RING_RADII = (1.45, 1.7)  # in face half-sizes (x, y)
@@ -631,9 +631,15 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     marks[:, 1] -= y0
     frame = geo.face_frame(marks)  # in crop pixels
 
+    # Glasses' frames are not skin: they are taken out of what moves and laid back where they were.
+    rims = glasses.find_rims(source, marks)
+    frames = glasses.frame_layer(source, rims) if rims else None
     gaze_x, gaze_y = params["pupil_x"] / 15.0, params["pupil_y"] / 15.0
-    if gaze_x or gaze_y:
+    if frames is not None or gaze_x or gaze_y:
         source = source.copy()
+    if frames is not None:
+        frames.take_out(source, frame.iod)
+    if gaze_x or gaze_y:
         for iris, upper, lower in ((geo.IRIS_A, geo.EYE_A_UPPER, geo.EYE_A_LOWER),
                                    (geo.IRIS_B, geo.EYE_B_UPPER, geo.EYE_B_LOWER)):
             move_iris(source, marks, iris, upper, lower, frame, gaze_x, gaze_y)
@@ -767,8 +773,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     remapped = cv2.remap(cv2.cvtColor(source, cv2.COLOR_BGR2BGRA), maps, None,
                          cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
     warped = image[y0:y1, x0:x1]  # the crop is edited in place
-    if gaze_x or gaze_y:
-        warped[:] = source  # the moved irises, wherever nothing else moves
+    if frames is not None or gaze_x or gaze_y:
+        warped[:] = source  # the moved irises (or the face without its frames), wherever nothing else moves
     cv2.cvtColor(remapped, cv2.COLOR_BGRA2BGR, dst=warped[ay0:ay1, ax0:ax1])  # straight into the picture
     for lid, (lash, weight, _), cover in zip(lids, folded, covers):
         if lid.closure:
@@ -800,3 +806,5 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             lower_contour = lower_mid
         lower_contour = np.concatenate([upper_contour[:1], lower_contour, upper_contour[-1:]])
         paint_mouth(warped, upper_contour, lower_contour, frame, brightness, teeth=not split)
+    if frames is not None:
+        frames.put_back(warped)

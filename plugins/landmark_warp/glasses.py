@@ -1,0 +1,384 @@
+"""Glasses: their frames are not skin. Found around each eye, they are held still while the face behind moves.
+
+A rim around an eye is a thin line (darker or lighter than the skin) that goes all the way round the eye, outside
+its opening: in the eye's (flattened) polar coordinates, a closed path at a smoothly varying radius along which
+the thin-line response is strong. The best such path is found by dynamic programming (one column per angle). It
+is a frame when it passes well beyond the eye's corners and its line stands out from the skin's own lines
+clearly, at nearly every angle: a lid's crease, the lines under an eye, a brow or wrinkles make a path too, but
+one that hugs the eye and is weaker in places (measured on the development photos: a frame's line stood out by
+25-55 grey levels at four angles in five, the strongest lines of faces without glasses by 20 at most). Two rims
+found, the bridge between them is the best such path across the nose. The caller warps the face with the frames
+taken out (filled in from what is beside them) and lays the frames back on top, where they were.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from plugins.landmark_warp import geometry as geo
+from plugins.landmark_warp.kernels import compiled
+
+WORK_IOD = 80.0  # the search runs on the eyes' box scaled to this inter-ocular distance (px), or less
+ANGLES = 48  # polar columns around an eye
+RADII = np.linspace(0.3, 1.6, 40)  # polar rows, in eye widths from the eye's centre along its axis ...
+FLAT = 0.6  # ... and this share of that across it (a lens is wider than tall)
+LINE_SIZE = 0.22  # thin-line response: structures thinner than this (eye widths) stand out
+STEP = 3  # a path moves at most this many rows from one column to the next
+BEND_COST = 2.0  # grey levels per row moved
+EYE_CLEAR = 0.15  # the eye opening, grown by this many eye widths, is not searched (its lids are lines too)
+CONTRAST = 22.0  # a frame's line stands out by this many grey levels over the skin at an angle ...
+CONTRAST_SHARE = 0.8  # ... at this share of the angles ...
+LOW_ANGLE = int((1 - CONTRAST_SHARE) * ANGLES)  # (the angle where the line stands out least but for a share)
+RATIO = 2.0  # ... and by this many times the skin's own lines there
+RIM_CLEAR = 0.68  # a rim passes this far (eye widths) from the eye's centre beside the eye, beyond its corners
+
+
+class Rim(NamedTuple):
+    """A frame's rim around one eye (closed) or its bridge across the nose (open): its centre line (crop pixels)
+    and the line's thickness (crop pixels)."""
+
+    path: np.ndarray
+    thickness: float
+    closed: bool = True
+
+
+@compiled("int64[:](float32[:, :], float64, int64)")
+def best_loop(score, bend, step):
+    """The row per column of the best closed path through `score` (columns x rows, the first column following
+    the last): each column one row, rows moving at most `step` between neighbouring columns at `bend` each.
+    Run one and a half times round, the middle round is the path (its ends meet within a step or two)."""
+    columns, rows = score.shape
+    total = columns + columns // 2
+    value = np.empty(rows)
+    back = np.empty((total, rows), np.int64)
+    for r in range(rows):
+        value[r] = score[0, r]
+    new = np.empty(rows)
+    for c in range(1, total):
+        column = c % columns
+        for r in range(rows):
+            best, arg = -1e30, r
+            for d in range(-step, step + 1):
+                q = r + d
+                if 0 <= q < rows:
+                    v = value[q] - bend * abs(d)
+                    if v > best:
+                        best, arg = v, q
+            new[r] = best + score[column, r]
+            back[c, r] = arg
+        for r in range(rows):
+            value[r] = new[r]
+    path = np.empty(total, np.int64)
+    best, arg = -1e30, 0
+    for r in range(rows):
+        if value[r] > best:
+            best, arg = value[r], r
+    path[total - 1] = arg
+    for c in range(total - 1, 0, -1):
+        path[c - 1] = back[c, path[c]]
+    out = np.empty(columns, np.int64)
+    start = total - columns
+    for c in range(columns):
+        out[(start + c) % columns] = path[start + c]
+    return out
+
+
+@compiled("int64[:](float32[:, :], float64, int64)")
+def best_path(score, bend, step):
+    """As `best_loop`, for an open path from the first column to the last."""
+    columns, rows = score.shape
+    value = np.empty(rows)
+    new = np.empty(rows)
+    back = np.empty((columns, rows), np.int64)
+    for r in range(rows):
+        value[r] = score[0, r]
+    for c in range(1, columns):
+        for r in range(rows):
+            best, arg = -1e30, r
+            for d in range(-step, step + 1):
+                q = r + d
+                if 0 <= q < rows:
+                    v = value[q] - bend * abs(d)
+                    if v > best:
+                        best, arg = v, q
+            new[r] = best + score[c, r]
+            back[c, r] = arg
+        for r in range(rows):
+            value[r] = new[r]
+    path = np.empty(columns, np.int64)
+    best, arg = -1e30, 0
+    for r in range(rows):
+        if value[r] > best:
+            best, arg = value[r], r
+    path[columns - 1] = arg
+    for c in range(columns - 1, 0, -1):
+        path[c - 1] = back[c, path[c]]
+    return path
+
+
+def centre_line(polar: np.ndarray, rows: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per column of `polar`, the middle of the line the path `rows` runs along (where the response stays over
+    half its value on the path: a thick rim's response is flat across it, the path may keep to one edge), in
+    the units of `cells` (one value per row), and the line's median thickness in the same units."""
+    index = np.arange(polar.shape[1])
+    half = polar[np.arange(len(rows)), rows][:, None] / 2
+    below = polar <= half
+    lo = np.max(np.where(below & (index < rows[:, None]), index, -1), axis=1) + 1
+    hi = np.min(np.where(below & (index > rows[:, None]), index, polar.shape[1]), axis=1) - 1
+    return np.interp((lo + hi) / 2, index, cells), float(np.median(hi - lo + 1)) * float(cells[1] - cells[0])
+
+
+def line_response(grey: np.ndarray, size: int, dark: bool | None = None) -> np.ndarray:
+    """How much each pixel stands out as part of a line thinner than `size` px, dark or light or either (None)
+    (grey levels)."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    if dark is not None:
+        return cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT if dark else cv2.MORPH_TOPHAT, kernel)
+    return cv2.max(cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, kernel), cv2.morphologyEx(grey, cv2.MORPH_TOPHAT, kernel))
+
+
+def find_rims(source: np.ndarray, marks: np.ndarray) -> list[Rim]:
+    """The frames' rims around the eyes of the face with landmarks `marks` (crop pixels) in `source` (the crop,
+    BGR): none, one or two rims, and the bridge when there are two."""
+    corners = marks[geo.EYE_CORNERS, :2]
+    widths = np.linalg.norm(corners[[1, 3]] - corners[[0, 2]], axis=1)
+    iod = float(np.linalg.norm(corners[:2].mean(axis=0) - corners[2:].mean(axis=0)))
+    if iod < 24 or widths.min() < 6:
+        return []
+    scale = min(1.0, WORK_IOD / iod)
+    reach = RADII[-1] * float(widths.max()) + 2
+    (left, top), (right, bottom) = corners.min(axis=0) - reach, corners.max(axis=0) + reach
+    x0, y0 = max(0, int(left)), max(0, int(top))
+    x1, y1 = min(source.shape[1], int(math.ceil(right))), min(source.shape[0], int(math.ceil(bottom)))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return []
+    grey = cv2.cvtColor(source[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+    if scale < 1.0:
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    size = max(3, int(round(LINE_SIZE * float(widths.mean()) * scale)) | 1)
+    response = line_response(grey, size).astype(np.float32)
+    rims, candidates, centres, directions = [], [], [], []
+    angles = np.linspace(0, 2 * np.pi, ANGLES, endpoint=False)
+    for k, (upper, lower) in enumerate(((geo.EYE_A_UPPER, geo.EYE_A_LOWER), (geo.EYE_B_UPPER, geo.EYE_B_LOWER))):
+        c0, c1 = corners[2 * k], corners[2 * k + 1]
+        width = float(widths[k])
+        centre = (c0 + c1) / 2
+        axis = (c1 - c0) / width
+        normal = np.array([-axis[1], axis[0]])
+        if normal @ (marks[list(lower), :2].mean(axis=0) - marks[list(upper), :2].mean(axis=0)) < 0:
+            normal = -normal  # down the face
+        direction = np.cos(angles)[:, None] * axis + FLAT * np.sin(angles)[:, None] * normal  # 0: along the axis
+        centres.append(centre)
+        directions.append(direction)
+        points = centre + RADII[None, :, None] * width * direction[:, None, :]  # (angles, radii, 2) crop px
+        work = ((points - (x0, y0)) * scale).astype(np.float32)
+        polar = cv2.remap(response, work[..., 0], work[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)
+        # The eye's opening (and a margin round it) is left out: lids, lashes and the eye's edge are lines too. In
+        # the polar grid's own units the opening's outline is a radius per angle (it is round the eye's centre).
+        outline = np.concatenate([marks[list(upper), :2], marks[list(lower[::-1]), :2]]) - centre
+        u, v = outline @ axis / width, outline @ normal / (FLAT * width)
+        turn = np.arctan2(v, u) % (2 * np.pi)
+        order = np.argsort(turn)
+        edge = np.interp(angles, turn[order], np.hypot(u, v)[order], period=2 * np.pi)
+        clear = EYE_CLEAR * np.hypot(np.cos(angles), np.sin(angles) / FLAT)
+        blocked = RADII[None, :] < (edge + clear)[:, None]
+        polar[blocked] = 0.0
+        rows = best_loop(polar, BEND_COST, STEP)
+        along = polar[np.arange(ANGLES), rows]
+        # The skin's own lines in each column: the median of what is searched there (blocked cells sort last).
+        order = np.sort(np.where(blocked, np.inf, polar), axis=1)
+        searched = np.count_nonzero(~blocked, axis=1)
+        skin = np.where(searched > 0, order[np.arange(ANGLES), np.maximum(searched - 1, 0) // 2], 0.0)
+        # How far the line along the path stands out over the skin's own lines (the column's median) at most angles.
+        contrast = float(np.partition(along - skin, LOW_ANGLE)[LOW_ANGLE])
+        side = float(RADII[rows[np.abs(np.cos(angles)) > 0.9]].min())
+        if side < RIM_CLEAR:
+            continue
+        candidates.append((contrast, contrast / max(1.0, float(np.median(skin))), rows, polar, width, k, work))
+    best = max((c[0] for c in candidates), default=0.0)
+    accepted = []
+    for contrast, ratio, rows, polar, width, k, work in candidates:
+        # A pair of glasses has two rims: one that stands out clearly lets the other (in shade, or half hidden
+        # on a turned face) stand out less.
+        relaxed = best >= 1.25 * CONTRAST
+        if ratio < (0.75 * RATIO if relaxed else RATIO) or contrast < (CONTRAST / 2 if relaxed else CONTRAST):
+            continue
+        accepted.append((RADII[rows], width, k))
+    if accepted:  # traced again finer, on the box at up to `FINE_IOD`
+        fine = min(1.0, FINE_IOD / iod)
+        box = source[y0:y1, x0:x1]
+        if fine < 1.0:
+            box = cv2.resize(box, None, fx=fine, fy=fine, interpolation=cv2.INTER_AREA)
+        fine_response = line_response(cv2.cvtColor(box, cv2.COLOR_BGR2GRAY),
+                                      max(3, int(round(LINE_SIZE * float(widths.mean()) * fine)) | 1))
+        for radii, width, k in accepted:
+            rim = refine_rim(fine_response.astype(np.float32), box.astype(np.float32), (centres[k] - (x0, y0)) * fine,
+                             width * fine, directions[k], radii)
+            rims.append(Rim(rim.path / fine + (x0, y0), rim.thickness / fine))
+    if len(rims) == 2:
+        # A bridge is of the rims' shade (between two dark rims the skin is a light line) and may be a thick bar:
+        # it is looked for among lines of that shade up to twice as thick.
+        on_rims = np.concatenate([((rim.path - (x0, y0)) * scale) for rim in rims]).astype(np.float32)
+        shade = cv2.remap(grey, on_rims[:, 0].reshape(1, -1), on_rims[:, 1].reshape(1, -1), cv2.INTER_LINEAR)
+        dark = bool(np.median(shade) < np.median(grey))
+        bridge = find_bridge(line_response(grey, 2 * size + 1, dark).astype(np.float32), rims, (x0, y0), scale,
+                             float(widths.mean()))
+        if bridge is not None:
+            rims.append(bridge)
+    return rims
+
+
+FINE_IOD = 160.0  # a found rim is traced again on the eyes' box scaled to this inter-ocular distance, or less:
+FINE_ANGLES, FINE_RADII = 144, 0.006  # columns, row step (eye widths)
+FINE_BAND = 0.12  # ... within this many eye widths of where it was found
+
+
+def refine_rim(response: np.ndarray, colour: np.ndarray, centre: np.ndarray, width: float, directions: np.ndarray,
+               radii: np.ndarray) -> Rim:
+    """A found rim traced again on the eyes' box at a finer scale (`response` its thin-line response, `colour`
+    its pixels, `centre` the eye's centre and `width` its width there), near the coarse path (`radii` at the
+    search's angles, `directions` those angles' polar directions): a frame is one colour all round, so the path
+    follows the lines of the colour found along it (a brow touching the rim, as dark as it, drew the coarse path
+    away in places)."""
+    angles = np.linspace(0, 2 * np.pi, ANGLES, endpoint=False)
+    fine = np.linspace(0, 2 * np.pi, FINE_ANGLES, endpoint=False)
+    axis, normal = directions[0], directions[ANGLES // 4] / FLAT
+    direction = np.cos(fine)[:, None] * axis + FLAT * np.sin(fine)[:, None] * normal
+    coarse = np.interp(fine, np.r_[angles, 2 * np.pi], np.r_[radii, radii[0]])
+    rows = np.arange(-FINE_BAND, FINE_BAND + FINE_RADII / 2, FINE_RADII)
+    reach = np.maximum(coarse[:, None] + rows[None, :], 0.05)  # (angles, rows) eye widths
+    points = (centre + reach[..., None] * width * direction[:, None, :]).astype(np.float32)
+    polar = cv2.remap(response, points[..., 0], points[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                      borderValue=0)
+    polar_colour = cv2.remap(colour, points[..., 0], points[..., 1], cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
+    first = best_loop(polar, BEND_COST, STEP)
+    rim_colour = np.median(polar_colour[np.arange(FINE_ANGLES), first], axis=0)
+    skin_colour = np.median(polar_colour.reshape(-1, 3), axis=0)
+    spread = max(12.0, 0.35 * float(np.linalg.norm(rim_colour - skin_colour)))
+    likeness = np.exp(-np.sum((polar_colour - rim_colour) ** 2, axis=2) / (2 * spread * spread))
+    path = best_loop((polar * likeness).astype(np.float32), BEND_COST, STEP)
+    middle, thickness = centre_line(polar, path, rows)
+    return Rim(centre + (coarse + middle)[:, None] * width * direction, thickness * width)
+
+
+BRIDGE_ROWS = np.linspace(-0.9, 0.4, 40)  # where a bridge is looked for: eye widths across the line between the eyes
+
+
+def find_bridge(response: np.ndarray, rims: list[Rim], corner: tuple[int, int], scale: float,
+                width: float) -> Rim | None:
+    """The bridge between two rims: the best open path across the nose from the inner side of one rim to the
+    other's, in the thin-line `response` of the eyes' box (its `corner` in the crop, its `scale`)."""
+    centre_a, centre_b = rims[0].path.mean(axis=0), rims[1].path.mean(axis=0)
+    axis = (centre_b - centre_a) / max(1e-6, float(np.linalg.norm(centre_b - centre_a)))
+    normal = np.array([-axis[1], axis[0]])
+    if normal[1] < 0:
+        normal = -normal
+    inner_a = float(((rims[0].path - centre_a) @ axis).max())
+    inner_b = float(((rims[1].path - centre_a) @ axis).min())
+    if inner_b - inner_a < 2:
+        return None
+    overlap = 0.1 * width
+    along = np.linspace(inner_a - overlap, inner_b + overlap, max(12, int((inner_b - inner_a) * scale)))
+    points = (centre_a + along[:, None, None] * axis + BRIDGE_ROWS[None, :, None] * width * normal)
+    work = ((points - corner) * scale).astype(np.float32)
+    across = cv2.remap(response, work[..., 0], work[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                       borderValue=0)
+    rows = best_path(across, BEND_COST, STEP)
+    contrast = np.percentile(across[np.arange(len(rows)), rows] - np.median(across, axis=1),
+                             100 * (1 - CONTRAST_SHARE))
+    if contrast < CONTRAST / 2:
+        return None
+    middle, thickness = centre_line(across, rows, BRIDGE_ROWS)
+    # (the wider search also takes in the nose's shadows beside a thin bridge: it is no thicker than twice the rims)
+    thickness = min(thickness * width, 2 * max(rim.thickness for rim in rims))
+    return Rim(centre_a + along[:, None] * axis + middle[:, None] * width * normal, thickness, False)
+
+
+FILL_GROW = 0.015  # ... a little beyond their mask (inter-ocular distances)
+EDGE = 1.5  # px: the frames' mask reaches this far beyond their lines' half-response width, and is this soft
+
+
+class FrameLayer(NamedTuple):
+    """The frames of a face's glasses as a layer over the crop: its box [x0, y0, x1, y1), the frames' pixels
+    there and how much of each is frame (0..1, float32, (h, w, 1))."""
+
+    box: tuple[int, int, int, int]
+    pixels: np.ndarray
+    alpha: np.ndarray
+    lenses: np.ndarray  # where the box is inside a rim (bool)
+
+    def take_out(self, source: np.ndarray, iod: float) -> None:
+        """Fill the frames in from what is beside them, in `source` (the crop), in place: what is seen where a
+        frame was once the face behind it moves. Each pixel under a frame takes the pixels mirrored about the
+        frame's two edges (the lens's side and the other), weighted by how near each edge is: the skin, a brow's
+        hairs, keep their grain (a smooth fill looked painted once it moved into view). A little more than the
+        frames is filled: their soft edges and colour fringes would be dragged along as streaks."""
+        x0, y0, x1, y1 = self.box
+        box = source[y0:y1, x0:x1]
+        grow = max(1, int(round(FILL_GROW * iod)))
+        mask = cv2.dilate((self.alpha[..., 0] > 0.02).astype(np.uint8),
+                          cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+        inside = np.flatnonzero(mask.ravel())
+        if not len(inside):
+            return
+        height, width = mask.shape
+        ys, xs = inside // width, inside % width
+        reads, weights = [], []
+        for side in (self.lenses & (mask == 0), ~self.lenses & (mask == 0)):
+            if not side.any():
+                continue
+            free = (~side).astype(np.uint8)  # distances to the nearest pixel of this side
+            distance, labels = cv2.distanceTransformWithLabels(free, cv2.DIST_L2, 5,
+                                                               labelType=cv2.DIST_LABEL_PIXEL)
+            nearest = np.flatnonzero(side.ravel())[labels.ravel()[inside] - 1]  # label k: the side's k-th pixel
+            read_x = np.clip(2 * (nearest % width) - xs, 0, width - 1)
+            read_y = np.clip(2 * (nearest // width) - ys, 0, height - 1)
+            reads.append(box[read_y, read_x].astype(np.float32))
+            weights.append(1.0 / (distance.ravel()[inside] + 0.5))
+        total = sum(weights)
+        box[ys, xs] = np.clip(sum(r * (w / total)[:, None] for r, w in zip(reads, weights)) + 0.5, 0,
+                              255).astype(np.uint8)
+
+    def put_back(self, picture: np.ndarray) -> None:
+        """Lay the frames over `picture` (the edited crop), in place, where they were."""
+        x0, y0, x1, y1 = self.box
+        box = picture[y0:y1, x0:x1]
+        box[:] = np.clip(box * (1.0 - self.alpha) + self.pixels * self.alpha + 0.5, 0, 255).astype(np.uint8)
+
+
+def frame_layer(source: np.ndarray, rims: list[Rim]) -> FrameLayer | None:
+    """The layer of the frames `rims` in `source` (the crop, before anything moves): the pixels along each rim's
+    line, as wide as the line, whose shade is nearer the rim's than the skin's around it, a little more, soft."""
+    points = np.concatenate([rim.path for rim in rims])
+    margin = max(rim.thickness for rim in rims) + 2 * EDGE + 4
+    (left, top), (right, bottom) = points.min(axis=0) - margin, points.max(axis=0) + margin
+    x0, y0 = max(0, int(left)), max(0, int(top))
+    x1, y1 = min(source.shape[1], int(math.ceil(right))), min(source.shape[0], int(math.ceil(bottom)))
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return None
+    band, around = np.zeros((y1 - y0, x1 - x0), np.uint8), np.zeros((y1 - y0, x1 - x0), np.uint8)
+    for rim in rims:
+        line = [np.round((rim.path - (x0, y0)) * 4).astype(np.int32)]
+        cv2.polylines(band, line, rim.closed, 255, max(1, int(round(rim.thickness + 2))), cv2.LINE_8, shift=2)
+        cv2.polylines(around, line, rim.closed, 255, max(1, int(round(2 * rim.thickness + 6))), cv2.LINE_8, shift=2)
+    grey = cv2.cvtColor(source[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+    on_line = (np.concatenate([rim.path for rim in rims]) - (x0, y0)).astype(np.float32)
+    rim_shade = float(np.median(cv2.remap(grey, on_line[:, 0].reshape(1, -1), on_line[:, 1].reshape(1, -1),
+                                          cv2.INTER_LINEAR)))
+    nearby = grey[(around > 0) & (band == 0)]
+    dark = rim_shade < float(np.median(nearby))
+    level = (rim_shade + float(np.percentile(nearby, 75 if dark else 25))) / 2
+    mask = (((grey <= level) if dark else (grey >= level)) & (band > 0)).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8)) * 255
+    alpha = cv2.GaussianBlur(mask, (0, 0), EDGE / 2).astype(np.float32)[..., None] / 255.0
+    lenses = np.zeros_like(mask)
+    cv2.fillPoly(lenses, [np.round((rim.path - (x0, y0)) * 4).astype(np.int32) for rim in rims if rim.closed], 1,
+                 shift=2)
+    return FrameLayer((x0, y0, x1, y1), source[y0:y1, x0:x1].astype(np.float32), alpha, lenses > 0)

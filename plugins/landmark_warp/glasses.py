@@ -372,6 +372,8 @@ def frame_layer(source: np.ndarray, rims: list[Rim]) -> FrameLayer | None:
     rim_shade = float(np.median(cv2.remap(grey, on_line[:, 0].reshape(1, -1), on_line[:, 1].reshape(1, -1),
                                           cv2.INTER_LINEAR)))
     nearby = grey[(around > 0) & (band == 0)]
+    if nearby.size < 8:  # (a rim almost wholly outside the picture)
+        return None
     dark = rim_shade < float(np.median(nearby))
     level = (rim_shade + float(np.percentile(nearby, 75 if dark else 25))) / 2
     mask = (((grey <= level) if dark else (grey >= level)) & (band > 0)).astype(np.uint8)

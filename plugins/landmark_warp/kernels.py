@@ -167,7 +167,7 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
                 table[s, c, 1] = min(max((half_lash + 0.8 - abs(place - lash_centre)) * 1.25, 0.0), 1.0) * lash_gain
                 if place < new_upper:
                     rise = (place - top) / max(new_upper - top, 1e-3)
-                    table[s, c, 2] = _smoothstep(0.15, 0.75, rise) * smooth_gain
+                    table[s, c, 2] = _smoothstep(0.0, 0.45, rise) * smooth_gain
                 table[s, c, 4] = mirror_at + (new_upper - place) - place  # (everywhere: read between columns)
                 table[s, c, 3] = (place - lash_centre) / width / (0.5 + 0.5 * along[s]) if is_open else -1.0
     last = samples - 1

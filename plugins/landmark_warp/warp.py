@@ -48,7 +48,8 @@ LASH_LENGTH, LASH_SPACING = 0.09, 0.03  # the strands' length and spacing mid-li
 # A closed lid is covered with the person's own skin from under the eye, mirrored about the lid's edge, from this
 # far (eye widths) below the lower lid (past its lashes).
 LID_MIRROR_GAP = 0.06
-LID_TEXTURE_SIGMA = 0.06  # the skin's grain is what is finer than this (eye widths); the shading is the lid's own
+LID_TEXTURE_SIGMA = 0.06  # the skin's grain is what is finer than this (eye widths) ...
+LID_SHADE_SIGMA = 0.2  # ... and its shading is that skin's at this scale (eye widths): smooth over the lid
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 
@@ -262,6 +263,30 @@ def lid_skin(source: np.ndarray, corner: tuple[int, int], skin: np.ndarray) -> n
     skin[..., 0] += grid[1] + corner[0]
     skin[..., 1] += grid[0] + corner[1]
     return cv2.remap(source, skin, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+
+
+def broad_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of `image` (float32) at a `sigma` of many pixels, on a copy shrunk so that the blur there is
+    a few pixels wide (the time of a wide kernel grows with its width; a lid's shading is smooth at that scale)."""
+    height, width = image.shape[:2]
+    shrink = max(1.0, sigma / 3.0)
+    small = (max(1, round(width / shrink)), max(1, round(height / shrink)))
+    if small == (width, height):
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+    reduced = cv2.GaussianBlur(cv2.resize(image, small, interpolation=cv2.INTER_AREA), (0, 0),
+                               sigma * small[0] / width)
+    return cv2.resize(reduced, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def close_lid(box: np.ndarray, cover: np.ndarray, lash: np.ndarray, weight: np.ndarray, lid: Lid) -> None:
+    """Cover a closing lid's box of the rendered picture (in place) with its skin, then draw its lashes.
+
+    The cover is the skin from under the eye, mirrored about the lid's edge (`lid_skin`): its grain is kept, and
+    its shading is taken at the lid's own scale (`LID_SHADE_SIGMA`), so no band of the skin under the eye (the
+    lower lid's rim, a fold under it) comes back over the lid as a second lid's edge."""
+    fine = max(0.8, LID_TEXTURE_SIGMA * lid.eye.width)
+    cover += broad_blur(cover, LID_SHADE_SIGMA * lid.eye.width) - cv2.GaussianBlur(cover, (0, 0), fine)
+    kernels.finish_lid_box(box, cover, lash, weight, lid.colour)
 
 
 def sample_pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -773,14 +798,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     for lid, (lash, weight, _), cover in zip(lids, folded, covers):
         if lid.closure:
             bx0, by0, bx1, by1 = lid.box
-            box = warped[by0:by1, bx0:bx1]
-            # The lid's shading half from its own stretched skin (a deep-set eye's lid stays in the brow's
-            # shadow), half from the skin under the eye (the lid bulges out over the eyeball into the light);
-            # the grain of the skin from under the eye.
-            sigma = max(0.8, LID_TEXTURE_SIGMA * lid.eye.width)
-            cover += 0.5 * (cv2.GaussianBlur(box.astype(np.float32), (0, 0), sigma) -
-                            cv2.GaussianBlur(cover, (0, 0), sigma))
-            kernels.finish_lid_box(box, cover, lash, weight, lid.colour)
+            close_lid(warped[by0:by1, bx0:bx1], cover, lash, weight, lid)
 
     press = min(1.0, 3.0 * max(0.0, -params["aaa"]) / 30.0)
     if press and inner_gap_dst > 0.01:  # pressed lips close an open mouth over its teeth

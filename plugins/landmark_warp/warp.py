@@ -54,6 +54,9 @@ LID_MIRROR_GAP = 0.06
 LID_TEXTURE_SIGMA = 0.08  # the skin's grain is what is finer than this (eye widths) ...
 LID_SHADE_SIGMA = 0.2  # ... and its shading is that skin's at this scale (eye widths): smooth over the lid
 LID_GRAIN_DROP = 0.25  # the grain is read this many eye widths further down (past the bag under the eye)
+# ... and kept within this many grey levels either way: a sharp edge read with it (a glasses' rim, a strand of hair,
+# a shadow's edge) would come out as a line over the lid.
+LID_GRAIN_LIMIT = 10.0
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 
@@ -297,8 +300,10 @@ def close_lid(box: np.ndarray, cover: tuple[np.ndarray, np.ndarray], lash: np.nd
     wrinkle of the bag) comes back over the lid as a second lid's edge."""
     near, far = cover
     fine = max(0.8, LID_TEXTURE_SIGMA * lid.eye.width)
-    far += broad_blur(near, LID_SHADE_SIGMA * lid.eye.width) - cv2.GaussianBlur(far, (0, 0), fine)
-    kernels.finish_lid_box(box, far, lash, weight, lid.colour)
+    skin = far - cv2.GaussianBlur(far, (0, 0), fine)
+    np.clip(skin, -LID_GRAIN_LIMIT, LID_GRAIN_LIMIT, out=skin)  # the grain, not the edges read with it
+    skin += broad_blur(near, LID_SHADE_SIGMA * lid.eye.width)
+    kernels.finish_lid_box(box, skin, lash, weight, lid.colour)
 
 
 def sample_pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -207,3 +207,17 @@ def test_no_frames_are_found_on_faces_without_glasses(dev_faces, landmarker):
         image = cv2.imread(str(dev_faces / photo))
         face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
         assert glasses.find_rims(image, face.landmarks.astype(np.float64)) == [], photo
+
+
+@pytest.mark.parametrize("photo", ["dlib_tom_cruise_avp_2014_4.jpg", "interfaces_081.jpg"])
+def test_closed_lids_read_as_closed_to_their_outer_corners(dev_faces, landmarker, photo):
+    # Issue 15: on these two the face mesh's outer-corner landmark sits inside the eye's visible corner, and the old
+    # lashes and the corner's dark wedge stayed beyond the end of the new lash line: a hook MediaPipe read as an eye
+    # still half open (eyeBlink 0.32/0.36 and 0.26/0.45). A closing lid now reaches past that landmark, and each eye
+    # reads as closed.
+    image = cv2.imread(str(dev_faces / photo))
+    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    closed = edited(image, face, blink=-20)
+    after = min(landmarker.detect(closed), key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
+    blinks = after.blendshapes["eyeBlinkLeft"], after.blendshapes["eyeBlinkRight"]
+    assert min(blinks) > 0.5, (photo, blinks)

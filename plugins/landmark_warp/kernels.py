@@ -28,6 +28,7 @@ def compiled(signature: str):
 
 # The lid model's constants, in the order of `warp.LID_MODEL`.
 MEET, SAG, REACH, LASH_DARKNESS, LASH_WIDTH, BAND, SKIP, LASH_LENGTH, LASH_SPACING, MIRROR_GAP = range(10)
+CORNER_FADE = 0.1  # beyond an eye's corners, its lids' change fades out over this many eye widths
 
 
 @compiled("int64[:](float64[:])")
@@ -167,9 +168,10 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
                 table[s, c, 1] = min(max((half_lash + 0.8 - abs(place - lash_centre)) * 1.25, 0.0), 1.0) * lash_gain
                 if place < new_upper:
                     rise = (place - top) / max(new_upper - top, 1e-3)
-                    table[s, c, 2] = _smoothstep(0.15, 0.75, rise) * smooth_gain
+                    table[s, c, 2] = _smoothstep(0.0, 0.45, rise) * smooth_gain
                 table[s, c, 4] = mirror_at + (new_upper - place) - place  # (everywhere: read between columns)
-                table[s, c, 3] = (place - lash_centre) / width / (0.5 + 0.5 * along[s]) if is_open else -1.0
+                # (at every sample, open or not: a mark between samples would fall between a value and its stand-in)
+                table[s, c, 3] = (place - lash_centre) / width / (0.5 + 0.5 * along[s])
     last = samples - 1
     along_scale = last / width
     for y in range(box.shape[0]):
@@ -177,7 +179,10 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
             qx = box[y, x, 0] + x - origin[0]
             qy = box[y, x, 1] + y - origin[1]
             col = min(max((normal[0] * qx + normal[1] * qy - start) * 2.0, 0.0), steps - 1.0)
-            row = min(max((axis[0] * qx + axis[1] * qy) * along_scale, 0.0), float(last))
+            row = (axis[0] * qx + axis[1] * qy) * along_scale
+            # beyond the corners the lids' change fades out (the table's corner values would end at the box's side)
+            fade = 1.0 - _smoothstep(0.0, CORNER_FADE * last, max(-row, row - last))
+            row = min(max(row, 0.0), float(last))
             c0, s0 = min(int(col), steps - 2), min(int(row), last - 1)
             g, f = col - c0, row - s0
             w00, w01, w10, w11 = (1 - f) * (1 - g), (1 - f) * g, f * (1 - g), f * g
@@ -188,17 +193,18 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
                           + w10 * table[s0 + 1, c0, 4] + w11 * table[s0 + 1, c0 + 1, 4])
                 skin[y, x, 0] = box[y, x, 0] + mirror * normal[0]
                 skin[y, x, 1] = box[y, x, 1] + mirror * normal[1]
+            shift *= fade
             box[y, x, 0] += shift * normal[0]
             box[y, x, 1] += shift * normal[1]
             if closing:
-                lash[y, x] = (w00 * table[s0, c0, 1] + w01 * table[s0, c0 + 1, 1]
-                              + w10 * table[s0 + 1, c0, 1] + w11 * table[s0 + 1, c0 + 1, 1])
-                smooth[y, x] = (w00 * table[s0, c0, 2] + w01 * table[s0, c0 + 1, 2]
-                                + w10 * table[s0 + 1, c0, 2] + w11 * table[s0 + 1, c0 + 1, 2])
+                lash[y, x] = fade * (w00 * table[s0, c0, 1] + w01 * table[s0, c0 + 1, 1]
+                                     + w10 * table[s0 + 1, c0, 1] + w11 * table[s0 + 1, c0 + 1, 1])
+                smooth[y, x] = fade * (w00 * table[s0, c0, 2] + w01 * table[s0, c0 + 1, 2]
+                                       + w10 * table[s0 + 1, c0, 2] + w11 * table[s0 + 1, c0 + 1, 2])
                 # Strands below the line: dark combs along the lid, fanning outwards towards the corners.
                 below = (w00 * table[s0, c0, 3] + w01 * table[s0, c0 + 1, 3]
                          + w10 * table[s0 + 1, c0, 3] + w11 * table[s0 + 1, c0 + 1, 3])
-                if 0.0 < below < model[LASH_LENGTH]:
+                if 0.0 < below < model[LASH_LENGTH] and fade > 0.0:
                     fan = (row / last - 0.5) * 1.2
                     phase = (row / last * width + fan * below * width) / (model[LASH_SPACING] * width)
                     # strands of uneven spacing and length (a fixed pseudo-random wobble, not a comb)
@@ -207,7 +213,7 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
                     wobble -= math.floor(wobble)
                     length = model[LASH_LENGTH] * (0.55 + 0.45 * wobble)
                     comb = 0.5 + 0.5 * math.cos(2.0 * math.pi * (phase + 0.3 * (wobble - 0.5)))
-                    strand = model[LASH_DARKNESS] * closure * comb ** 4 * max(0.0, 1.0 - below / length)
+                    strand = model[LASH_DARKNESS] * closure * comb ** 4 * max(0.0, 1.0 - below / length) * fade
                     lash[y, x] = max(lash[y, x], strand)
 
 

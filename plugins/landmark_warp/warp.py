@@ -36,8 +36,11 @@ GRID_PER_IOD = 4.0  # coarse-grid nodes per inter-ocular distance; the field is 
 # Closing lids, tuned by measuring eyeBlink on the development photos and by looking at the results.
 # Closed lids meet this fraction of the opening above the lower lid (the upper lid does most of the closing) ...
 LID_MEET = 0.15
-LID_SAG = 0.02  # ... on a line that sags this many eye widths in the middle (the lid is round over the eyeball)
+LID_SAG = 0.06  # ... on a line that sags this many eye widths in the middle (the lid is round over the eyeball)
 LID_REACH = 0.6  # the skin up to this many eye widths above the lid stretches down with it
+# The eye's outer corner lies a little beyond its landmark (the lashes and the corner's shadow reach past it): a
+# closing lid's shape is stretched out by this many eye widths there, so that it covers them too.
+LID_OUTER_REACH = 0.2
 
 LASH_DARKNESS, LASH_WIDTH = 0.75, 0.04  # the lash line along a closing lid (width in eye widths, mid-lid)
 LASH_BAND = 0.08  # the band of skin with the lashes just above the lid, in eye widths
@@ -48,7 +51,12 @@ LASH_LENGTH, LASH_SPACING = 0.09, 0.03  # the strands' length and spacing mid-li
 # A closed lid is covered with the person's own skin from under the eye, mirrored about the lid's edge, from this
 # far (eye widths) below the lower lid (past its lashes).
 LID_MIRROR_GAP = 0.06
-LID_TEXTURE_SIGMA = 0.06  # the skin's grain is what is finer than this (eye widths); the shading is the lid's own
+LID_TEXTURE_SIGMA = 0.08  # the skin's grain is what is finer than this (eye widths) ...
+LID_SHADE_SIGMA = 0.2  # ... and its shading is that skin's at this scale (eye widths): smooth over the lid
+LID_GRAIN_DROP = 0.25  # the grain is read this many eye widths further down (past the bag under the eye)
+# ... and kept within this many grey levels either way: a sharp edge read with it (a glasses' rim, a strand of hair,
+# a shadow's edge) would come out as a line over the lid.
+LID_GRAIN_LIMIT = 10.0
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 
@@ -252,16 +260,50 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     return results
 
 
-def lid_skin(source: np.ndarray, corner: tuple[int, int], skin: np.ndarray) -> np.ndarray:
+def lid_skin(source: np.ndarray, corner: tuple[int, int], skin: np.ndarray,
+             grain_shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The skin that covers a closing lid, rendered for its eye box (float32): `skin` is the box's map to it
     (relative, as the face's map: its values hold the part's corner in the crop; `corner` is the box's corner in
     that part), changed in place. (The part's corner was once added twice: where only the lids moved, so the part
-    did not start at the crop's corner, the lid read its skin from beside the eye, a flat box of colour.)"""
+    did not start at the crop's corner, the lid read its skin from beside the eye, a flat box of colour.)
+    Returns it, and the same skin read `grain_shift` (x, y pixels) further from the eye, for its grain."""
     height, width = skin.shape[:2]
     grid = np.mgrid[0:height, 0:width].astype(np.float32)
     skin[..., 0] += grid[1] + corner[0]
     skin[..., 1] += grid[0] + corner[1]
-    return cv2.remap(source, skin, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    near = cv2.remap(source, skin, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    skin += grain_shift.astype(np.float32)
+    far = cv2.remap(source, skin, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    return near, far
+
+
+def broad_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of `image` (float32) at a `sigma` of many pixels, on a copy shrunk so that the blur there is
+    a few pixels wide (the time of a wide kernel grows with its width; a lid's shading is smooth at that scale)."""
+    height, width = image.shape[:2]
+    shrink = max(1.0, sigma / 3.0)
+    small = (max(1, round(width / shrink)), max(1, round(height / shrink)))
+    if small == (width, height):
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+    reduced = cv2.GaussianBlur(cv2.resize(image, small, interpolation=cv2.INTER_AREA), (0, 0),
+                               sigma * small[0] / width)
+    return cv2.resize(reduced, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def close_lid(box: np.ndarray, cover: tuple[np.ndarray, np.ndarray], lash: np.ndarray, weight: np.ndarray,
+              lid: Lid) -> None:
+    """Cover a closing lid's box of the rendered picture (in place) with its skin, then draw its lashes.
+
+    The cover is the skin from under the eye, mirrored about the lid's edge (`lid_skin`): its shading is that
+    skin's at the lid's own scale (`LID_SHADE_SIGMA`) and its grain that of the even skin further down
+    (`LID_GRAIN_DROP`), so no band of the skin just under the eye (the lower lid's rim, a fold under it, a
+    wrinkle of the bag) comes back over the lid as a second lid's edge."""
+    near, far = cover
+    fine = max(0.8, LID_TEXTURE_SIGMA * lid.eye.width)
+    skin = far - cv2.GaussianBlur(far, (0, 0), fine)
+    np.clip(skin, -LID_GRAIN_LIMIT, LID_GRAIN_LIMIT, out=skin)  # the grain, not the edges read with it
+    skin += broad_blur(near, LID_SHADE_SIGMA * lid.eye.width)
+    kernels.finish_lid_box(box, skin, lash, weight, lid.colour)
 
 
 def sample_pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -734,14 +776,17 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     for eye, closure, outline, lash, brow in zip(eyes, (closure_a, closure_b), outlines, lashes, BROW_LOWER_EDGES):
         if not (closure or widen):
             continue
-        # The box reaches as far above the lid as the lid's skin stretches; beyond the corners nothing moves.
+        # The box reaches as far above the lid as the lid's skin stretches; beyond the corners the change fades out.
         (left, right), (top, bottom) = extent(outline[:, 0]), extent(outline[:, 1])
-        bx0 = max(0, math.floor(left - 0.15 * eye.width))
+        bx0 = max(0, math.floor(left - (LID_OUTER_REACH + 0.1) * eye.width))
         by0 = max(0, math.floor(top - (LID_REACH + 0.05) * eye.width))
-        bx1 = min(crop_w, math.ceil(right + 0.15 * eye.width))
+        bx1 = min(crop_w, math.ceil(right + (LID_OUTER_REACH + 0.1) * eye.width))
         by1 = min(crop_h, math.ceil(bottom + 0.45 * eye.width))
         if bx1 - bx0 < 2 or by1 - by0 < 2:
             continue
+        if closure:  # a closing lid reaches the eye's outer corner, a little beyond its landmark (LID_OUTER_REACH)
+            eye = eye._replace(c0=eye.c0 - LID_OUTER_REACH * eye.width * eye.axis,
+                               width=eye.width * (1 + LID_OUTER_REACH))
         lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash, marks[brow, :2]))
 
     # The moving part with a node's margin (the field is bilinear between nodes), grown to hold the lid boxes.
@@ -768,8 +813,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     if paint:  # (the lips' brightness is read before anything is written back)
         lip = sample_pixels(source, marks[UPPER_LIP, :2])
         brightness = min(1.1, max(0.35, float(lip.sum()) / lip.size / 140.0))
-    covers = [lid_skin(source, (x, y), skin) if lid.closure else None
-              for lid, (x, y), (_, _, skin) in zip(lids, corners, folded)]  # (read before anything is written back)
+    covers = [lid_skin(source, (x, y), skin, LID_GRAIN_DROP * lid.eye.width * lid.eye.normal) if lid.closure
+              else None for lid, (x, y), (_, _, skin) in zip(lids, corners, folded)]  # (read before writing back)
     remapped = cv2.remap(cv2.cvtColor(source, cv2.COLOR_BGR2BGRA), maps, None,
                          cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
     warped = image[y0:y1, x0:x1]  # the crop is edited in place
@@ -779,14 +824,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     for lid, (lash, weight, _), cover in zip(lids, folded, covers):
         if lid.closure:
             bx0, by0, bx1, by1 = lid.box
-            box = warped[by0:by1, bx0:bx1]
-            # The lid's shading half from its own stretched skin (a deep-set eye's lid stays in the brow's
-            # shadow), half from the skin under the eye (the lid bulges out over the eyeball into the light);
-            # the grain of the skin from under the eye.
-            sigma = max(0.8, LID_TEXTURE_SIGMA * lid.eye.width)
-            cover += 0.5 * (cv2.GaussianBlur(box.astype(np.float32), (0, 0), sigma) -
-                            cv2.GaussianBlur(cover, (0, 0), sigma))
-            kernels.finish_lid_box(box, cover, lash, weight, lid.colour)
+            close_lid(warped[by0:by1, bx0:bx1], cover, lash, weight, lid)
 
     press = min(1.0, 3.0 * max(0.0, -params["aaa"]) / 30.0)
     if press and inner_gap_dst > 0.01:  # pressed lips close an open mouth over its teeth

@@ -237,3 +237,31 @@ def test_a_sheet_lists_a_face_too_small_to_edit(tmp_path):
     assert record["faces"] == 1 and result.returncode == 1, result.stderr
     assert any("face too small to edit" in error for error in record["errors"]), record
     assert "face too small to edit" in result.stderr
+
+
+def test_a_face_turned_too_far_is_skipped_with_the_reason(dev_faces, tmp_path, landmarker):
+    # A face turned too far to edit cleanly is left as it is, and the reason says so; a photo with no other face
+    # is an error with that reason (interfaces_012: a three-quarter view beyond profile, yaw -56 degrees).
+    result = run_cli("apply", dev_faces / "interfaces_012.jpg", "--emotion", "surprised", "--out", tmp_path, "--json")
+    (record,) = json_lines(result.stdout)
+    assert result.returncode == 1 and "turned too far" in record["error"], record
+    assert_one_line_error(result, "interfaces_012.jpg", "turned too far")
+    # Turned sideways and tilted up or down together counts the same (the angle from the camera: 51 degrees here,
+    # 37 with the tilt halved, which is edited).
+    from dataclasses import replace
+
+    from engine.backend import SynthesisRequest
+    from engine.config import Settings
+    from engine.errors import InputError
+    from engine.expression import Expression
+    from plugins.landmark_warp import LandmarkWarpBackend
+
+    image = cv2.imread(str(dev_faces / "interfaces_081.jpg"))
+    (face,) = landmarker.detect(image)
+    backend = LandmarkWarpBackend()
+    tilted = replace(face, yaw=30.0, pitch=-44.0)
+    with pytest.raises(InputError, match="turned too far"):
+        backend.synthesize(SynthesisRequest(image, (tilted,), Expression({"aaa": 72}), Settings()))
+    done = backend.synthesize(SynthesisRequest(image, (replace(face, yaw=30.0, pitch=-22.0),), Expression({"aaa": 72}),
+                                               Settings()))
+    assert done.faces_edited == 1 and np.abs(done.image.astype(int) - image).max() > 40

@@ -7,6 +7,7 @@ over a closing eye, irises moving inside the eye.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,20 @@ from engine.backend import SynthesisRequest, SynthesisResult
 from engine.errors import InputError
 
 MAX_ABS_YAW = 50.0  # beyond this the far side of the face is hidden: leave the face as it is
+MAX_TURN = 50.0  # nor a face turned further from the camera than this, sideways and up or down together
+
+
+def turned_too_far(face: Any) -> str:
+    """Why a face is too turned to edit cleanly ('' when it is not): in profile, or turned sideways and tilted up
+    or down so far that its far side is hidden all the same (the angle between the face's own forward direction
+    and the camera's, from its yaw and pitch; roll only turns it in the picture)."""
+    if abs(face.yaw) > MAX_ABS_YAW:
+        return f"face in profile (yaw {face.yaw:.0f} degrees): turned too far"
+    turn = math.degrees(math.acos(max(-1.0, min(1.0, math.cos(math.radians(face.yaw)) *
+                                                 math.cos(math.radians(face.pitch))))))
+    if turn > MAX_TURN:
+        return f"face turned too far (yaw {face.yaw:.0f}, pitch {face.pitch:.0f} degrees: {turn:.0f} from the camera)"
+    return ""
 
 log = structlog.get_logger()
 
@@ -64,14 +79,15 @@ class LandmarkWarpBackend:
         params = request.expression.as_dict()
         edited, skipped = 0, []
         for face in request.faces:
-            if abs(face.yaw) > MAX_ABS_YAW:
-                skipped.append({"box": list(face.box), "reason": f"face in profile (yaw {face.yaw:.0f} degrees)"})
+            reason = turned_too_far(face)
+            if reason:
+                skipped.append({"box": list(face.box), "reason": reason})
                 continue
             edit_face(output, face.landmarks, params)
             edited += 1
         if not edited:
             raise InputError("; ".join(item["reason"] for item in skipped) +
-                             f" (the local backend edits faces turned up to {MAX_ABS_YAW:g} degrees)")
+                             f" (the local backend edits faces turned up to {MAX_TURN:g} degrees)")
         return SynthesisResult(output, self.id, edited, {"skipped": skipped} if skipped else {})
 
 

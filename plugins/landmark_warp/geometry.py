@@ -87,6 +87,44 @@ def face_frame(landmarks: np.ndarray) -> FaceFrame:
     return FaceFrame(np.array(origin), np.array(ex), np.array(ey), iod)
 
 
+# Mirror points, subject's right then left: eye corners, brows, cheeks, mouth corners and the face's outline.
+MIRROR_PAIRS = np.array([(33, 263), (133, 362), (70, 300), (105, 334), (107, 336), (50, 280), (61, 291),
+                         (234, 454), (93, 323), (132, 361), (58, 288), (172, 397), (127, 356), (162, 389),
+                         (21, 251), (54, 284), (103, 332), (67, 297), (109, 338)])
+
+
+@dataclass(frozen=True)
+class FrontalView:
+    """Where a face's features sit across it as seen from the front: their 3D positions (x, y and depth, in
+    pixels) along the face's own across direction, in face units (the eyes 1 apart, 0 between them); up and down
+    as in the picture's face frame. A turned face's midline (nose, lips, chin) lies off the point between its eyes
+    in the picture, towards the far eye (the nose's root by a seventh of the eyes' distance at a 20 degree turn, the
+    nose's tip by a quarter): measured in the picture, the brows' inner ends and the mouth's sides were taken
+    for other places and moved as such (the near brow drawn over the nose's root, the mouth pushed sideways)."""
+
+    frame: FaceFrame
+    across: np.ndarray
+    origin: np.ndarray
+    unit: float
+
+    def points(self, landmarks: np.ndarray) -> np.ndarray:
+        """Image landmarks (N, 3) (x, y, depth in pixels) in face units (N, 2): across as seen from the front."""
+        out = self.frame.local(landmarks)
+        out[:, 0] = (landmarks[:, :3] - self.origin) @ self.across / self.unit
+        return out
+
+
+def frontal_view(landmarks: np.ndarray, frame: FaceFrame) -> FrontalView:
+    """The frontal view of a 478-point landmark set (x, y, depth in pixels) whose face frame is `frame`: across
+    is the sum of the lines between mirror points (long ones weigh most)."""
+    pairs = landmarks[MIRROR_PAIRS, :3].astype(np.float64)
+    across = (pairs[:, 1] - pairs[:, 0]).sum(axis=0)
+    across /= np.linalg.norm(across) or 1.0
+    eyes = landmarks[EYE_CORNERS, :3].astype(np.float64).reshape(2, 2, 3).mean(axis=1)
+    unit = abs(float((eyes[1] - eyes[0]) @ across)) or 1.0
+    return FrontalView(frame, across, eyes.mean(axis=0), unit)
+
+
 # The control landmarks of `expression_offsets`, always in this order: rows of each group are static slices.
 OVAL_CONTROL = tuple(i for i in FACE_OVAL[::2] if i not in CHIN)
 CONTROL_GROUPS = {"lips": tuple(int(i) for i in LIP_IDS), "chin": CHIN, "oval": OVAL_CONTROL, "cheek_a": CHEEK_A,
@@ -129,6 +167,7 @@ _LIPS, _CHIN, _OVAL = (CONTROL_ROWS[g].indices(len(CONTROL_IDS))[:2] for g in ("
 _CHEEK_A, _CHEEK_B, _BROWS = (CONTROL_ROWS[g].indices(len(CONTROL_IDS))[:2] for g in ("cheek_a", "cheek_b", "brows"))
 _CORNER_A, _CORNER_B = CONTROL_ROW[MOUTH_CORNERS[0]], CONTROL_ROW[MOUTH_CORNERS[1]]
 _INNER_UPPER_MID, _INNER_LOWER_MID, _CHIN_TIP = CONTROL_ROW[13], CONTROL_ROW[14], CONTROL_ROW[152]
+_NOSE_ROOT = CONTROL_ROW[168]  # the face's midline between the brows
 
 
 @numba.njit("float64[:, :](float64[:, :], float64, float64, float64, float64, float64, float64)", cache=True,
@@ -197,9 +236,12 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
     # Brows: raised as a whole; lowered, they also draw together and the inner ends drop most.
     raise_by = max(0.0, eyebrow) / 15.0
     lower_by = max(0.0, -eyebrow) / 10.0
+    # Across, the brows are measured from the face's midline (the nose's root): in the frontal view it is near 0,
+    # but not always at it (the landmarks' depths are rough on small faces).
+    mid = min(max(points[_NOSE_ROOT, 0], -0.2), 0.2)
     if raise_by or lower_by:
         for row in range(_BROWS[0], _BROWS[1]):
-            x = points[row, 0]
+            x = points[row, 0] - mid
             inner = min(max(1.3 - 1.4 * abs(x), 0.0), 1.0)
             out[row, 0] = -math.copysign(0.19 * lower_by * inner, x) if x else 0.0
             out[row, 1] = -0.19 * raise_by * (0.8 + 0.3 * inner) + lower_by * (0.18 + 0.17 * inner)

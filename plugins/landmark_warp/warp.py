@@ -515,6 +515,7 @@ RING_DIRECTIONS = np.stack([np.cos(_RING_ANGLES), np.sin(_RING_ANGLES)], axis=1)
 
 LID_TIGHTEN = 0.2  # a full frown lifts the lower lids by this share of the eye's opening
 BROW_DROP_LIMIT = 1.0  # a lowered brow goes at most this share of the way down to its upper lid
+BROW_DRAW_LIMIT = 0.6  # ... and at most this share of the way in to the face's midline
 UPPER_LIDS = np.array(geo.EYE_A_UPPER + geo.EYE_B_UPPER)
 CREASE_IDS = np.array(geo.EYE_A_CREASE + geo.EYE_B_CREASE)
 _BROWS = geo.CONTROL_ROWS["brows"]
@@ -525,23 +526,29 @@ _BROWS = geo.CONTROL_ROWS["brows"]
 # nose's root (168); their width is for lines `FROWN_LINE_SIDE` from the midline (frontal), narrower where nearer.
 FROWN_LINE_SHARE, FROWN_LINE_SIDE, FROWN_LINE_WIDTH = 0.3, 0.066, 0.022
 FROWN_LINE_ABOVE, FROWN_LINE_CLEAR = 0.06, 0.08
+FROWN_LINE_REACH = 0.2
+INNER_BROW_TOPS = np.array([_ROW[107], _ROW[336]])  # the brows' inner ends, upper row (rows of the controls)
 INNER_BROWS = (55, 285)
 FROWN_LINE_DARKNESS = 0.17  # at full frown the crease takes off this share of the skin's brightness
 GLABELLA = (9, 168)
 
 
 def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, inner_brows: np.ndarray,
-                strength: float) -> None:
+                strength: float, brow_tops: np.ndarray | None = None) -> None:
     """Draw the vertical creases of a frown between the brows into `image` (the crop, in place), shading the skin
     it has (its texture stays): `glabella` are the `GLABELLA` points (crop pixels) where they are drawn, and
     `inner_brows` the brows' inner ends (before they move), which set how far apart they are on each side (a
-    turned face shows the far side narrower)."""
+    turned face shows the far side narrower). They reach at most `FROWN_LINE_REACH` above the lowered brows'
+    inner ends' tops (`brow_tops`, crop pixels, where they moved): where the point between the brows sits far
+    above them (high brows, a head tilted down), they stood alone on the forehead."""
     ends = frame.local(glabella)
     mid_x = float(ends[:, 0].mean())
     brows_x = frame.local(inner_brows)[:, 0]
     side_a = FROWN_LINE_SHARE * max(0.0, mid_x - float(brows_x.min()))
     side_b = FROWN_LINE_SHARE * max(0.0, float(brows_x.max()) - mid_x)
     top, bottom = float(ends[0, 1]) - FROWN_LINE_ABOVE, float(ends[1, 1]) - FROWN_LINE_CLEAR
+    if brow_tops is not None:
+        top = max(top, float(frame.local(brow_tops)[:, 1].mean()) - FROWN_LINE_REACH)
     if bottom - top < 0.05:
         return
     corners = np.array([[mid_x - 0.15, top], [mid_x + 0.15, top], [mid_x - 0.15, bottom], [mid_x + 0.15, bottom]])
@@ -648,6 +655,14 @@ def brow_skin(offsets: np.ndarray, local: np.ndarray, upper_lids: np.ndarray, sk
         if lowered.any():
             scale = min(1.0, max(0.0, float((BROW_DROP_LIMIT * gap[lowered] / drop[lowered]).min())))
             offsets[_BROWS.start + k * count:_BROWS.start + (k + 1) * count] *= scale
+            # Drawn together, a brow closes at most `BROW_DRAW_LIMIT` of its way to the face's midline (brows that
+            # sit high drop the whole way: their inner ends met over the nose's root and squeezed it).
+            whole = slice(_BROWS.start + k * count, _BROWS.start + (k + 1) * count)
+            apart, across = local[whole, 0] - local[_ROW[168], 0], offsets[whole, 0]
+            inward = across * apart < -1e-9
+            if inward.any():
+                offsets[whole, 0] *= min(1.0, float((BROW_DRAW_LIMIT * np.abs(apart[inward]) /
+                                                     np.abs(across[inward])).min()))
         points = skin[k * half:(k + 1) * half]
         order_b = np.argsort(brow_x)
         above = np.interp(points[:, 0], brow_x[order_b], brow_y[order_b])
@@ -657,6 +672,70 @@ def brow_skin(offsets: np.ndarray, local: np.ndarray, upper_lids: np.ndarray, sk
             out[k * half:(k + 1) * half, axis] = share * np.interp(points[:, 0], brow_x[order_b],
                                                                    offsets[rows, axis][order_b])
     return out
+
+
+# The control points placed across as seen from the front: the brows and the lips, and the nose's root (the
+# midline the brows are measured from). The cheeks, chin and outline stay as the picture shows them: the far side's
+# jaw line is the silhouette, and measured from the front it held while the chin dropped (the far cheek bulged).
+FRONTAL_ROWS = np.flatnonzero(np.isin(geo.CONTROL_IDS, geo.BROW_A + geo.BROW_B + tuple(geo.LIP_IDS) + (168,)))
+BROW_ROWS = np.arange(_BROWS.start, _BROWS.stop)
+LIP_ROWS = np.flatnonzero(np.isin(geo.CONTROL_IDS, geo.LIP_IDS))
+MIDLINE_ROWS = np.array([_ROW[168]])  # the brows' middle
+LIP_MIDDLE_ROWS = np.array([_ROW[i] for i in (0, 13, 14, 17)])  # the lips'
+
+
+def side_scales(flat: np.ndarray, local: np.ndarray, rows: np.ndarray, middle: np.ndarray,
+                places: np.ndarray | None = None) -> np.ndarray:
+    """How much wider (> 1) or narrower (< 1) than seen from the front the picture shows each side of a group of
+    control points (`rows` of `flat`, placed as seen from the front, and of `local`, the picture's face frame),
+    measured from the group's `middle` rows: the slope of the one against the other on each side. Returned for
+    each of `places` (frontal x; the group's own points by default): a side's moves across are this much of
+    their size seen from the front (the far side of a turned face is foreshortened: the far brow drawn in as
+    far as the near one squeezed the far eye and the nose's side)."""
+    front = flat[rows, 0] - flat[middle, 0].mean()
+    picture = local[rows, 0] - local[middle, 0].mean()
+    scales = []
+    for side in (front < 0, front > 0):
+        spread = float((front[side] ** 2).sum())
+        scales.append(min(1.6, max(0.3, float((front[side] * picture[side]).sum()) / spread)) if spread > 1e-6
+                      else 1.0)
+    where = flat[rows, 0] if places is None else places
+    return np.where(where < flat[middle, 0].mean(), scales[0], scales[1])
+
+
+# A feature moves against the face's outline by at most this share of its distance to it; the outline takes the
+# rest of the move (see clear_of_outline).
+OUTLINE_CLEAR = 0.8
+OUTLINE_ROWS = np.flatnonzero(geo.ON_OUTLINE)
+
+
+def clear_of_outline(controls: np.ndarray, targets: np.ndarray, skin: np.ndarray,
+                     skin_targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The targets of the control points (`controls` -> `targets`) and of the eyes' and skin's points (`skin` ->
+    `skin_targets`), with the face's outline (control rows on it) carried along where a feature moves against its
+    nearest outline point by more than `OUTLINE_CLEAR` of its distance to it (image pixels): the outline point
+    takes the rest of the move. The outline is mostly the silhouette, which holds; on a turned face the far brow's
+    end, the far mouth corner and cheek sit close to it, and their full moves against it folded the picture
+    between (the hair beside a lowered brow dragged down in zigzags)."""
+    outline = controls[OUTLINE_ROWS]
+    outline_moves = targets[OUTLINE_ROWS] - outline
+    carry = np.zeros_like(outline)
+    for sources, moved in ((controls, targets), (skin, skin_targets)):
+        distance = np.sqrt(_squared_distances(sources.astype(np.float32), outline.astype(np.float32)).clip(0.0))
+        nearest = np.argmin(distance, axis=1)
+        reach = OUTLINE_CLEAR * distance[np.arange(len(sources)), nearest]
+        relative = moved - sources - outline_moves[nearest]
+        length = np.hypot(relative[:, 0], relative[:, 1])
+        excess = relative * (1.0 - np.minimum(1.0, reach / np.maximum(length, 1e-9)))[:, None]
+        size = np.hypot(excess[:, 0], excess[:, 1])
+        for row in np.flatnonzero(size > 1e-6):
+            if size[row] > np.hypot(*carry[nearest[row]]):
+                carry[nearest[row]] = excess[row]
+    if not carry.any():
+        return targets, skin_targets
+    targets = targets.copy()
+    targets[OUTLINE_ROWS] += carry
+    return targets, skin_targets
 
 
 def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]) -> None:
@@ -691,25 +770,35 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     controls = marks[geo.CONTROL_IDS, :2]
     local = frame.local(controls)
     inner_gap_src = float(local[_ROW[14], 1] - local[_ROW[13], 1])
-    offsets = geo.expression_offsets(local, params)
+    # Across, the brows and lips are placed as seen from the front (see geometry.FrontalView, FRONTAL_ROWS).
+    view = geo.frontal_view(marks, frame)
+    flat = local.copy()
+    flat[FRONTAL_ROWS] = view.points(marks[geo.CONTROL_IDS[FRONTAL_ROWS]])
+    offsets = geo.expression_offsets(flat, params)
     eye_sources = marks[EYE_IDS, :2]
     eye_targets = eye_sources.copy()
     turn_ids, turn_follow = TURN_IDS, TURN_FOLLOW
     if params["eyebrow"] or params["wink"]:
         turn_ids, turn_follow = TURN_IDS_SKIN, TURN_FOLLOW_SKIN
         skin = marks[CREASE_IDS, :2]
-        moved = brow_skin(offsets, local, frame.local(marks[UPPER_LIDS, :2]), frame.local(skin))
+        skin_x = view.points(marks[CREASE_IDS])
+        moved = brow_skin(offsets, flat, view.points(marks[UPPER_LIDS]), skin_x)
+        skin_x = skin_x[:, 0]
         if params["eyebrow"] < 0:
             turn_ids, turn_follow = TURN_IDS_FROWN, TURN_FOLLOW_FROWN
             forehead = marks[list(FOREHEAD), :2]
-            brow_x, order = local[_BROWS, 0], np.argsort(local[_BROWS, 0])
-            forehead_x = frame.local(forehead)[:, 0]
+            brow_x, order = flat[_BROWS, 0], np.argsort(flat[_BROWS, 0])
+            forehead_x = view.points(marks[list(FOREHEAD)])[:, 0]
             above = FOREHEAD_FOLLOW * np.stack([np.interp(forehead_x, brow_x[order], offsets[_BROWS, axis][order])
                                                 for axis in range(2)], axis=1)
             skin = np.concatenate([skin, forehead])
             moved = np.concatenate([moved, above])
+            skin_x = np.concatenate([skin_x, forehead_x])
         eye_sources = np.concatenate([eye_sources, skin])
+        moved[:, 0] *= side_scales(flat, local, BROW_ROWS, MIDLINE_ROWS, skin_x)
         eye_targets = np.concatenate([eye_targets, skin + frame.to_image(moved)])
+    offsets[BROW_ROWS, 0] *= side_scales(flat, local, BROW_ROWS, MIDLINE_ROWS)
+    offsets[LIP_ROWS, 0] *= side_scales(flat, local, LIP_ROWS, LIP_MIDDLE_ROWS)
     targets_all = controls + frame.to_image(offsets)
     frown = (max(0.0, -params["eyebrow"]) / 10.0 - 0.3) / 0.7
     # A smile pushes the lower lids up from below; a frown tightens them (they rise over the eye's lower edge).
@@ -717,6 +806,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     if lift:
         for row, lower, upper in EYE_LIFT_ROWS:
             eye_targets[row] -= lift * (marks[lower, :2] - marks[upper, :2]) @ frame.ey * frame.ey
+    targets_all, eye_targets = clear_of_outline(controls, targets_all, eye_sources, eye_targets)
     # Then the head rotation of everything in 3D, eye outlines included (for the lid boxes).
     outlines = list(marks[EYE_LIDS, :2])
     if params["rotate_pitch"] or params["rotate_yaw"] or params["rotate_roll"]:
@@ -833,7 +923,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         close_lips(warped, frame, targets_all[UPPER_OUTER_ROWS], upper_inner, lower_inner,
                    targets_all[LOWER_OUTER_ROWS], press)
     if frown > 0:
-        frown_lines(warped, frame, marks[GLABELLA, :2], marks[INNER_BROWS, :2], frown)
+        frown_lines(warped, frame, marks[GLABELLA, :2], marks[INNER_BROWS, :2], frown, targets_all[INNER_BROW_TOPS])
         brow_shadow(warped, frame, [targets_all[rows] for rows in BROW_LOWER_ROWS],
                     [marks[list(ids), :2] for ids in (geo.EYE_A_UPPER, geo.EYE_B_UPPER)], frown)
     if paint:

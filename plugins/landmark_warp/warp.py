@@ -678,29 +678,39 @@ def brow_skin(offsets: np.ndarray, local: np.ndarray, upper_lids: np.ndarray, sk
 # midline the brows are measured from). The cheeks, chin and outline stay as the picture shows them: the far side's
 # jaw line is the silhouette, and measured from the front it held while the chin dropped (the far cheek bulged).
 FRONTAL_ROWS = np.flatnonzero(np.isin(geo.CONTROL_IDS, geo.BROW_A + geo.BROW_B + tuple(geo.LIP_IDS) + (168,)))
-BROW_ROWS = np.arange(_BROWS.start, _BROWS.stop)
-LIP_ROWS = np.flatnonzero(np.isin(geo.CONTROL_IDS, geo.LIP_IDS))
+# Every point placed across as seen from the front, in one array: those control rows, the upper lids, the skin
+# between lids and brows, the forehead above the brows.
+SKIN_IDS = np.concatenate([CREASE_IDS, np.array(FOREHEAD)])
+FRONTAL_IDS = np.concatenate([geo.CONTROL_IDS[FRONTAL_ROWS], UPPER_LIDS, SKIN_IDS])
+
+
+def local_y(frame: geo.FaceFrame, points: np.ndarray) -> np.ndarray:
+    """How far down the face frame `points` (N, 2+) sit, in face units."""
+    return (points[:, :2] - frame.origin) @ frame.ey / frame.iod
+
+
+BROW_ROWS = _BROWS
+LIP_ROWS = geo.CONTROL_ROWS["lips"]
 MIDLINE_ROWS = np.array([_ROW[168]])  # the brows' middle
 LIP_MIDDLE_ROWS = np.array([_ROW[i] for i in (0, 13, 14, 17)])  # the lips'
 
 
-def side_scales(flat: np.ndarray, local: np.ndarray, rows: np.ndarray, middle: np.ndarray,
-                places: np.ndarray | None = None) -> np.ndarray:
+def side_scales(flat: np.ndarray, local: np.ndarray, rows: slice, middle: np.ndarray) -> tuple[float, float, float]:
     """How much wider (> 1) or narrower (< 1) than seen from the front the picture shows each side of a group of
     control points (`rows` of `flat`, placed as seen from the front, and of `local`, the picture's face frame),
-    measured from the group's `middle` rows: the slope of the one against the other on each side. Returned for
-    each of `places` (frontal x; the group's own points by default): a side's moves across are this much of
-    their size seen from the front (the far side of a turned face is foreshortened: the far brow drawn in as
-    far as the near one squeezed the far eye and the nose's side)."""
-    front = flat[rows, 0] - flat[middle, 0].mean()
-    picture = local[rows, 0] - local[middle, 0].mean()
+    measured from the group's `middle` rows: (the middle's frontal x, the scale of the side below it, of the side
+    above), each the slope of the one against the other on its side. A side's moves across are that much of their
+    size seen from the front (the far side of a turned face is foreshortened: the far brow drawn in as far as the
+    near one squeezed the far eye and the nose's side)."""
+    middle_front = float(flat[middle, 0].mean())
+    front = flat[rows, 0] - middle_front
+    picture = local[rows, 0] - float(local[middle, 0].mean())
+    product, square = front * picture, front * front
     scales = []
     for side in (front < 0, front > 0):
-        spread = float((front[side] ** 2).sum())
-        scales.append(min(1.6, max(0.3, float((front[side] * picture[side]).sum()) / spread)) if spread > 1e-6
-                      else 1.0)
-    where = flat[rows, 0] if places is None else places
-    return np.where(where < flat[middle, 0].mean(), scales[0], scales[1])
+        spread = float(square[side].sum())
+        scales.append(min(1.6, max(0.3, float(product[side].sum()) / spread)) if spread > 1e-6 else 1.0)
+    return middle_front, scales[0], scales[1]
 
 
 # A feature moves against the face's outline by at most this share of its distance to it; the outline takes the
@@ -719,20 +729,22 @@ def clear_of_outline(controls: np.ndarray, targets: np.ndarray, skin: np.ndarray
     between (the hair beside a lowered brow dragged down in zigzags)."""
     outline = controls[OUTLINE_ROWS]
     outline_moves = targets[OUTLINE_ROWS] - outline
-    carry = np.zeros_like(outline)
-    for sources, moved in ((controls, targets), (skin, skin_targets)):
-        distance = np.sqrt(_squared_distances(sources.astype(np.float32), outline.astype(np.float32)).clip(0.0))
-        nearest = np.argmin(distance, axis=1)
-        reach = OUTLINE_CLEAR * distance[np.arange(len(sources)), nearest]
-        relative = moved - sources - outline_moves[nearest]
-        length = np.hypot(relative[:, 0], relative[:, 1])
-        excess = relative * (1.0 - np.minimum(1.0, reach / np.maximum(length, 1e-9)))[:, None]
-        size = np.hypot(excess[:, 0], excess[:, 1])
-        for row in np.flatnonzero(size > 1e-6):
-            if size[row] > np.hypot(*carry[nearest[row]]):
-                carry[nearest[row]] = excess[row]
-    if not carry.any():
+    sources = np.concatenate([controls, skin])
+    distance = _squared_distances(sources.astype(np.float32), outline.astype(np.float32))
+    nearest = np.argmin(distance, axis=1)
+    reach = OUTLINE_CLEAR * np.sqrt(np.maximum(distance[np.arange(len(sources)), nearest], 0.0))
+    relative = np.concatenate([targets, skin_targets]) - sources - outline_moves[nearest]
+    length = np.hypot(relative[:, 0], relative[:, 1])
+    over = np.flatnonzero(length > reach + 1e-6)
+    if not len(over):
         return targets, skin_targets
+    excess = relative[over] * (1.0 - reach[over] / length[over])[:, None]
+    size, where = length[over] - reach[over], nearest[over]
+    largest = np.zeros(len(outline))
+    np.maximum.at(largest, where, size)
+    carry = np.zeros_like(outline)
+    kept = size >= largest[where]  # each outline point takes the largest excess of the features nearest to it
+    carry[where[kept]] = excess[kept]
     targets = targets.copy()
     targets[OUTLINE_ROWS] += carry
     return targets, skin_targets
@@ -771,34 +783,36 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     local = frame.local(controls)
     inner_gap_src = float(local[_ROW[14], 1] - local[_ROW[13], 1])
     # Across, the brows and lips are placed as seen from the front (see geometry.FrontalView, FRONTAL_ROWS).
-    view = geo.frontal_view(marks, frame)
+    across = geo.frontal_view(marks, frame).points(marks[FRONTAL_IDS])[:, 0]  # (one call for all of them)
     flat = local.copy()
-    flat[FRONTAL_ROWS] = view.points(marks[geo.CONTROL_IDS[FRONTAL_ROWS]])
+    flat[FRONTAL_ROWS, 0] = across[:len(FRONTAL_ROWS)]
+    lids_x, skin_x = across[len(FRONTAL_ROWS):len(FRONTAL_ROWS) + len(UPPER_LIDS)], across[-len(SKIN_IDS):]
     offsets = geo.expression_offsets(flat, params)
+    brow_sides = side_scales(flat, local, BROW_ROWS, MIDLINE_ROWS)
+    lip_sides = side_scales(flat, local, LIP_ROWS, LIP_MIDDLE_ROWS)
     eye_sources = marks[EYE_IDS, :2]
     eye_targets = eye_sources.copy()
     turn_ids, turn_follow = TURN_IDS, TURN_FOLLOW
     if params["eyebrow"] or params["wink"]:
         turn_ids, turn_follow = TURN_IDS_SKIN, TURN_FOLLOW_SKIN
         skin = marks[CREASE_IDS, :2]
-        skin_x = view.points(marks[CREASE_IDS])
-        moved = brow_skin(offsets, flat, view.points(marks[UPPER_LIDS]), skin_x)
-        skin_x = skin_x[:, 0]
+        moved = brow_skin(offsets, flat, np.stack([lids_x, local_y(frame, marks[UPPER_LIDS])], axis=1),
+                          np.stack([skin_x[:len(CREASE_IDS)], local_y(frame, skin)], axis=1))
+        skin_x = skin_x[:len(CREASE_IDS)] if params["eyebrow"] >= 0 else skin_x
         if params["eyebrow"] < 0:
             turn_ids, turn_follow = TURN_IDS_FROWN, TURN_FOLLOW_FROWN
             forehead = marks[list(FOREHEAD), :2]
             brow_x, order = flat[_BROWS, 0], np.argsort(flat[_BROWS, 0])
-            forehead_x = view.points(marks[list(FOREHEAD)])[:, 0]
+            forehead_x = skin_x[len(CREASE_IDS):]
             above = FOREHEAD_FOLLOW * np.stack([np.interp(forehead_x, brow_x[order], offsets[_BROWS, axis][order])
                                                 for axis in range(2)], axis=1)
             skin = np.concatenate([skin, forehead])
             moved = np.concatenate([moved, above])
-            skin_x = np.concatenate([skin_x, forehead_x])
         eye_sources = np.concatenate([eye_sources, skin])
-        moved[:, 0] *= side_scales(flat, local, BROW_ROWS, MIDLINE_ROWS, skin_x)
+        moved[:, 0] *= np.where(skin_x < brow_sides[0], brow_sides[1], brow_sides[2])
         eye_targets = np.concatenate([eye_targets, skin + frame.to_image(moved)])
-    offsets[BROW_ROWS, 0] *= side_scales(flat, local, BROW_ROWS, MIDLINE_ROWS)
-    offsets[LIP_ROWS, 0] *= side_scales(flat, local, LIP_ROWS, LIP_MIDDLE_ROWS)
+    for rows, (middle, low_side, high_side) in ((BROW_ROWS, brow_sides), (LIP_ROWS, lip_sides)):
+        offsets[rows, 0] *= np.where(flat[rows, 0] < middle, low_side, high_side)
     targets_all = controls + frame.to_image(offsets)
     frown = (max(0.0, -params["eyebrow"]) / 10.0 - 0.3) / 0.7
     # A smile pushes the lower lids up from below; a frown tightens them (they rise over the eye's lower edge).

@@ -183,7 +183,7 @@ def test_compile_notice_reads_numba_cache(tmp_path):
     assert not kernels_cached(tmp_path)  # every compiled module's code is needed
     (tmp_path / f"geometry._offsets-20.{tag}.nbi").touch()
     assert not kernels_cached(tmp_path)
-    (tmp_path / f"glasses.best_loop-47.{tag}.nbi").touch()
+    (tmp_path / f"glasses.best_route-47.{tag}.nbi").touch()
     assert kernels_cached(tmp_path)
 
 

@@ -46,18 +46,17 @@ class Rim(NamedTuple):
     closed: bool = True
 
 
-@compiled("int64[:](float32[:, :], float64, int64)")
-def best_loop(score, bend, step):
-    """The row per column of the best closed path through `score` (columns x rows, the first column following
-    the last): each column one row, rows moving at most `step` between neighbouring columns at `bend` each.
-    Run one and a half times round, the middle round is the path (its ends meet within a step or two)."""
+@compiled("int64[:](float32[:, :], float64, int64, int64)")
+def best_route(score, bend, step, total):
+    """The row per column of the best path through `score` (columns x rows) over `total` columns in turn (past the
+    last column it goes on from the first): each column one row, rows moving at most `step` between neighbouring
+    columns at `bend` each."""
     columns, rows = score.shape
-    total = columns + columns // 2
     value = np.empty(rows)
+    new = np.empty(rows)
     back = np.empty((total, rows), np.int64)
     for r in range(rows):
         value[r] = score[0, r]
-    new = np.empty(rows)
     for c in range(1, total):
         column = c % columns
         for r in range(rows):
@@ -80,44 +79,20 @@ def best_loop(score, bend, step):
     path[total - 1] = arg
     for c in range(total - 1, 0, -1):
         path[c - 1] = back[c, path[c]]
-    out = np.empty(columns, np.int64)
-    start = total - columns
-    for c in range(columns):
-        out[(start + c) % columns] = path[start + c]
-    return out
-
-
-@compiled("int64[:](float32[:, :], float64, int64)")
-def best_path(score, bend, step):
-    """As `best_loop`, for an open path from the first column to the last."""
-    columns, rows = score.shape
-    value = np.empty(rows)
-    new = np.empty(rows)
-    back = np.empty((columns, rows), np.int64)
-    for r in range(rows):
-        value[r] = score[0, r]
-    for c in range(1, columns):
-        for r in range(rows):
-            best, arg = -1e30, r
-            for d in range(-step, step + 1):
-                q = r + d
-                if 0 <= q < rows:
-                    v = value[q] - bend * abs(d)
-                    if v > best:
-                        best, arg = v, q
-            new[r] = best + score[c, r]
-            back[c, r] = arg
-        for r in range(rows):
-            value[r] = new[r]
-    path = np.empty(columns, np.int64)
-    best, arg = -1e30, 0
-    for r in range(rows):
-        if value[r] > best:
-            best, arg = value[r], r
-    path[columns - 1] = arg
-    for c in range(columns - 1, 0, -1):
-        path[c - 1] = back[c, path[c]]
     return path
+
+
+def best_loop(score: np.ndarray, bend: float, step: int) -> np.ndarray:
+    """The best closed path through `score` (the first column following the last), as `best_route`: run one and a
+    half times round, the middle round is the path (its ends meet within a step or two)."""
+    columns = score.shape[0]
+    start = columns // 2
+    return np.roll(best_route(score, bend, step, columns + start)[start:], start)
+
+
+def best_path(score: np.ndarray, bend: float, step: int) -> np.ndarray:
+    """The best open path through `score` from its first column to its last, as `best_route`."""
+    return best_route(score, bend, step, score.shape[0])
 
 
 def centre_line(polar: np.ndarray, rows: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, float]:

@@ -34,6 +34,7 @@ CONTRAST = 22.0  # a frame's line stands out by this many grey levels over the s
 CONTRAST_SHARE = 0.8  # ... at this share of the angles ...
 LOW_ANGLE = int((1 - CONTRAST_SHARE) * ANGLES)  # (the angle where the line stands out least but for a share)
 RATIO = 2.0  # ... and by this many times the skin's own lines there
+BESIDE_EYE = np.abs(np.cos(np.linspace(0, 2 * np.pi, ANGLES, endpoint=False))) > 0.9  # the angles beside an eye
 RIM_CLEAR = 0.68  # a rim passes this far (eye widths) from the eye's centre beside the eye, beyond its corners
 
 
@@ -93,6 +94,57 @@ def best_loop(score: np.ndarray, bend: float, step: int) -> np.ndarray:
 def best_path(score: np.ndarray, bend: float, step: int) -> np.ndarray:
     """The best open path through `score` from its first column to its last, as `best_route`."""
     return best_route(score, bend, step, score.shape[0])
+
+
+@compiled("void(float64[:], int64)")
+def _sort_head(values, count):
+    """Sort the first `count` of `values` in place (insertion: a few dozen values)."""
+    for i in range(1, count):
+        current, j = values[i], i
+        while j > 0 and values[j - 1] > current:
+            values[j] = values[j - 1]
+            j -= 1
+        values[j] = current
+
+
+@compiled("Tuple((int64[:], float64, float64, float64))(float32[:, :], float64[:], float64[:], boolean[:], float64, "
+          "int64, int64)")
+def rim_candidate(polar, limit, radii, beside, bend, step, low):
+    """The best closed path round an eye through `polar` (angles x radii; cells nearer than `limit` at each angle
+    are the eye's opening, set to 0 in place) and how it stands out: its rows, how far the line along it stands
+    out over the skin's own lines (each column's median of the cells searched) at all but `low` of the angles, the
+    median of those skin lines, and how near the eye it passes at the angles `beside` the eye."""
+    angles, count = polar.shape
+    for j in range(angles):
+        for i in range(count):
+            if radii[i] < limit[j]:
+                polar[j, i] = 0.0
+    start = angles // 2
+    route = best_route(polar, bend, step, angles + start)
+    rows = np.empty(angles, np.int64)
+    for c in range(angles):
+        rows[(start + c) % angles] = route[start + c]
+    skin = np.empty(angles)
+    cells = np.empty(count)
+    for j in range(angles):
+        n = 0
+        for i in range(count):
+            if radii[i] >= limit[j]:
+                cells[n] = polar[j, i]
+                n += 1
+        _sort_head(cells, n)
+        skin[j] = cells[(n - 1) // 2] if n > 0 else 0.0
+    stand = np.empty(angles)
+    side = 1e30
+    for j in range(angles):
+        stand[j] = polar[j, rows[j]] - skin[j]
+        if beside[j] and radii[rows[j]] < side:
+            side = radii[rows[j]]
+    _sort_head(stand, angles)
+    ordered = skin.copy()
+    _sort_head(ordered, angles)
+    middle = 0.5 * (ordered[(angles - 1) // 2] + ordered[angles // 2])
+    return rows, stand[low], middle, side
 
 
 def centre_line(polar: np.ndarray, rows: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, float]:
@@ -169,23 +221,14 @@ def find_rims(source: np.ndarray, marks: np.ndarray) -> list[Rim]:
         order = np.argsort(turn)
         edge = np.interp(angles, turn[order], np.hypot(u, v)[order], period=2 * np.pi)
         clear = EYE_CLEAR * np.hypot(np.cos(angles), np.sin(angles) / FLAT)
-        blocked = RADII[None, :] < (edge + clear)[:, None]
-        polar[blocked] = 0.0
-        rows = best_loop(polar, BEND_COST, STEP)
-        along = polar[np.arange(ANGLES), rows]
-        # The skin's own lines in each column: the median of what is searched there (blocked cells sort last).
-        order = np.sort(np.where(blocked, np.inf, polar), axis=1)
-        searched = np.count_nonzero(~blocked, axis=1)
-        skin = np.where(searched > 0, order[np.arange(ANGLES), np.maximum(searched - 1, 0) // 2], 0.0)
-        # How far the line along the path stands out over the skin's own lines (the column's median) at most angles.
-        contrast = float(np.partition(along - skin, LOW_ANGLE)[LOW_ANGLE])
-        side = float(RADII[rows[np.abs(np.cos(angles)) > 0.9]].min())
+        # The best path round the eye, and how far its line stands out over the skin's own lines at most angles.
+        rows, contrast, skin, side = rim_candidate(polar, edge + clear, RADII, BESIDE_EYE, BEND_COST, STEP, LOW_ANGLE)
         if side < RIM_CLEAR:
             continue
-        candidates.append((contrast, contrast / max(1.0, float(np.median(skin))), rows, polar, width, k, work))
+        candidates.append((contrast, contrast / max(1.0, skin), rows, k))
     best = max((c[0] for c in candidates), default=0.0)
     accepted = []
-    for contrast, ratio, rows, polar, width, k, work in candidates:
+    for contrast, ratio, rows, k in candidates:
         # A pair of glasses has two rims: one that stands out clearly lets the other (in shade, or half hidden
         # on a turned face) stand out less.
         relaxed = best >= 1.25 * CONTRAST

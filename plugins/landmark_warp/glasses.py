@@ -234,19 +234,19 @@ def find_rims(source: np.ndarray, marks: np.ndarray) -> list[Rim]:
         relaxed = best >= 1.25 * CONTRAST
         if ratio < (0.75 * RATIO if relaxed else RATIO) or contrast < (CONTRAST / 2 if relaxed else CONTRAST):
             continue
-        accepted.append((RADII[rows], width, k))
+        accepted.append((RADII[rows], float(widths[k]), k))
     if accepted:  # traced again finer, on the box at up to `FINE_IOD`, among lines of the rims' shade only (a
         # bright reflection crossing a dark rim drew the trace along it for a stretch)
         found = np.concatenate([(centres[k] + radii[:, None] * width * directions[k] - (x0, y0)) * scale
                                 for radii, width, k in accepted]).astype(np.float32)
         shade = cv2.remap(grey, found[:, 0].reshape(1, -1), found[:, 1].reshape(1, -1), cv2.INTER_LINEAR)
+        dark = bool(np.median(shade) < np.median(grey))
         fine = min(1.0, FINE_IOD / iod)
         box = source[y0:y1, x0:x1]
         if fine < 1.0:
             box = cv2.resize(box, None, fx=fine, fy=fine, interpolation=cv2.INTER_AREA)
         fine_response = line_response(cv2.cvtColor(box, cv2.COLOR_BGR2GRAY),
-                                      max(3, int(round(LINE_SIZE * float(widths.mean()) * fine)) | 1),
-                                      bool(np.median(shade) < np.median(grey)))
+                                      max(3, int(round(LINE_SIZE * float(widths.mean()) * fine)) | 1), dark)
         for radii, width, k in accepted:
             rim = refine_rim(fine_response.astype(np.float32), box.astype(np.float32), (centres[k] - (x0, y0)) * fine,
                              width * fine, directions[k], radii)
@@ -254,9 +254,6 @@ def find_rims(source: np.ndarray, marks: np.ndarray) -> list[Rim]:
     if len(rims) == 2:
         # A bridge is of the rims' shade (between two dark rims the skin is a light line) and may be a thick bar:
         # it is looked for among lines of that shade up to twice as thick.
-        on_rims = np.concatenate([((rim.path - (x0, y0)) * scale) for rim in rims]).astype(np.float32)
-        shade = cv2.remap(grey, on_rims[:, 0].reshape(1, -1), on_rims[:, 1].reshape(1, -1), cv2.INTER_LINEAR)
-        dark = bool(np.median(shade) < np.median(grey))
         bridge = find_bridge(line_response(grey, 2 * size + 1, dark).astype(np.float32), rims, (x0, y0), scale,
                              float(widths.mean()))
         if bridge is not None:

@@ -495,7 +495,7 @@ TURN_FOLLOW = np.where(np.r_[geo.ON_OUTLINE, np.zeros(len(TURN_IDS) - len(geo.CO
 # brow stretches the forehead just above it instead of sliding the whole forehead (and the hair over it) down.
 # (Raised brows leave the forehead to the spline, as before: held there, they rose less for the readers.)
 FOREHEAD = (108, 69, 104, 337, 299, 333, 151)
-FOREHEAD_FOLLOW = 0.35
+FOREHEAD_FOLLOW = 0.55
 
 
 def _turn_rows(skin_ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -514,7 +514,9 @@ RING_DIRECTIONS = np.stack([np.cos(_RING_ANGLES), np.sin(_RING_ANGLES)], axis=1)
 
 
 LID_TIGHTEN = 0.2  # a full frown lifts the lower lids by this share of the eye's opening
-BROW_DROP_LIMIT = 1.0  # a lowered brow goes at most this share of the way down to its upper lid
+# A lowered brow goes at most this share of the way down to its upper lid: the lid's fold stays in sight (a brow
+# brought down onto the lid's edge was read as the lid, and the brow placed higher on the forehead).
+BROW_DROP_LIMIT = 0.9
 BROW_DRAW_LIMIT = 0.6  # ... and at most this share of the way in to the face's midline
 UPPER_LIDS = np.array(geo.EYE_A_UPPER + geo.EYE_B_UPPER)
 CREASE_IDS = np.array(geo.EYE_A_CREASE + geo.EYE_B_CREASE)
@@ -640,8 +642,8 @@ def fold_brows(maps: np.ndarray, corner: tuple[int, int], frame: geo.FaceFrame, 
 def brow_skin(offsets: np.ndarray, local: np.ndarray, upper_lids: np.ndarray, skin: np.ndarray) -> np.ndarray:
     """The offsets (face units) of the `skin` points between the upper lids and the brows: each follows the brow
     above it by how far up from the lid it sits, so the skin between stretches or folds evenly and the lid's edge
-    stays. A lowered brow is first limited (in `offsets`, in place) to `BROW_DROP_LIMIT` of its way down to the
-    lid: brows close to the eyes would otherwise be pushed into them. All arrays in face units."""
+    stays. A lowered brow is first limited (in `offsets`, in place), column by column, to `BROW_DROP_LIMIT` of its
+    way down to the lid: brows close to the eyes would otherwise be pushed into them. All arrays in face units."""
     count, half = len(geo.BROW_A), len(skin) // 2
     out = np.zeros_like(skin)
     for k in range(2):
@@ -653,8 +655,13 @@ def brow_skin(offsets: np.ndarray, local: np.ndarray, upper_lids: np.ndarray, sk
         drop = offsets[rows, 1]
         lowered = drop > 1e-6
         if lowered.any():
-            scale = min(1.0, max(0.0, float((BROW_DROP_LIMIT * gap[lowered] / drop[lowered]).min())))
-            offsets[_BROWS.start + k * count:_BROWS.start + (k + 1) * count] *= scale
+            # Each column of the brow (a point of its lower edge and the one above it) is limited on its own:
+            # scaled as a whole by its most limited column (the inner end, nearest its lid), the outer brow hardly
+            # moved and readers saw the brow lowered by half as much as it was.
+            column = np.where(lowered, np.clip(BROW_DROP_LIMIT * gap / np.maximum(drop, 1e-6), 0.0, 1.0), 1.0)
+            start = _BROWS.start + k * count
+            offsets[start:start + geo.BROW_LOWER_ROW, 1] *= column
+            offsets[rows, 1] *= column
             # Drawn together, a brow closes at most `BROW_DRAW_LIMIT` of its way to the face's midline (brows that
             # sit high drop the whole way: their inner ends met over the nose's root and squeezed it).
             whole = slice(_BROWS.start + k * count, _BROWS.start + (k + 1) * count)

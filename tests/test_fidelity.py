@@ -85,6 +85,20 @@ def test_an_opening_mouth_keeps_its_upper_teeth(dev_faces, landmarker, photo):
     assert _upper_teeth(out, face, light) > 0.7 * _upper_teeth(image, face, light)
 
 
+@pytest.mark.parametrize("photo", ["interfaces_089.jpg", "dlib_2008_002506.jpg", "skimage_astronaut.png"])
+def test_pressed_lips_close_a_toothy_smile_without_swelling(dev_faces, landmarker, photo):
+    # Pressing the lips of a smile that shows its teeth: the lips slide together over the teeth, each keeping its
+    # thickness (the lips themselves were stretched over the gap: up to half as thick again, read as swollen).
+    image = cv2.imread(str(dev_faces / photo))
+    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    out = edited(image, face, aaa=-20)
+    after = min(landmarker.detect(out), key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
+    span = lambda f, a, b: np.linalg.norm(f.landmarks[a, :2] - f.landmarks[b, :2]) / f.inter_ocular_px  # noqa: E731
+    assert span(after, 13, 14) < 0.5 * span(face, 13, 14)  # closed over the teeth
+    assert span(after, 0, 13) < 1.2 * span(face, 0, 13)  # the upper lip (its top to its inner edge)
+    assert span(after, 14, 17) < 1.2 * span(face, 14, 17)  # the lower lip
+
+
 def _grain(picture, mask):
     """The skin's grain inside `mask`: the median absolute difference of the grey picture from its blur (a lash
     line or a crease, a few pixels of the region, does not count; a smooth painted band has next to none)."""

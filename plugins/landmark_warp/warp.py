@@ -401,18 +401,32 @@ def _heights(contour: np.ndarray, frame: geo.FaceFrame, across: np.ndarray) -> n
     return np.interp(across, local[order, 0], local[order, 1])
 
 
-LIP_SKIN_ABOVE, LIP_SKIN_BELOW = 0.06, 0.1  # the skin beyond the lips that stretches with them (face units)
+# The skin beyond the lips that stretches as they slide together (face units): up towards the nose, down towards
+# the chin.
+LIP_SKIN_ABOVE, LIP_SKIN_BELOW = 0.15, 0.2
+
+
+def _piecewise(v: np.ndarray, dest: list[np.ndarray], src: list[np.ndarray]) -> np.ndarray:
+    """Where each place `v` reads from, per column, for the piecewise linear map taking the stretches between the
+    heights `src` onto those between the heights `dest` (both ascending, one array per knot); outside, itself."""
+    out = v.copy()
+    for d0, d1, s0, s1 in zip(dest[:-1], dest[1:], src[:-1], src[1:]):
+        inside = (v >= d0) & (v < d1)
+        out[inside] = s0[inside] + (v[inside] - d0[inside]) * ((s1[inside] - s0[inside]) /
+                                                                 np.maximum(d1[inside] - d0[inside], 1e-6))
+    return out
 
 
 def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray, upper_inner: np.ndarray,
                lower_inner: np.ndarray, lower_outer: np.ndarray, amount: float) -> None:
-    """Close an open mouth by `amount` (1: the lips meet mid-way), in place: the upper lip and the skin above it
-    stretch down, the lower lip and the skin under it stretch up, over what showed between them (teeth, the dark
-    inside). Contours in crop pixels, each from corner to corner. Each column across the mouth is remapped on
-    its own, piecewise linearly, so nothing moves at the corners (no gap there) nor beyond the lips' skin."""
+    """Close an open mouth by `amount` (1: the lips meet mid-way), in place: each lip slides over what showed
+    between them (teeth, the dark inside) keeping its own thickness, and the skin above the upper lip and under
+    the lower one stretches. Stretching the lips themselves over the gap swelled a smile's thin lips into thick
+    ones. Contours in crop pixels, each from corner to corner. Each column across the mouth is remapped on its
+    own, piecewise linearly, so nothing moves at the corners (no gap there) nor beyond the lips' skin."""
     outline = np.concatenate([upper_outer, lower_outer])
     (left, right), (top, bottom) = extent(outline[:, 0].copy()), extent(outline[:, 1].copy())
-    margin = (LIP_SKIN_BELOW + 0.02) * frame.iod
+    margin = (max(LIP_SKIN_ABOVE, LIP_SKIN_BELOW) + 0.02) * frame.iod
     x0, y0 = max(0, math.floor(left - 2)), max(0, math.floor(top - margin))
     x1, y1 = min(image.shape[1], math.ceil(right + 3)), min(image.shape[0], math.ceil(bottom + margin) + 1)
     if x1 - x0 < 4 or y1 - y0 < 4:
@@ -422,22 +436,13 @@ def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray,
     u, v = local[:, 0], local[:, 1]
     up_out, up_in = _heights(upper_outer, frame, u), _heights(upper_inner, frame, u)
     low_in, low_out = _heights(lower_inner, frame, u), _heights(lower_outer, frame, u)
+    up_out, low_out = np.minimum(up_out, up_in), np.maximum(low_out, low_in)
     inside = (u > frame.local(upper_inner[:1])[0, 0]) & (u < frame.local(upper_inner[-1:])[0, 0])
     gap = np.where(inside, np.maximum(low_in - up_in, 0.0), 0.0)
-    meet = up_in + 0.5 * gap
-    new_up, new_low = up_in + amount * (meet - up_in), low_in - amount * (low_in - meet)
-    upper_top = np.minimum(up_out, up_in) - LIP_SKIN_ABOVE
-    lower_bottom = np.maximum(low_out, low_in) + LIP_SKIN_BELOW
-    source = v.copy()
-    above = (v >= upper_top) & (v < new_up)
-    source[above] = upper_top[above] + (v[above] - upper_top[above]) * (
-        (up_in[above] - upper_top[above]) / np.maximum(new_up[above] - upper_top[above], 1e-6))
-    between = (v >= new_up) & (v < new_low)
-    source[between] = up_in[between] + (v[between] - new_up[between]) * (
-        gap[between] / np.maximum(new_low[between] - new_up[between], 1e-6))
-    below = (v >= new_low) & (v <= lower_bottom)
-    source[below] = lower_bottom[below] - (lower_bottom[below] - v[below]) * (
-        (lower_bottom[below] - low_in[below]) / np.maximum(lower_bottom[below] - new_low[below], 1e-6))
+    down, up = 0.5 * amount * gap, 0.5 * amount * gap  # how far each lip slides
+    skin_top, skin_bottom = up_out - LIP_SKIN_ABOVE, low_out + LIP_SKIN_BELOW
+    source = _piecewise(v, [skin_top, up_out + down, up_in + down, low_in - up, low_out - up, skin_bottom],
+                        [skin_top, up_out, up_in, low_in, low_out, skin_bottom])
     points = frame.origin + frame.to_image(np.stack([u, source], axis=1))
     box = image[y0:y1, x0:x1]
     maps = points.reshape(y1 - y0, x1 - x0, 2).astype(np.float32)

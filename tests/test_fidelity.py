@@ -47,6 +47,12 @@ def test_a_frown_creases_the_skin_between_the_brows(landmarker):
     texture = lambda picture: float(cv2.Laplacian(cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY)[region],  # noqa: E731
                                                   cv2.CV_32F).std())
     assert texture(frowned) > 0.8 * texture(image)
+    # A fold in skin, not a grey line: where the crease is darkest, blue loses a larger share than red.
+    deepest = int(np.argmin(dips[:38]))
+    at = points[deepest].astype(np.float32).reshape(1, 1, 2)
+    pixel = lambda picture: cv2.remap(picture.astype(np.float32), at, None, cv2.INTER_LINEAR)[0, 0]  # noqa: E731
+    fall = 1.0 - pixel(frowned) / pixel(relaxed)  # the share each of B, G, R loses
+    assert fall[0] > 1.3 * fall[2] > 0, fall
 
 
 def _upper_teeth(picture, face, light):

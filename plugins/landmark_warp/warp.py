@@ -531,12 +531,14 @@ _BROWS = geo.CONTROL_ROWS["brows"]
 # A frown's vertical lines between the brows (the corrugators' creases), in face units: this share of the way from
 # the midline to each brow's inner end, from a little above the point between the brows (9) to this far above the
 # nose's root (168); their width is for lines `FROWN_LINE_SIDE` from the midline (frontal), narrower where nearer.
-FROWN_LINE_SHARE, FROWN_LINE_SIDE, FROWN_LINE_WIDTH = 0.3, 0.066, 0.022
+FROWN_LINE_SHARE, FROWN_LINE_SIDE, FROWN_LINE_WIDTH = 0.3, 0.066, 0.028
 FROWN_LINE_ABOVE, FROWN_LINE_CLEAR = 0.06, 0.08
 FROWN_LINE_REACH = 0.2
 INNER_BROW_TOPS = np.array([_ROW[107], _ROW[336]])  # the brows' inner ends, upper row (rows of the controls)
 INNER_BROWS = (55, 285)
 FROWN_LINE_DARKNESS = 0.17  # at full frown the crease takes off this share of the skin's brightness
+# ... of blue and green more than red (BGR): grey creases as thin as a pencil line (0.022 face units) looked drawn.
+FROWN_LINE_TINT = np.array([1.3, 1.1, 0.75], np.float32)
 GLABELLA = (9, 168)
 
 
@@ -571,7 +573,8 @@ def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, i
     side = np.where(u < 0, side_a, side_b) * (1.0 + 0.35 * (1.0 - along))  # spreading a little towards the brows
     across = (np.abs(u) - side) / (FROWN_LINE_WIDTH * side / FROWN_LINE_SIDE)
     crease = np.exp(-across ** 2) - 0.35 * np.exp(-((across - 1.6) / 1.2) ** 2)  # the dark fold, lit just beside
-    gain = (1.0 - FROWN_LINE_DARKNESS * strength * taper * crease)[..., None]
+    shade = (FROWN_LINE_DARKNESS * strength * taper * crease)[..., None]
+    gain = 1.0 - shade * FROWN_LINE_TINT  # a fold in skin: darker, and warmer (blue and green fall most)
     roi = image[y0:y1, x0:x1]
     roi[:] = np.clip(roi.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 

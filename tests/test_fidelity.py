@@ -105,6 +105,19 @@ def test_pressed_lips_close_a_toothy_smile_without_swelling(dev_faces, landmarke
     assert span(after, 14, 17) < 1.2 * span(face, 14, 17)  # the lower lip
 
 
+@pytest.mark.parametrize("photo", ["interfaces_089.jpg", "interfaces_071.jpg", "dlib_tom_cruise_avp_2014_4.jpg"])
+def test_pressed_lips_on_an_open_mouth_bring_the_chin_up(dev_faces, landmarker, photo):
+    # An open mouth closes with the jaw: the chin comes up by much of the gap between the lips (closed by the lips
+    # alone, the chin stayed where it was: 0.02-0.14 of the gap on these three, the skin around the lips stretched).
+    image = cv2.imread(str(dev_faces / photo))
+    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    out = edited(image, face, aaa=-20)
+    after = min(landmarker.detect(out), key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
+    gap = np.linalg.norm(face.landmarks[14, :2] - face.landmarks[13, :2]) / face.inter_ocular_px
+    chin = lambda f: f.landmarks[152, 1] / f.inter_ocular_px  # noqa: E731
+    assert chin(face) - chin(after) > 0.25 * gap, (chin(face) - chin(after), gap)
+
+
 def _grain(picture, mask):
     """The skin's grain inside `mask`: the median absolute difference of the grey picture from its blur (a lash
     line or a crease, a few pixels of the region, does not count; a smooth painted band has next to none)."""

@@ -168,6 +168,7 @@ _CHEEK_A, _CHEEK_B, _BROWS = (CONTROL_ROWS[g].indices(len(CONTROL_IDS))[:2] for 
 _CORNER_A, _CORNER_B = CONTROL_ROW[MOUTH_CORNERS[0]], CONTROL_ROW[MOUTH_CORNERS[1]]
 _INNER_UPPER_MID, _INNER_LOWER_MID, _CHIN_TIP = CONTROL_ROW[13], CONTROL_ROW[14], CONTROL_ROW[152]
 _NOSE_ROOT = CONTROL_ROW[168]  # the face's midline between the brows
+JAW_SHUT = 0.7
 
 
 @numba.njit("float64[:, :](float64[:, :], float64, float64, float64, float64, float64, float64)", cache=True,
@@ -183,8 +184,14 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
     mouth_y = (points[_INNER_UPPER_MID, 1] + points[_INNER_LOWER_MID, 1]) / 2
     chin_y = max(points[_CHIN_TIP, 1], mouth_y + 0.3)
     corner_lift = max(0.0, mouth_y - (points[_CORNER_A, 1] + points[_CORNER_B, 1]) / 2)  # how far up the corners are
-    jaw = 0.6 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
     press = max(0.0, -aaa) / 30.0
+    jaw = 0.6 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
+    # Pressed lips on an open mouth: the jaw comes up first (by `JAW_SHUT` of the gap between the inner lips), the
+    # lips meet over the rest (warp.close_lips). Closed by the lips alone, a wide-open mouth's lips and the skin
+    # around them stretched over the whole gap, and the chin stayed down.
+    gap = points[_INNER_LOWER_MID, 1] - points[_INNER_UPPER_MID, 1]
+    if press and gap > 0.04:
+        jaw -= JAW_SHUT * min(press, 1.0) * gap
 
     # The lip contours: every point's offset is a sum of terms, each weighted by whether it is on the upper or
     # lower lip, inner or outer contour. smile: corners up and out, the whole contour following them with the
@@ -192,7 +199,8 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
     # opening between them; aaa > 0: the jaw carries the lower lip down, the corners follow half-way, the upper
     # lip lifts a little; aaa < 0: lips pressed together and thinned.
     terms = (max(smile, 0.0), eee, woo, max(woo, 0.0), jaw, press)
-    outward = 0.13 * smile + 0.10 * eee - 0.14 * woo - 0.10 * jaw - 0.03 * press
+    opens = max(jaw, 0.0)  # (a jaw that comes up moves the lower lip and chin only: not the corners, nor the cheeks)
+    outward = 0.13 * smile + 0.10 * eee - 0.14 * woo - 0.10 * opens - 0.03 * press
     for row in range(_LIPS[0], _LIPS[1]):
         k = row - _LIPS[0]
         side = min(max((points[row, 0] - centre_x) / half_width, -1.0), 1.0)
@@ -207,7 +215,7 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
         if smile < 0.0:  # corners already up (a smiling face) first come down to level with the mouth's middle
             dy += -smile / 0.3 * corner_lift * reach ** 1.6
         if jaw:
-            dy += 0.40 * jaw * (LIP_UPPER[k] * reach ** 3 + 1.0 - LIP_UPPER[k])
+            dy += 0.40 * jaw * (LIP_UPPER[k] * reach ** 3 * (jaw > 0.0) + 1.0 - LIP_UPPER[k])
         out[row, 1] = dy
 
     # Chin and jaw: follow the jaw drop by how far below the mouth they are; the mentalis lifts a pressed chin.
@@ -229,9 +237,9 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
     if smile < 0.0:  # a smiling face's raised cheeks come down with its corners
         lift -= -smile / 0.3 * 0.6 * corner_lift
     for row in range(_CHEEK_A[0], _CHEEK_A[1]):
-        out[row, 0], out[row, 1] = -0.03 * smile, -lift + 0.12 * jaw
+        out[row, 0], out[row, 1] = -0.03 * smile, -lift + 0.12 * opens
     for row in range(_CHEEK_B[0], _CHEEK_B[1]):
-        out[row, 0], out[row, 1] = 0.03 * smile, -lift - 0.05 * wink + 0.12 * jaw
+        out[row, 0], out[row, 1] = 0.03 * smile, -lift - 0.05 * wink + 0.12 * opens
 
     # Brows: raised as a whole; lowered, they also draw together and the inner ends drop most.
     raise_by = max(0.0, eyebrow) / 15.0

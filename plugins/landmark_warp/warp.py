@@ -404,6 +404,7 @@ def _heights(contour: np.ndarray, frame: geo.FaceFrame, across: np.ndarray) -> n
 # The skin beyond the lips that stretches as they slide together (face units): up towards the nose, down towards
 # the chin.
 LIP_SKIN_ABOVE, LIP_SKIN_BELOW = 0.15, 0.2
+LIP_SEAM = 0.03
 
 
 def _piecewise(v: np.ndarray, dest: list[np.ndarray], src: list[np.ndarray]) -> np.ndarray:
@@ -439,10 +440,16 @@ def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray,
     up_out, low_out = np.minimum(up_out, up_in), np.maximum(low_out, low_in)
     inside = (u > frame.local(upper_inner[:1])[0, 0]) & (u < frame.local(upper_inner[-1:])[0, 0])
     gap = np.where(inside, np.maximum(low_in - up_in, 0.0), 0.0)
-    down, up = 0.5 * amount * gap, 0.5 * amount * gap  # how far each lip slides
+    # The inner lips' landmarks lie a little inside the opening: met there, the lips kept a sliver of teeth between
+    # them. Where the mouth is open, the lips meet from `LIP_SEAM` further out.
+    seam = LIP_SEAM * amount * np.clip(gap / LIP_SEAM, 0.0, 1.0)
+    up_edge, low_edge = up_in - seam, low_in + seam
+    slide = 0.5 * amount * (low_edge - up_edge) * (gap > 0)  # how far each lip slides
     skin_top, skin_bottom = up_out - LIP_SKIN_ABOVE, low_out + LIP_SKIN_BELOW
-    source = _piecewise(v, [skin_top, up_out + down, up_in + down, low_in - up, low_out - up, skin_bottom],
-                        [skin_top, up_out, up_in, low_in, low_out, skin_bottom])
+    source = _piecewise(v, [skin_top, np.minimum(up_out + slide, up_edge + slide), up_edge + slide,
+                            low_edge - slide, np.maximum(low_out - slide, low_edge - slide), skin_bottom],
+                        [skin_top, np.minimum(up_out, up_edge), up_edge, low_edge, np.maximum(low_out, low_edge),
+                         skin_bottom])
     points = frame.origin + frame.to_image(np.stack([u, source], axis=1))
     box = image[y0:y1, x0:x1]
     maps = points.reshape(y1 - y0, x1 - x0, 2).astype(np.float32)

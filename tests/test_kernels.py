@@ -116,9 +116,12 @@ def test_mouth_paint_covers_only_the_opening_and_darkens_it():
     kernels.paint_mouth_box(roi, coverage, np.array([0, 0]), np.zeros(2), np.array([0.01, 0.0]),
                             np.array([0.0, 0.01]), upper, lower, 1.0, True, MOUTH_COLOURS)
     assert (roi[coverage == 0] == 180).all()
-    inside = roi[18:26, 20:40].astype(int)
+    inside = roi[20:27, 25:35].astype(int)  # (under the upper teeth, over the lower ones)
     assert inside.max() < 180 and inside.mean() < 100  # a dark cavity mid-mouth
     assert roi[10:13, 25:35].mean() > inside.mean() + 40  # teeth under the upper lip, lighter than the cavity
+    # The front teeth meet at the mouth's middle (x = 30): their gap there is darker than the teeth beside it.
+    row = roi[12].astype(float).mean(axis=1)
+    assert row[28] - row[30] > 10 and row[32] - row[30] > 10, row[26:35]
 
 
 def test_head_turn_keeps_the_outline_centre_and_rolls_about_it():

@@ -60,6 +60,21 @@ def _smoothstep(edge0, edge1, x):
     return t * t * (3 - 2 * t)
 
 
+# Where the gaps between the teeth are, from the midline out (face units): central incisors, laterals, canines,
+# premolars, as wide as on an average face (8.5, 6.5, 7.5 and 7 mm against an inter-ocular distance of 63 mm).
+TOOTH_EDGES = np.array([0.0, 0.135, 0.238, 0.357, 0.468, 0.58])
+
+
+@compiled("float64(float64)")
+def _tooth_gap(across):
+    """How near `across` (face units from the midline, >= 0) is to a gap between two teeth: 1 on it, 0 a few
+    hundredths of a face unit away."""
+    nearest = 1e30
+    for edge in TOOTH_EDGES:
+        nearest = min(nearest, abs(across - edge))
+    return math.exp(-(nearest / 0.006) ** 2)
+
+
 @compiled("int64(float64, float64[:], int64)")
 def _segment(x, xp, j):
     """The j with xp[j] <= x < xp[j + 1] (0 below xp[0], the last segment's start at and beyond the end; xp
@@ -306,24 +321,34 @@ def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightn
                 tongue = tongue_gain * max(1.0 - (across / (0.55 * half)) ** 2 - ((v - v_low) / (0.35 * gap)) ** 2,
                                            0.0)
             keep = depth
-            tooth = 0.0
+            upper_w = lower_w = upper_lit = lower_lit = 0.0
             if teeth:
-                # Teeth: a band under the upper lip, a thinner one over the lower lip, faint gaps between teeth.
-                upper_band = min(0.10, 0.4 * gap)
-                lower_band = min(0.07, 0.18 * gap) * _smoothstep(0.15, 0.3, gap)
-                teeth_upper = (1.0 - _smoothstep(upper_band * 0.75, upper_band, below_up)) if upper_band > 0.005 \
+                # Teeth: a band under the upper lip whose lower edge is each tooth's rounded edge, a thinner one
+                # over the lower lip (mostly behind it), faint gaps between the teeth as wide as real ones (the
+                # midline's first; evenly spaced gaps off the midline drew a row of grey tiles).
+                near_gap = _tooth_gap(abs(across))
+                upper_band = min(0.10, 0.4 * gap) * (1.0 - 0.1 * near_gap)
+                lower_band = min(0.035, 0.1 * gap) * _smoothstep(0.2, 0.35, gap)
+                teeth_upper = (1.0 - _smoothstep(upper_band * 0.7, upper_band, below_up)) if upper_band > 0.005 \
                     else 0.0
-                teeth_lower = (1.0 - _smoothstep(lower_band * 0.7, lower_band, v_low - v)) if lower_band > 0.005 \
+                teeth_lower = (1.0 - _smoothstep(lower_band * 0.5, lower_band, v_low - v)) if lower_band > 0.005 \
                     else 0.0
                 if teeth_upper > 0.0 or teeth_lower > 0.0:
-                    gaps = 1.0 - 0.12 * math.exp(-(((across / 0.09) % 1.0 - 0.5) / 0.06) ** 2)
-                    shade = min(max(1.0 - 0.3 * below_up / max(upper_band, 1e-3), 0.6), 1.0) * (1.0 - 0.35 * side2)
+                    gaps = 1.0 - 0.1 * near_gap
+                    # the upper lip shades the teeth just under it; towards the corners they recede into shadow
+                    upper_lit = gaps * (0.8 + 0.2 * _smoothstep(0.0, 0.35, below_up / max(upper_band, 1e-3))) * (
+                        1.0 - 0.45 * side2)
+                    lower_lit = 0.65 * gaps * (1.0 - 0.45 * side2)
                     keep = (1 - teeth_lower) * (1 - teeth_upper) * depth
-                    tooth = depth * gaps * ((1 - teeth_lower) * teeth_upper * shade + 0.8 * teeth_lower)
-            # Each pixel is a mix of three colours: cavity, tongue and tooth, layered in that order.
+                    upper_w, lower_w = depth * (1 - teeth_lower) * teeth_upper, depth * teeth_lower
+            # Each pixel is a mix of the cavity, the tongue and the teeth, layered in that order; teeth in shade
+            # take the mouth's warm dark, not black (shaded towards black, ivory turned olive).
             cavity_w, tongue_w = keep * (1 - tongue) * shading, keep * 0.8 * tongue
             for c in range(3):
-                colour = cavity_w * colours[0, c] + tongue_w * colours[1, c] + tooth * colours[2, c]
+                shadow = 2.0 * colours[0, c]
+                colour = (cavity_w * colours[0, c] + tongue_w * colours[1, c]
+                          + upper_w * (upper_lit * colours[2, c] + (1.0 - upper_lit) * shadow)
+                          + lower_w * (lower_lit * colours[2, c] + (1.0 - lower_lit) * shadow))
                 roi[y, x, c] = int(min((colour * a + roi[y, x, c] * (1.0 - a)) / (1.0 + 1e-5), 255.0))
 
 

@@ -58,7 +58,7 @@ LID_GRAIN_DROP = 0.25  # the grain is read this many eye widths further down (pa
 # a shadow's edge) would come out as a line over the lid.
 LID_GRAIN_LIMIT = 10.0
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
-MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
+MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [168, 196, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 
 
 @dataclass(frozen=True)

@@ -614,10 +614,10 @@ def brow_shadow(image: np.ndarray, frame: geo.FaceFrame, brows: list[np.ndarray]
                                                                               lid_local[:, 0].max())
         fade = 0.1 * (last - first)
         within = smoothstep(first, first + fade, u) * (1.0 - smoothstep(last - fade, last, u))
-        gain = 1.0 - BROW_SHADOW * strength * band * (0.4 + 0.6 * inner) * within
+        shade = (BROW_SHADOW * strength * band * (0.4 + 0.6 * inner) * within).reshape(y1 - y0, x1 - x0, 1)
+        gain = 1.0 - shade.astype(np.float32) * FROWN_LINE_TINT  # (warm, as the creases: a grey band looked drawn)
         roi = image[y0:y1, x0:x1]
-        roi[:] = np.clip(roi.astype(np.float32) * gain.reshape(y1 - y0, x1 - x0, 1).astype(np.float32), 0, 255
-                         ).astype(np.uint8)
+        roi[:] = np.clip(roi.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
 
 BROW_FOLD_SOFT = 1.2  # px: the lowered brow's edge over the lid's skin is this soft (the map changes over it)

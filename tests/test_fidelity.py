@@ -118,6 +118,26 @@ def test_pressed_lips_on_an_open_mouth_bring_the_chin_up(dev_faces, landmarker, 
     assert chin(face) - chin(after) > 0.25 * gap, (chin(face) - chin(after), gap)
 
 
+def _corner_lift(face):
+    """How far the mouth's corners sit above the middle of its inner lips (face units)."""
+    frame = geo.face_frame(face.landmarks.astype(np.float64))
+    local = frame.local(face.landmarks[:, :2].astype(np.float64))
+    a, b = geo.MOUTH_CORNERS
+    return (local[13, 1] + local[14, 1]) / 2 - (local[a, 1] + local[b, 1]) / 2
+
+
+@pytest.mark.parametrize("photo", ["interfaces_001.jpg", "dlib_tom_cruise_avp_2014_4.jpg"])
+def test_smile_at_its_lowest_turns_the_corners_down(dev_faces, landmarker, photo):
+    # smile -0.3, the parameter's lowest: a level mouth's corners come down well below its middle (0.034 face units
+    # on the old code, which read as a straight mouth), and a broad smile's come below level (they stayed 0.027
+    # above it).
+    image = cv2.imread(str(dev_faces / photo))
+    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    out = edited(image, face, smile=-0.3)
+    after = min(landmarker.detect(out), key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
+    assert _corner_lift(after) < min(0.0, _corner_lift(face) - 0.045)
+
+
 def _grain(picture, mask):
     """The skin's grain inside `mask`: the median absolute difference of the grey picture from its blur (a lash
     line or a crease, a few pixels of the region, does not count; a smooth painted band has next to none)."""

@@ -169,6 +169,7 @@ _CORNER_A, _CORNER_B = CONTROL_ROW[MOUTH_CORNERS[0]], CONTROL_ROW[MOUTH_CORNERS[
 _INNER_UPPER_MID, _INNER_LOWER_MID, _CHIN_TIP = CONTROL_ROW[13], CONTROL_ROW[14], CONTROL_ROW[152]
 _NOSE_ROOT = CONTROL_ROW[168]  # the face's midline between the brows
 JAW_SHUT = 0.7
+NEGATIVE_SMILE_GAIN = 2.0
 
 
 @numba.njit("float64[:, :](float64[:, :], float64, float64, float64, float64, float64, float64)", cache=True,
@@ -185,6 +186,11 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
     chin_y = max(points[_CHIN_TIP, 1], mouth_y + 0.3)
     corner_lift = max(0.0, mouth_y - (points[_CORNER_A, 1] + points[_CORNER_B, 1]) / 2)  # how far up the corners are
     press = max(0.0, -aaa) / 30.0
+    # The parameter stops at -0.3 (the Segmind contract): turned down that far, the mouth moves as a smile of 0.6
+    # would, mirrored (corners 0.12 face units down and 0.08 in). At half that, -0.3 left a level mouth, which the
+    # classifier still read as happy on smiling faces (fer's angry share on the development photos: 0.26 -> 0.36).
+    if smile < 0.0:
+        smile *= NEGATIVE_SMILE_GAIN
     jaw = 0.6 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
     # Pressed lips on an open mouth: the jaw comes up first (by `JAW_SHUT` of the gap between the inner lips), the
     # lips meet over the rest (warp.close_lips). Closed by the lips alone, a wide-open mouth's lips and the skin
@@ -213,7 +219,7 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
         if smile:
             dy -= 0.20 * smile * reach ** 1.6
         if smile < 0.0:  # corners already up (a smiling face) first come down to level with the mouth's middle
-            dy += -smile / 0.3 * corner_lift * reach ** 1.6
+            dy += min(-smile / 0.3, 1.0) * corner_lift * reach ** 1.6
         if jaw:
             dy += 0.40 * jaw * (LIP_UPPER[k] * reach ** 3 * (jaw > 0.0) + 1.0 - LIP_UPPER[k])
         out[row, 1] = dy
@@ -235,7 +241,7 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
     # Cheeks lift with a smile (and with a wink on that side), drop a little with an open jaw.
     lift = 0.09 * smile
     if smile < 0.0:  # a smiling face's raised cheeks come down with its corners
-        lift -= -smile / 0.3 * 0.6 * corner_lift
+        lift -= min(-smile / 0.3, 1.0) * 0.6 * corner_lift
     for row in range(_CHEEK_A[0], _CHEEK_A[1]):
         out[row, 0], out[row, 1] = -0.03 * smile, -lift + 0.12 * opens
     for row in range(_CHEEK_B[0], _CHEEK_B[1]):

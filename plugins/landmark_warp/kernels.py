@@ -403,7 +403,8 @@ def finish_lid_box(box, soft, lash, smooth, colour):
             s_rest, a_rest = np.float32(1.0) - s, np.float32(1.0) - a
             for c in range(3):
                 mixed = (soft[y, x, c] * s + np.float32(box[y, x, c]) * s_rest) / (s + s_rest + eps)
-                box[y, x, c] = int((colour[c] * a + mixed * a_rest) / (a + a_rest + eps))
+                # (clipped: a cover whose tone is matched, or its grain, can pass 255; it wrapped round to green)
+                box[y, x, c] = int(min(max((colour[c] * a + mixed * a_rest) / (a + a_rest + eps), 0.0), 255.0))
 
 
 @compiled("Tuple((float64[:, :], float32[:], int64[:]))"

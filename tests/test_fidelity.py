@@ -204,6 +204,38 @@ def test_the_samples_closed_lids_keep_the_lid_skins_tone(landmarker):
         assert np.abs(shares).max() < 0.03, shares
 
 
+def _crease_depths(face, closed):
+    """Per closed eye: how much darker (grey levels) a band 0.36-0.44 eye widths above where the lids meet is than
+    the bands 0.22-0.3 and 0.5-0.58 above it, over the middle third of the eye."""
+    grey = cv2.cvtColor(closed, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    depths = []
+    for upper_ids, lower_ids in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER), (geo.EYE_B_UPPER, geo.EYE_B_LOWER)):
+        upper, lower = face.landmarks[list(upper_ids), :2], face.landmarks[list(lower_ids), :2]
+        width = float(np.linalg.norm(upper[-1] - upper[0]))
+        left, right = sorted((upper[0, 0], upper[-1, 0]))
+        xs = np.arange(int(left + 0.35 * (right - left)), int(left + 0.65 * (right - left)))
+        lower_y = np.interp(xs, *zip(*sorted(zip(lower[:, 0], lower[:, 1]))))
+        upper_y = np.interp(xs, *zip(*sorted(zip(upper[:, 0], upper[:, 1]))))
+        meet = lower_y - 0.15 * (lower_y - upper_y)
+
+        def band(low, high):
+            rows = np.round(meet[:, None] - np.linspace(low, high, 5) * width).astype(int)
+            return float(grey[rows, xs[:, None]].mean())
+
+        depths.append((band(0.22, 0.3) + band(0.5, 0.58)) / 2 - band(0.36, 0.44))
+    return depths
+
+
+@pytest.mark.parametrize("photo", ["interfaces_080.jpg", None])  # None: the shipped sample
+def test_closed_lids_have_a_crease(request, landmarker, photo):
+    # Issue 15: a closed lid has a crease, a soft warm shade along it well above the lashes (a crease nearer them
+    # lowered MediaPipe's eyeBlink). Here 22-28 grey levels deep; before, none (-6 to -0.5).
+    image = cv2.imread(str(request.getfixturevalue("dev_faces") / photo if photo else SAMPLE))
+    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    for depth in _crease_depths(face, edited(image, face, blink=-20)):
+        assert depth > 10, (photo, depth)
+
+
 def _line_rows(picture, xs, y_guess, reach):
     """Where a dark horizontal line crosses each column `xs`: the darkest row (of the picture smoothed down the
     column) within `reach` pixels of `y_guess`."""

@@ -65,6 +65,13 @@ LID_GRAIN_LIMIT = 10.0
 # them, lids came out brown or orange patches on dlib_tom_cruise and interfaces_050); lighter, a shine on the brow.
 LID_TONE_RANKS = (0.6, 0.95)
 LID_TONE_DARKEN = 0.5
+# A closed lid's crease follows its edge this many eye widths above it, this soft (eye widths), darkening the skin
+# by these shares (BGR: warm, a fold's shade). MediaPipe's eyeBlink rise on the development faces: 0.521 without
+# one and with this one; 0.498 with it at 0.3 eye widths, 0.510 at 0.2 with half the shade: a crease nearer the lashes
+# reads as a lid still open. It is shown as far as the cover is, so it fades where the cover fades in.
+LID_CREASE_RISE = 0.4
+LID_CREASE_SOFT = 0.025
+LID_CREASE_SHADE = np.array([0.39, 0.3, 0.21], np.float32)
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [198, 214, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 
@@ -329,7 +336,13 @@ def close_lid(box: np.ndarray, cover: tuple[np.ndarray, np.ndarray], lash: np.nd
             tone[:] = 1.0
         gain = tone * min(brightness, 1.0) ** LID_TONE_DARKEN
         cv2.multiply(skin, (*gain, 0.0), dst=skin)
-    kernels.finish_lid_box(box, skin, lash, weight, lid.colour)
+    # A crease: the lash line moved up the lid (LID_CREASE_RISE) and softened, as a warm shade (the fold's shadow;
+    # the strands under the line only soften it further), as deep as the lid is closed.
+    rise = -LID_CREASE_RISE * lid.eye.width * lid.eye.normal
+    crease = cv2.warpAffine(lash, np.float32([[1, 0, rise[0]], [0, 1, rise[1]]]), lash.shape[::-1])
+    cv2.GaussianBlur(crease, (0, 0), max(0.8, LID_CREASE_SOFT * lid.eye.width), dst=crease)
+    shade = LID_CREASE_SHADE * (lid.closure / max(float(crease.max()), 1e-3))
+    kernels.finish_lid_box(box, skin, lash, weight, lid.colour, crease, shade.astype(np.float32))
 
 
 def sample_pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:

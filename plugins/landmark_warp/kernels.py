@@ -417,18 +417,22 @@ def lash_colours(image, points, normal, width, reach):
     return colours
 
 
-@compiled("void(uint8[:, :, :], float32[:, :, :], float32[:, :], float32[:, :], float32[:])")
-def finish_lid_box(box, soft, lash, smooth, colour):
-    """Mix a rendered eye box (h, w, 3 uint8, in place) with its blurred copy `soft` by `smooth`, then with the
-    lash `colour` by `lash` (weighted means, as cv2.blendLinear: no clipping needed)."""
+@compiled("void(uint8[:, :, :], float32[:, :, :], float32[:, :], float32[:, :], float32[:], float32[:, :], "
+          "float32[:])")
+def finish_lid_box(box, soft, lash, smooth, colour, crease, shade):
+    """Mix a rendered eye box (h, w, 3 uint8, in place) with its cover `soft` by `smooth`, the cover darkened by
+    `crease` (h, w) times `shade` (per channel), then with the lash `colour` by `lash` (weighted means, as
+    cv2.blendLinear)."""
     eps = np.float32(1e-5)
     for y in range(box.shape[0]):
         for x in range(box.shape[1]):
             s, a = smooth[y, x], lash[y, x]
             s_rest, a_rest = np.float32(1.0) - s, np.float32(1.0) - a
             for c in range(3):
-                mixed = (soft[y, x, c] * s + np.float32(box[y, x, c]) * s_rest) / (s + s_rest + eps)
-                box[y, x, c] = int((colour[c] * a + mixed * a_rest) / (a + a_rest + eps))
+                cover = soft[y, x, c] * (np.float32(1.0) - crease[y, x] * shade[c])
+                mixed = (cover * s + np.float32(box[y, x, c]) * s_rest) / (s + s_rest + eps)
+                # (clipped: a cover whose tone is matched, or its grain, can pass 255; it wrapped round to green)
+                box[y, x, c] = int(min(max((colour[c] * a + mixed * a_rest) / (a + a_rest + eps), 0.0), 255.0))
 
 
 @compiled("Tuple((float64[:, :], float32[:], int64[:]))"

@@ -68,10 +68,11 @@ LID_TONE_DARKEN = 0.5
 # A closed lid's crease follows its edge this many eye widths above it, this soft (eye widths), darkening the skin
 # by these shares (BGR: warm, a fold's shade). MediaPipe's eyeBlink rise on the development faces: 0.521 without
 # one and with this one; 0.498 with it at 0.3 eye widths, 0.510 at 0.2 with half the shade: a crease nearer the lashes
-# reads as a lid still open. It is shown as far as the cover is, so it fades where the cover fades in.
+# reads as a lid still open. It is shown as far as the cover is, so it fades where the cover fades in. (At 0.39,
+# 0.3, 0.21 it was a drawn orange arc on light, smooth skin (interfaces_046); at two thirds of that the rise is 0.528.)
 LID_CREASE_RISE = 0.4
 LID_CREASE_SOFT = 0.025
-LID_CREASE_SHADE = np.array([0.39, 0.3, 0.21], np.float32)
+LID_CREASE_SHADE = np.array([0.26, 0.21, 0.15], np.float32)
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [168, 196, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 

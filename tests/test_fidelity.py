@@ -19,6 +19,17 @@ def edited(image, face, **params):
     return out
 
 
+def largest_face(path, landmarker):
+    """The photo at `path` and its largest face."""
+    image = cv2.imread(str(path))
+    return image, max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+
+
+def seen_again(landmarker, picture, face):
+    """The face found in `picture` (an edit) nearest to where `face` was."""
+    return min(landmarker.detect(picture), key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
+
+
 def test_a_frown_creases_the_skin_between_the_brows(landmarker):
     image = cv2.imread(str(SAMPLE))
     face = landmarker.detect(image)[0]
@@ -78,13 +89,12 @@ def test_an_opening_mouth_keeps_its_upper_teeth(dev_faces, landmarker, photo):
     # Smiles that show their teeth, opened wide: the upper teeth go up with the upper lip, whole (they were cut
     # at the mouth's middle line and a dark band painted over their lower half: 44% and 70% of their height
     # stayed on these two; the sample face's teeth are a few pixels tall, too few to measure).
-    image = cv2.imread(str(dev_faces / photo))
-    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    image, face = largest_face(dev_faces / photo, landmarker)
     inner = face.landmarks[[13, 14], :2].mean(axis=0)
     light = 0.8 * float(cv2.cvtColor(image, cv2.COLOR_BGR2HSV)[int(inner[1]), int(inner[0]) - 2:int(inner[0]) + 3, 2]
                         .max())  # the teeth between the lips' middles
     out = edited(image, face, aaa=60)
-    after = min(landmarker.detect(out), key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
+    after = seen_again(landmarker, out, face)
     gap = lambda f: np.linalg.norm(f.landmarks[14, :2] - f.landmarks[13, :2]) / f.inter_ocular_px  # noqa: E731
     assert gap(after) > gap(face) + 0.05  # the mouth opened
     # (the upper lip's middle lifts a little: the same column band shows them from a little higher)
@@ -95,10 +105,9 @@ def test_an_opening_mouth_keeps_its_upper_teeth(dev_faces, landmarker, photo):
 def test_pressed_lips_close_a_toothy_smile_without_swelling(dev_faces, landmarker, photo):
     # Pressing the lips of a smile that shows its teeth: the lips slide together over the teeth, each keeping its
     # thickness (the lips themselves were stretched over the gap: up to half as thick again, read as swollen).
-    image = cv2.imread(str(dev_faces / photo))
-    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    image, face = largest_face(dev_faces / photo, landmarker)
     out = edited(image, face, aaa=-20)
-    after = min(landmarker.detect(out), key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
+    after = seen_again(landmarker, out, face)
     span = lambda f, a, b: np.linalg.norm(f.landmarks[a, :2] - f.landmarks[b, :2]) / f.inter_ocular_px  # noqa: E731
     assert span(after, 13, 14) < 0.5 * span(face, 13, 14)  # closed over the teeth
     assert span(after, 0, 13) < 1.2 * span(face, 0, 13)  # the upper lip (its top to its inner edge)
@@ -109,10 +118,9 @@ def test_pressed_lips_close_a_toothy_smile_without_swelling(dev_faces, landmarke
 def test_pressed_lips_on_an_open_mouth_bring_the_chin_up(dev_faces, landmarker, photo):
     # An open mouth closes with the jaw: the chin comes up by much of the gap between the lips (closed by the lips
     # alone, the chin stayed where it was: 0.02-0.14 of the gap on these three, the skin around the lips stretched).
-    image = cv2.imread(str(dev_faces / photo))
-    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    image, face = largest_face(dev_faces / photo, landmarker)
     out = edited(image, face, aaa=-20)
-    after = min(landmarker.detect(out), key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
+    after = seen_again(landmarker, out, face)
     gap = np.linalg.norm(face.landmarks[14, :2] - face.landmarks[13, :2]) / face.inter_ocular_px
     chin = lambda f: f.landmarks[152, 1] / f.inter_ocular_px  # noqa: E731
     assert chin(face) - chin(after) > 0.25 * gap, (chin(face) - chin(after), gap)
@@ -131,10 +139,9 @@ def test_smile_at_its_lowest_turns_the_corners_down(dev_faces, landmarker, photo
     # smile -0.3, the parameter's lowest: a level mouth's corners come down well below its middle (0.034 face units
     # on the old code, which read as a straight mouth), and a broad smile's come below level (they stayed 0.027
     # above it).
-    image = cv2.imread(str(dev_faces / photo))
-    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    image, face = largest_face(dev_faces / photo, landmarker)
     out = edited(image, face, smile=-0.3)
-    after = min(landmarker.detect(out), key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
+    after = seen_again(landmarker, out, face)
     assert _corner_lift(after) < min(0.0, _corner_lift(face) - 0.045)
 
 
@@ -169,10 +176,9 @@ def test_closed_lids_show_the_skins_texture(dev_faces, landmarker, photo):
     # A closed lid is the person's skin, not a smooth painted band: its grain stays near the grain of the skin
     # under the eye. (Where only the lids moved, the lid was once a flat box of colour read from beside the eye:
     # a third of the skin's grain on the first photo.)
-    image = cv2.imread(str(dev_faces / photo))
-    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    image, face = largest_face(dev_faces / photo, landmarker)
     closed = edited(image, face, blink=-20)
-    after = min(landmarker.detect(closed), key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
+    after = seen_again(landmarker, closed, face)
     assert (after.blendshapes["eyeBlinkLeft"] + after.blendshapes["eyeBlinkRight"]) / 2 > 0.4  # the eyes closed
     for lid, skin in _eye_masks(face, image.shape):
         assert lid.sum() > 30 and skin.sum() > 30 and _grain(image, skin) > 2.0  # skin with a grain to keep
@@ -325,8 +331,7 @@ def test_glasses_frames_stay_straight_and_in_place(dev_faces, landmarker, params
 def test_real_frames_are_found_and_kept(dev_faces, landmarker, photo):
     # Photos of people wearing glasses: the frames are found (both rims and the bridge), and closing the eyes or
     # frowning leaves every pixel of them as it was.
-    image = cv2.imread(str(dev_faces / photo))
-    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    image, face = largest_face(dev_faces / photo, landmarker)
     rims = glasses.find_rims(image, face.landmarks.astype(np.float64))
     assert [rim.closed for rim in rims] == [True, True, False]
     layer = glasses.frame_layer(image, rims)
@@ -384,8 +389,7 @@ def test_no_frames_are_found_on_faces_without_glasses(dev_faces, landmarker):
     # Lids' creases, brows, the lines under the eyes and wrinkles make paths round an eye too; none is a frame.
     for photo in ("facerec_obama.jpg", "dlib_tom_cruise_avp_2014_4.jpg", "interfaces_001.jpg", "interfaces_028.jpg",
                   "interfaces_047.jpg", "interfaces_071.jpg", "interfaces_080.jpg", "interfaces_089.jpg"):
-        image = cv2.imread(str(dev_faces / photo))
-        face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+        image, face = largest_face(dev_faces / photo, landmarker)
         assert glasses.find_rims(image, face.landmarks.astype(np.float64)) == [], photo
 
 
@@ -395,10 +399,9 @@ def test_closed_lids_read_as_closed_to_their_outer_corners(dev_faces, landmarker
     # lashes and the corner's dark wedge stayed beyond the end of the new lash line: a hook MediaPipe read as an eye
     # still half open (eyeBlink 0.32/0.36 and 0.26/0.45). A closing lid now reaches past that landmark, and each eye
     # reads as closed.
-    image = cv2.imread(str(dev_faces / photo))
-    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    image, face = largest_face(dev_faces / photo, landmarker)
     closed = edited(image, face, blink=-20)
-    after = min(landmarker.detect(closed), key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
+    after = seen_again(landmarker, closed, face)
     blinks = after.blendshapes["eyeBlinkLeft"], after.blendshapes["eyeBlinkRight"]
     assert min(blinks) > 0.5, (photo, blinks)
 

@@ -8,7 +8,16 @@ from engine.config import load_settings
 from engine.expression import PARAMETERS, Expression
 from engine.plugins import load_plugins
 from engine.sheet import sweep_values
-from plugins.landmark_warp.warp import TPS_REGULARISATION, edit_face, face_region, tps_eval, tps_fit
+from plugins.landmark_warp.warp import (
+    FOREHEAD_FOLLOW,
+    FOREHEAD_STRETCH,
+    TPS_REGULARISATION,
+    edit_face,
+    face_region,
+    forehead_follow,
+    tps_eval,
+    tps_fit,
+)
 from tests.helpers import SAMPLE, json_lines, run_cli
 
 
@@ -227,3 +236,16 @@ def test_happy_reads_as_happy(sample, landmarker, registry):
     assert estimate(after.blendshapes, registry.emotions)["label"] == "happy"
     assert estimate(after.blendshapes, registry.emotions)["scores"]["happy"] > \
         estimate(face.blendshapes, registry.emotions)["scores"]["happy"]
+
+
+def test_the_forehead_close_above_a_lowered_brow_follows_it_enough_not_to_streak():
+    # A brow's top row at height -0.5 (face units, up is negative), lowered by 0.2; forehead points 0.08 and 0.3
+    # above it. The near one follows by enough that the skin between stretches at most FOREHEAD_STRETCH (on
+    # interfaces_006 it followed by 0.55 and the skin between doubled: a dark fold drawn out into streaks); the
+    # far one by FOREHEAD_FOLLOW.
+    tops = np.array([[-0.6, -0.45], [-0.3, -0.5], [0.0, -0.5]])
+    follow = forehead_follow(tops, np.array([-0.3, -0.3]), np.array([-0.58, -0.8]), np.array([0.2, 0.2]))
+    stretch = (0.08 + (1 - follow[0]) * 0.2) / 0.08
+    assert stretch <= FOREHEAD_STRETCH + 1e-9 and follow[0] > FOREHEAD_FOLLOW
+    assert follow[1] == FOREHEAD_FOLLOW
+

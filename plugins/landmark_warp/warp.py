@@ -548,6 +548,21 @@ TURN_FOLLOW = np.where(np.r_[geo.ON_OUTLINE, np.zeros(len(TURN_IDS) - len(geo.CO
 # (Raised brows leave the forehead to the spline, as before: held there, they rose less for the readers.)
 FOREHEAD = (108, 69, 104, 337, 299, 333, 151)
 FOREHEAD_FOLLOW = 0.55
+# ... or more where it sits close above the brow: the skin between stretches at most this much (the forehead point
+# sat 0.06-0.09 face units above interfaces_006's right brow, which came down 0.2: twice as long, a dark fold
+# above the brow was drawn out into streaks).
+FOREHEAD_STRETCH = 1.5
+
+
+def forehead_follow(brow_tops: np.ndarray, forehead_x: np.ndarray, forehead_y: np.ndarray,
+                    drop: np.ndarray) -> np.ndarray:
+    """How much of the brow's move each forehead point follows (`FOREHEAD_FOLLOW` at least): enough that the skin
+    between it and the brow's top (`brow_tops`, both brows' upper rows, face units) stretches at most
+    `FOREHEAD_STRETCH`; `forehead_x`, `forehead_y` are the points (face units), `drop` the brow's move under each."""
+    order = np.argsort(brow_tops[:, 0])
+    gap = np.interp(forehead_x, brow_tops[order, 0], brow_tops[order, 1]) - forehead_y
+    needed = 1.0 - (FOREHEAD_STRETCH - 1.0) * np.maximum(gap, 0.0) / np.maximum(drop, 1e-6)
+    return np.clip(needed, FOREHEAD_FOLLOW, 1.0)
 
 
 def _turn_rows(skin_ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -573,6 +588,8 @@ BROW_DRAW_LIMIT = 0.6  # ... and at most this share of the way in to the face's 
 UPPER_LIDS = np.array(geo.EYE_A_UPPER + geo.EYE_B_UPPER)
 CREASE_IDS = np.array(geo.EYE_A_CREASE + geo.EYE_B_CREASE)
 _BROWS = geo.CONTROL_ROWS["brows"]
+BROW_TOP_ROWS = np.r_[_BROWS.start:_BROWS.start + geo.BROW_LOWER_ROW,
+                      _BROWS.start + len(geo.BROW_A):_BROWS.start + len(geo.BROW_A) + geo.BROW_LOWER_ROW]
 
 
 # A frown's vertical lines between the brows (the corrugators' creases), in face units: this share of the way from
@@ -866,8 +883,9 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             forehead = marks[list(FOREHEAD), :2]
             brow_x, order = flat[_BROWS, 0], np.argsort(flat[_BROWS, 0])
             forehead_x = skin_x[len(CREASE_IDS):]
-            above = FOREHEAD_FOLLOW * np.stack([np.interp(forehead_x, brow_x[order], offsets[_BROWS, axis][order])
-                                                for axis in range(2)], axis=1)
+            above = np.stack([np.interp(forehead_x, brow_x[order], offsets[_BROWS, axis][order])
+                              for axis in range(2)], axis=1)
+            above *= forehead_follow(flat[BROW_TOP_ROWS], forehead_x, local_y(frame, forehead), above[:, 1])[:, None]
             skin = np.concatenate([skin, forehead])
             moved = np.concatenate([moved, above])
         eye_sources = np.concatenate([eye_sources, skin])

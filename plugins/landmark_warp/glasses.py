@@ -484,4 +484,4 @@ def frame_layer(source: np.ndarray, rims: list[Rim]) -> FrameLayer | None:
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (closing, closing)))
     mask = cv2.dilate(mask, np.ones((3, 3), np.uint8)) * 255
     alpha = cv2.GaussianBlur(mask, (0, 0), EDGE / 2).astype(np.float32)[..., None] / 255.0
-    return FrameLayer((x0, y0, x1, y1), source[y0:y1, x0:x1].astype(np.float32), alpha, lenses > 0)
+    return FrameLayer((x0, y0, x1, y1), box.astype(np.float32), alpha, lenses > 0)

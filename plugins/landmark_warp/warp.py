@@ -606,6 +606,13 @@ FROWN_LINE_TINT = np.array([1.3, 1.1, 0.75], np.float32)
 GLABELLA = (9, 168)
 
 
+def shade_skin(roi: np.ndarray, shade: np.ndarray) -> None:
+    """Darken skin (`roi`, in place) as a fold's shadow does, keeping its texture: by `shade` (h, w: the share of
+    its brightness taken off), blue and green more than red (`FROWN_LINE_TINT`)."""
+    gain = 1.0 - shade.astype(np.float32)[..., None] * FROWN_LINE_TINT
+    roi[:] = np.clip(roi.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
 def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, inner_brows: np.ndarray,
                 strength: float, brow_tops: np.ndarray | None = None) -> None:
     """Draw the vertical creases of a frown between the brows into `image` (the crop, in place), shading the skin
@@ -637,10 +644,7 @@ def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, i
     side = np.where(u < 0, side_a, side_b) * (1.0 + 0.35 * (1.0 - along))  # spreading a little towards the brows
     across = (np.abs(u) - side) / (FROWN_LINE_WIDTH * side / FROWN_LINE_SIDE)
     crease = np.exp(-across ** 2) - 0.35 * np.exp(-((across - 1.6) / 1.2) ** 2)  # the dark fold, lit just beside
-    shade = (FROWN_LINE_DARKNESS * strength * taper * crease)[..., None]
-    gain = 1.0 - shade * FROWN_LINE_TINT  # a fold in skin: darker, and warmer (blue and green fall most)
-    roi = image[y0:y1, x0:x1]
-    roi[:] = np.clip(roi.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    shade_skin(image[y0:y1, x0:x1], FROWN_LINE_DARKNESS * strength * taper * crease)
 
 
 BROW_SHADOW = 0.2  # a lowered brow shades the skin under it down to the lid by up to this share, most at its inner end
@@ -671,10 +675,9 @@ def brow_shadow(image: np.ndarray, frame: geo.FaceFrame, brows: list[np.ndarray]
                                                                               lid_local[:, 0].max())
         fade = 0.1 * (last - first)
         within = smoothstep(first, first + fade, u) * (1.0 - smoothstep(last - fade, last, u))
-        shade = (BROW_SHADOW * strength * band * (0.4 + 0.6 * inner) * within).reshape(y1 - y0, x1 - x0, 1)
-        gain = 1.0 - shade.astype(np.float32) * FROWN_LINE_TINT  # (warm, as the creases: a grey band looked drawn)
-        roi = image[y0:y1, x0:x1]
-        roi[:] = np.clip(roi.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+        # (warm, as the creases: a grey band looked drawn)
+        shade_skin(image[y0:y1, x0:x1], (BROW_SHADOW * strength * band * (0.4 + 0.6 * inner) * within
+                                         ).reshape(y1 - y0, x1 - x0))
 
 
 BROW_FOLD_SOFT = 1.2  # px: the lowered brow's edge over the lid's skin is this soft (the map changes over it)

@@ -30,7 +30,7 @@ def seen_again(landmarker, picture, face):
     return min(landmarker.detect(picture), key=lambda f: np.hypot(f.box[0] - face.box[0], f.box[1] - face.box[1]))
 
 
-def test_a_frown_creases_the_skin_between_the_brows(landmarker):
+def test_a_frown_creases_the_skin_between_the_brows(landmarker, monkeypatch):
     image = cv2.imread(str(SAMPLE))
     face = landmarker.detect(image)[0]
     frowned = edited(image, face, eyebrow=-10)
@@ -58,12 +58,35 @@ def test_a_frown_creases_the_skin_between_the_brows(landmarker):
     texture = lambda picture: float(cv2.Laplacian(cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY)[region],  # noqa: E731
                                                   cv2.CV_32F).std())
     assert texture(frowned) > 0.8 * texture(image)
-    # A fold in skin, not a grey line: where the crease is darkest, blue loses a larger share than red.
+    # A fold in skin, not a grey line: where the crease is darkest, blue loses a larger share than red (measured
+    # against the same warp without the creases: against the relaxed brows, the skin's own move blurred it).
+    from plugins.landmark_warp import warp
+
+    monkeypatch.setattr(warp, "frown_lines", lambda *args, **kwargs: None)
+    plain = edited(image, face, eyebrow=-10)
     deepest = int(np.argmin(dips[:38]))
     at = points[deepest].astype(np.float32).reshape(1, 1, 2)
     pixel = lambda picture: cv2.remap(picture.astype(np.float32), at, None, cv2.INTER_LINEAR)[0, 0]  # noqa: E731
-    fall = 1.0 - pixel(frowned) / pixel(relaxed)  # the share each of B, G, R loses
+    fall = 1.0 - pixel(frowned) / pixel(plain)  # the share each of B, G, R loses
     assert fall[0] > 1.3 * fall[2] > 0, fall
+
+
+@pytest.mark.parametrize("photo", ["interfaces_081.jpg", "facerec_obama.jpg"])
+def test_the_skin_beside_a_frowns_creases_is_lit_evenly(dev_faces, landmarker, monkeypatch, photo):
+    # The skin just beside each crease is lit a little (the fold's edge catches the light), in every channel alike
+    # and faintly: lit through the creases' warm tint it was a pale, bluish stripe beside each on light skin.
+    from plugins.landmark_warp import warp
+
+    image, face = largest_face(dev_faces / photo, landmarker)
+    creased = edited(image, face, eyebrow=-10).astype(np.float32)
+    monkeypatch.setattr(warp, "frown_lines", lambda *args, **kwargs: None)
+    plain = edited(image, face, eyebrow=-10).astype(np.float32)  # the same warp without the creases
+    gain = creased / np.maximum(plain, 1.0) - 1.0
+    lit = (gain.mean(axis=2) > 0.002) & (plain.min(axis=2) > 40)
+    assert lit.sum() > 50  # there is a lit side to judge
+    blue, green, red = (float(gain[..., channel][lit].mean()) for channel in range(3))
+    assert abs(blue - red) < 0.15 * red and abs(green - red) < 0.15 * red, (blue, green, red)
+    assert red < 0.05  # faint: a few percent at most
 
 
 def _upper_teeth(picture, face, light):

@@ -603,13 +603,20 @@ INNER_BROWS = (55, 285)
 FROWN_LINE_DARKNESS = 0.17  # at full frown the crease takes off this share of the skin's brightness
 # ... of blue and green more than red (BGR): grey creases as thin as a pencil line (0.022 face units) looked drawn.
 FROWN_LINE_TINT = np.array([1.3, 1.1, 0.75], np.float32)
+# The skin beside a crease is lit by this share of its darkness, over a band twice the crease's width, evenly in
+# every channel: lit through the crease's tint (blue most) at 0.35 over the crease's own width, it was a pale,
+# bluish stripe beside each crease on light, smooth skin (interfaces_081). The judge's angry on the development
+# faces: 20/20 both ways (mean fer angry 0.377 before, 0.375 after; 0.352 unlit, where facerec_obama read happy).
+FROWN_LINE_LIT = 0.2
 GLABELLA = (9, 168)
 
 
 def shade_skin(roi: np.ndarray, shade: np.ndarray) -> None:
     """Darken skin (`roi`, in place) as a fold's shadow does, keeping its texture: by `shade` (h, w: the share of
-    its brightness taken off), blue and green more than red (`FROWN_LINE_TINT`)."""
-    gain = 1.0 - shade.astype(np.float32)[..., None] * FROWN_LINE_TINT
+    its brightness taken off), blue and green more than red (`FROWN_LINE_TINT`); where `shade` is negative, the
+    skin is lit by that share, in every channel alike."""
+    shade = shade.astype(np.float32)[..., None]
+    gain = 1.0 - np.maximum(shade, 0.0) * FROWN_LINE_TINT - np.minimum(shade, 0.0)  # (lit evenly where negative)
     roi[:] = np.clip(roi.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
 
@@ -643,7 +650,7 @@ def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, i
     taper = np.sin(np.pi * along) ** 0.7  # fading in under the brows and out above the nose
     side = np.where(u < 0, side_a, side_b) * (1.0 + 0.35 * (1.0 - along))  # spreading a little towards the brows
     across = (np.abs(u) - side) / (FROWN_LINE_WIDTH * side / FROWN_LINE_SIDE)
-    crease = np.exp(-across ** 2) - 0.35 * np.exp(-((across - 1.6) / 1.2) ** 2)  # the dark fold, lit just beside
+    crease = np.exp(-across ** 2) - FROWN_LINE_LIT * np.exp(-((across - 1.8) / 2.0) ** 2)  # the dark fold, lit beside
     shade_skin(image[y0:y1, x0:x1], FROWN_LINE_DARKNESS * strength * taper * crease)
 
 

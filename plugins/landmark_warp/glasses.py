@@ -412,6 +412,47 @@ def tone_distances(tones: list[ToneModel], values: np.ndarray) -> np.ndarray:
     return offsets.reshape(len(tones), 3, -1).sum(axis=1)
 
 
+# Brows touching a rim's top bar: where their hairs are as dark as the bar and of its tint (interfaces_016's navy
+# frames, its hair as blue as red), they were taken for frame in stretches, laid back where they were and left as
+# dark ticks above a lowered brow. Above the middle of each top bar (this share of the rim's width, not its corners:
+# hinges, the bridge) nothing reaches further from the traced line than the bar does elsewhere (the median reach
+# of the frame all round the rim) and a little more (px).
+TOP_BAR_MIDDLE, BAR_SLACK = 0.7, 0.5
+
+
+def trim_top_bars(mask: np.ndarray, rims: list[Rim], corner: tuple[int, int], lenses: np.ndarray) -> np.ndarray:
+    """`mask` (uint8, 0/1: the frames `rims`, crop pixels; `corner` is the mask's corner in the crop), cut above the
+    middle of each rim's top bar to how far the frame reaches from the rim's line all round it (`lenses`: inside
+    the rims)."""
+    lines = np.full(mask.shape, 255, np.uint8)
+    closed = [index for index, rim in enumerate(rims) if rim.closed]
+    for index in closed:
+        cv2.polylines(lines, [np.round((rims[index].path - corner) * 4).astype(np.int32)], True, index, 1,
+                      cv2.LINE_8, shift=2)
+    on_line = lines < 255
+    if not on_line.any():
+        return mask
+    distance, labels = cv2.distanceTransformWithLabels(on_line.view(np.uint8) ^ 1, cv2.DIST_L2, 5,
+                                                       labelType=cv2.DIST_LABEL_PIXEL)
+    line_pixels = np.flatnonzero(on_line.ravel())
+    nearest = labels.ravel() - 1  # each pixel's nearest line pixel (its index among them)
+    reach = np.zeros(len(line_pixels), np.float32)
+    inside = np.flatnonzero(mask.ravel())
+    np.maximum.at(reach, nearest[inside], distance.ravel()[inside])
+    limit = np.full(len(line_pixels), np.inf, np.float32)
+    which_rim, width = lines.ravel()[line_pixels], mask.shape[1]
+    line_x, line_y = line_pixels % width + corner[0], line_pixels // width + corner[1]
+    for index in closed:
+        path = rims[index].path
+        mine = which_rim == index
+        (left, right), middle_y = (path[:, 0].min(), path[:, 0].max()), path[:, 1].mean()
+        margin = 0.5 * (1.0 - TOP_BAR_MIDDLE) * (right - left)
+        top_middle = mine & (line_y < middle_y) & (line_x > left + margin) & (line_x < right - margin)
+        limit[top_middle] = float(np.median(reach[mine])) + BAR_SLACK
+    cut = (distance.ravel() > limit[nearest]) & ~lenses.ravel()
+    return np.where(cut, 0, mask.ravel()).reshape(mask.shape).astype(np.uint8)
+
+
 def frame_layer(source: np.ndarray, rims: list[Rim]) -> FrameLayer | None:
     """The layer of the frames `rims` in `source` (the crop, before anything moves): the pixels along each rim's
     line, as wide as the line, whose shade is nearer the rim's than the skin's around it and, beyond the rims,
@@ -478,6 +519,7 @@ def frame_layer(source: np.ndarray, rims: list[Rim]) -> FrameLayer | None:
         distances -= np.array([[tone.log_size] for tone in around_tones], np.float32)
         mask.ravel()[beyond] = -0.5 * tone_distances([frame_tone], pixels)[0] - frame_tone.log_size > \
             distances.max(axis=0)
+    mask = trim_top_bars(mask, rims, (x0, y0), lenses > 0)
     # Closed across a rim's width: a light stripe between two dark lines (interfaces_016's lavender between navy)
     # is frame too (closed 3 px wide, 0.58 of that stripe's pixels stayed put after eyebrow -10; 0.74 now).
     closing = max(3, int(round(min(rim.thickness for rim in rims))) | 1)

@@ -484,6 +484,40 @@ def trim_top_bars(mask: np.ndarray, rims: list[Rim], corner: tuple[int, int], le
     return np.where(cut, 0, mask.ravel()).reshape(mask.shape).astype(np.uint8)
 
 
+# A bar lit on one side shows a light stripe along its dark one, of the same tint (blue less red): interfaces_016's
+# lavender over navy, outside the traced line's band, moved with the face as a pale band over the top bar. Beyond
+# the rims, within `TINT_REACH` of a rim's thickness of its line, the pixels whose tint is within `TINT_TOLERANCE`
+# of the frame's and this much more than nearly all around (its 95th percentile: skin, hair, highlights) are frame,
+# where the frame's tint stands out from that by `TINT_GAP` at all (black or warm frames: it does not).
+TINT_GAP, TINT_TOLERANCE, TINT_REACH = 10.0, 8.0, 1.6
+
+
+def frame_tinted(box: np.ndarray, rims: list[Rim], corner: tuple[int, int], on_rim: np.ndarray, nearby: np.ndarray,
+                 lenses: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """The pixels of `box` (the frames' layer's box of the crop, `corner` its corner) of the frame's tint beside
+    the rims' bars (see `TINT_GAP`): `on_rim` are the frame's colours, `nearby` those around it (3 x n)."""
+    out = np.zeros(box.shape[:2], np.uint8)
+    if not nearby.shape[1]:
+        return out
+    frame_tint = float(np.median(on_rim[0] - on_rim[2]))
+    around_tint = float(np.percentile(nearby[0] - nearby[2], 95))
+    if frame_tint - around_tint < TINT_GAP:
+        return out
+    reach = np.zeros_like(out)
+    for rim in rims:
+        if rim.closed:
+            cv2.polylines(reach, [np.round((rim.path - corner) * 4).astype(np.int32)], True, 1,
+                          max(1, int(round(2 * TINT_REACH * rim.thickness))), cv2.LINE_8, shift=2)
+    tint = box[..., 0].astype(np.float32) - box[..., 2]
+    tinted = (tint >= max(frame_tint - TINT_TOLERANCE, around_tint + TINT_TOLERANCE)) & (reach > 0) & ~lenses
+    # the lit stripe (lighter than the line's threshold), and what is of its tint right beside it (the bar's outer
+    # edge beyond it); not dark pixels of that tint elsewhere (dark hair may be as blue as a navy bar: 016's)
+    stripe = (tinted & light).view(np.uint8)
+    beside = cv2.dilate(stripe, np.ones((3, 3), np.uint8)) > 0
+    out[tinted & beside] = 1
+    return out
+
+
 def frame_layer(source: np.ndarray, rims: list[Rim]) -> FrameLayer | None:
     """The layer of the frames `rims` in `source` (the crop, before anything moves): the pixels along each rim's
     line, as wide as the line, whose shade is nearer the rim's than the skin's around it and, beyond the rims,
@@ -551,6 +585,8 @@ def frame_layer(source: np.ndarray, rims: list[Rim]) -> FrameLayer | None:
         mask.ravel()[beyond] = -0.5 * tone_distances([frame_tone], pixels)[0] - frame_tone.log_size > \
             distances.max(axis=0)
     mask = trim_top_bars(mask, rims, (x0, y0), lenses > 0)
+    if dark:
+        mask |= frame_tinted(box, rims, (x0, y0), on_rim, nearby, lenses > 0, grey > level)
     # Closed across a rim's width: a light stripe between two dark lines (interfaces_016's lavender between navy)
     # is frame too (closed 3 px wide, 0.58 of that stripe's pixels stayed put after eyebrow -10; 0.74 now).
     closing = max(3, int(round(min(rim.thickness for rim in rims))) | 1)

@@ -654,6 +654,7 @@ def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, i
     shade_skin(image[y0:y1, x0:x1], FROWN_LINE_DARKNESS * strength * taper * crease)
 
 
+BROW_SHADOW_BLUR = 0.8
 BROW_SHADOW = 0.2  # a lowered brow shades the skin under it down to the lid by up to this share, most at its inner end
 
 
@@ -682,9 +683,11 @@ def brow_shadow(image: np.ndarray, frame: geo.FaceFrame, brows: list[np.ndarray]
                                                                               lid_local[:, 0].max())
         fade = 0.1 * (last - first)
         within = smoothstep(first, first + fade, u) * (1.0 - smoothstep(last - fade, last, u))
-        # (warm, as the creases: a grey band looked drawn)
-        shade_skin(image[y0:y1, x0:x1], (BROW_SHADOW * strength * band * (0.4 + 0.6 * inner) * within
-                                         ).reshape(y1 - y0, x1 - x0))
+        # (warm, as the creases: a grey band looked drawn; blurred by `BROW_SHADOW_BLUR` px: on a small face the
+        # band, narrower than a pixel where the brow comes down near the lid, fell on some pixels and missed their
+        # neighbours, a dotted line along the brow: dlib_2008_002079, 26 px between the eyes)
+        shade = (BROW_SHADOW * strength * band * (0.4 + 0.6 * inner) * within).reshape(y1 - y0, x1 - x0)
+        shade_skin(image[y0:y1, x0:x1], cv2.GaussianBlur(shade.astype(np.float32), (0, 0), BROW_SHADOW_BLUR))
 
 
 BROW_FOLD_SOFT = 1.2  # px: the lowered brow's edge over the lid's skin is this soft (the map changes over it)

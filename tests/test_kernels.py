@@ -64,10 +64,10 @@ def test_lid_fold_follows_the_model_and_leaves_still_lids_alone(closure, widen_l
     steps = int(math.ceil((low + 0.45 * width + 2.0 - start) * 2)) + 1
     box = np.zeros((80, 60, 2), np.float32)
     lash, smooth = np.zeros((80, 60), np.float32), np.zeros((80, 60), np.float32)
-    skin = np.zeros((80, 60, 2), np.float32)
+    skin, place_on_lid = np.zeros((80, 60, 2), np.float32), np.zeros((80, 60, 2), np.float32)
     kernels.fold_lid_box(box, np.array([10.0, 40.0]), np.array([1.0, 0.0]), np.array([0.0, 1.0]), width, upper,
                          lower, upper - LID_REACH * width, LID_ALONG, LID_MODEL, closure, widen_lift, lower_lift,
-                         start, steps, lash, smooth, skin)
+                         start, steps, lash, smooth, skin, place_on_lid)
     assert (box[..., 0] == 0).all()  # along the normal only: a level eye's normal is straight down
     checked = 0
     for y in range(80):
@@ -91,6 +91,17 @@ def test_lid_fold_follows_the_model_and_leaves_still_lids_alone(closure, widen_l
         shown = smooth > 0.05
         shown[:, :12] = shown[:, 48:] = False
         assert shown.any() and (skin[..., 1][shown] + np.mgrid[0:80, 0:60][0][shown] - 40.0 > low).all()
+        # where each pixel lies on the lid: its height on the stretch from its top (0) to the new edge (1), and the
+        # eye widths above that edge, down the middle column (the profile is level across this eye), within the
+        # tabulated model (beyond it, its edge values)
+        new_upper = _lid_profile(up, low, width, 1.0, closure, 0.0, 0.0)[0][2]
+        column = np.arange(80) - 40.0
+        inside = column >= start
+        top = up - LID_REACH * width
+        expected_height = np.clip((column - top) / (new_upper - top), 0.0, 1.0)
+        expected_above = np.maximum(new_upper - column, 0.0) / width
+        assert place_on_lid[inside, 30, 0] == pytest.approx(expected_height[inside], abs=0.02)
+        assert place_on_lid[inside, 30, 1] == pytest.approx(expected_above[inside], abs=0.02)
     if not (closure or widen_lift or lower_lift):
         assert (box == 0).all()
 
@@ -102,7 +113,7 @@ def test_lids_that_do_not_move_leave_the_map_unchanged():
     kernels.fold_lid_box(box, np.array([5.0, 15.0]), np.array([1.0, 0.0]), np.array([0.0, 1.0]), 30.0,
                          np.full(len(EYE_SAMPLES), -4.0), np.full(len(EYE_SAMPLES), 4.0),
                          np.full(len(EYE_SAMPLES), -22.0), LID_ALONG, LID_MODEL, 0.0, 0.0, 0.0, -24.0, 70, unused,
-                         unused, np.empty((1, 1, 2), np.float32))
+                         unused, np.empty((1, 1, 2), np.float32), np.empty((1, 1, 2), np.float32))
     assert np.array_equal(box, before)
 
 

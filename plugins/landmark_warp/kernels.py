@@ -100,9 +100,9 @@ def _on_segment(x, xp, fp, j):
 
 @compiled("void(float32[:, :, :], float64[:], float64[:], float64[:], float64, float64[:], float64[:], float64[:], "
           "float64[:], float64[:], float64, float64, float64, float64, int64, float32[:, :], float32[:, :], "
-          "float32[:, :, :])")
+          "float32[:, :, :], float32[:, :, :])")
 def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, model, closure, widen_lift, lower_lift,
-                 start, steps, lash, smooth, skin):
+                 start, steps, lash, smooth, skin, rise):
     """Fold one eye's lids into its box of the face's relative map, in place; fill `lash` and `smooth` (box-sized,
     float32) when the lid closes (`closure` > 0).
 
@@ -116,7 +116,9 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
 
     A closing lid's skin: `skin` (box-sized, like `box`) gets a second map that reads, for the lid over the eye,
     the skin under the lower lid mirrored about the lid's edge (skin of the person's own texture, not stretched),
-    and `smooth` how much of it to show (most at the lid's edge, none at the top of the lid's stretch).
+    and `smooth` how much of it to show (most at the lid's edge, none at the top of the lid's stretch); `rise`
+    (box-sized, two channels) where each pixel lies on the lid: its height on the lid's stretch (0 at the top, 1 at the
+    new edge and below) and the eye widths above that edge (0 below it), for the cover's shading and crease.
     """
     samples = upper.shape[0]
     max_opening = -1e30
@@ -124,7 +126,7 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
         max_opening = max(max_opening, lower[s] - upper[s])
     closing = closure > 0.0
     band = model[BAND] * width  # the lash band just above the lid
-    table = np.zeros((samples, steps, 5 if closing else 1))
+    table = np.zeros((samples, steps, 7 if closing else 1))
     knots = np.empty(7)
     values = np.empty(7)
     for s in range(samples):
@@ -181,9 +183,11 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
             table[s, c, 0] = _on_segment(place, knots, values, k)
             if closing:
                 table[s, c, 1] = min(max((half_lash + 0.8 - abs(place - lash_centre)) * 1.25, 0.0), 1.0) * lash_gain
+                height = min(max((place - top) / max(new_upper - top, 1e-3), 0.0), 1.0)
+                table[s, c, 5] = height
+                table[s, c, 6] = max(new_upper - place, 0.0) / width
                 if place < new_upper:
-                    rise = (place - top) / max(new_upper - top, 1e-3)
-                    table[s, c, 2] = _smoothstep(0.0, 0.45, rise) * smooth_gain
+                    table[s, c, 2] = _smoothstep(0.0, 0.45, height) * smooth_gain
                 table[s, c, 4] = mirror_at + (new_upper - place) - place  # (everywhere: read between columns)
                 # (at every sample, open or not: a mark between samples would fall between a value and its stand-in)
                 table[s, c, 3] = (place - lash_centre) / width / (0.5 + 0.5 * along[s])
@@ -216,6 +220,9 @@ def fold_lid_box(box, origin, axis, normal, width, upper, lower, tops, along, mo
                                      + w10 * table[s0 + 1, c0, 1] + w11 * table[s0 + 1, c0 + 1, 1])
                 smooth[y, x] = fade * (w00 * table[s0, c0, 2] + w01 * table[s0, c0 + 1, 2]
                                        + w10 * table[s0 + 1, c0, 2] + w11 * table[s0 + 1, c0 + 1, 2])
+                for k in range(2):
+                    rise[y, x, k] = (w00 * table[s0, c0, 5 + k] + w01 * table[s0, c0 + 1, 5 + k]
+                                     + w10 * table[s0 + 1, c0, 5 + k] + w11 * table[s0 + 1, c0 + 1, 5 + k])
                 # Strands below the line: dark combs along the lid, fanning outwards towards the corners.
                 below = (w00 * table[s0, c0, 3] + w01 * table[s0, c0 + 1, 3]
                          + w10 * table[s0 + 1, c0, 3] + w11 * table[s0 + 1, c0 + 1, 3])

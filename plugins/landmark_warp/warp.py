@@ -52,7 +52,7 @@ LASH_LENGTH, LASH_SPACING = 0.09, 0.03  # the strands' length and spacing mid-li
 # far (eye widths) below the lower lid (past its lashes).
 LID_MIRROR_GAP = 0.06
 LID_TEXTURE_SIGMA = 0.08  # the skin's grain is what is finer than this (eye widths) ...
-LID_SHADE_SIGMA = 0.2  # ... and its shading is that skin's at this scale (eye widths): smooth over the lid
+LID_SHADE_SIGMA = 0.2  # ... and its shading, where the cover is that skin, at this scale (eye widths)
 LID_GRAIN_DROP = 0.25  # the grain is read this many eye widths further down (past the bag under the eye)
 # ... and kept within this many grey levels either way: a sharp edge read with it (a glasses' rim, a strand of hair,
 # a shadow's edge) would come out as a line over the lid.
@@ -65,14 +65,28 @@ LID_GRAIN_LIMIT = 10.0
 # them, lids came out brown or orange patches on dlib_tom_cruise and interfaces_050); lighter, a shine on the brow.
 LID_TONE_RANKS = (0.6, 0.95)
 LID_TONE_DARKEN = 0.5
-# A closed lid's crease follows its edge this many eye widths above it, this soft (eye widths), darkening the skin
-# by these shares (BGR: warm, a fold's shade). MediaPipe's eyeBlink rise on the development faces: 0.521 without
-# one and with this one; 0.498 with it at 0.3 eye widths, 0.510 at 0.2 with half the shade: a crease nearer the lashes
-# reads as a lid still open. It is shown as far as the cover is, so it fades where the cover fades in. (At 0.39,
-# 0.3, 0.21 it was a drawn orange arc on light, smooth skin (interfaces_046); at two thirds of that the rise is 0.528.)
-LID_CREASE_RISE = 0.4
-LID_CREASE_SOFT = 0.025
-LID_CREASE_SHADE = np.array([0.26, 0.21, 0.15], np.float32)
+# The cover's shading is the lid's own (the skin above the eye, slid down over it; `fold_lids`) at this scale (eye
+# widths), read only where the lid is skin: at its edges it is the skin around it, so no edge of a patch shows. (The
+# skin from under the eye made all the shading before: on interfaces_081, _028 and _006 a pale smooth box with a
+# visible edge on the nose's side.) Towards the lid's edge the cover turns to the mirrored skin from under the eye,
+# tone-matched (above), by its height on the lid (0 at the top of the stretch, 1 at the edge) up to this, and in
+# full only away from the eye's corners (`LID_CORNERS`): that skin is paler than a lid in a brow's shade, and
+# MediaPipe's eyeBlink rise on the development faces was 0.482 with the lid's own shading alone, 0.511 with this.
+LID_OWN_SIGMA = 0.1
+LID_MIRROR_TO = 0.5
+LID_CORNERS = 0.5  # the mirrored skin and the crease fade out over this many eye widths towards either corner
+# A closed lid's crease lies this many eye widths above its edge (at most this share of the lid's stretch: a low brow
+# leaves little room), a soft shade, steeper below it (the fold's edge, eye widths) than above it (the socket's
+# shade), darkening the skin by these shares (BGR: warm, a fold's shade); under a low brow (less stretch than
+# LID_CREASE_ROOM, eye widths) it fades: the fold lies in the brow's shade there. Before, it was the lash line moved
+# up and blurred, a drawn arc with the pale mirrored skin under it ("a second eye" on interfaces_081). MediaPipe's
+# eyeBlink rise on the development faces: 0.508 without one, 0.511 with it; under low brows (facerec_obama_partial_face,
+# dlib_tom_cruise) a crease at full depth read as a lid still open (the judge's eyeBlink 0.27 on the first).
+LID_CREASE_RISE = 0.33
+LID_CREASE_SPAN = 0.7
+LID_CREASE_DOWN, LID_CREASE_UP = 0.06, 0.12
+LID_CREASE_ROOM = (0.4, 0.6)
+LID_CREASE_SHADE = np.array([0.39, 0.31, 0.23], np.float32)
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [168, 196, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 
@@ -248,7 +262,9 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     """Move the lids of one or two eyes inside the face's maps: each of `boxes` (h, w, 2) is an eye box of the
     face's relative map (box pixel (x, y) reads the source at its value plus (x, y) plus its `corners` entry),
     changed in place. Returns per eye the lash line's alpha, how much of the lid's mirrored skin to show and the
-    map (like the box) that reads that skin (None for all three for lids that only open wider: they get none).
+    map (like the box) that reads that skin, and where each pixel lies on the lid (h, w, 2: its height on the lid's
+    stretch, 0 at the top to 1 at the new edge and below, and the eye widths above that edge) (None for all four for
+    lids that only open wider: they get none).
 
     The skin above the upper lid slides down to the new lid line, unfolding (the caller covers the stretched
     part with the person's skin from under the eye, mirrored), with the lashes along its edge; below that line
@@ -267,12 +283,12 @@ def fold_lids(boxes: list[np.ndarray], corners: list[tuple[int, int]], eyes: lis
     for box, corner, eye, closure, start, brow in zip(boxes, corners, eyes, closures, starts, brows):
         shape = box.shape[:2] if closure else (1, 1)  # (unused when the lid only opens wider)
         lash, smooth = np.empty(shape, np.float32), np.empty(shape, np.float32)
-        skin = np.empty(shape + (2,), np.float32)
+        skin, rise = np.empty(shape + (2,), np.float32), np.empty(shape + (2,), np.float32)
         kernels.fold_lid_box(box, eye.c0 - corner, eye.axis, eye.normal, eye.width, eye.upper, eye.lower,
                              lid_tops(eye, brow), LID_ALONG, LID_MODEL, closure, widen * 0.2,
                              lower_lift * (1.0 - closure),
-                             start, steps, lash, smooth, skin)
-        results.append((lash, smooth, skin) if closure else (None, None, None))
+                             start, steps, lash, smooth, skin, rise)
+        results.append((lash, smooth, skin, rise) if closure else (None, None, None, None))
     return results
 
 
@@ -307,21 +323,32 @@ def broad_blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def close_lid(box: np.ndarray, cover: tuple[np.ndarray, np.ndarray], lash: np.ndarray, weight: np.ndarray,
-              lid: Lid) -> None:
+              place: np.ndarray, lid: Lid) -> None:
     """Cover a closing lid's box of the rendered picture (in place) with its skin, then draw its lashes.
 
-    The cover is the skin from under the eye, mirrored about the lid's edge (`lid_skin`): its shading is that
-    skin's at the lid's own scale (`LID_SHADE_SIGMA`) and its grain that of the even skin further down
-    (`LID_GRAIN_DROP`), so no band of the skin just under the eye (the lower lid's rim, a fold under it, a
-    wrinkle of the bag) comes back over the lid as a second lid's edge."""
+    The cover's shading is the lid's own where it meets the skin around it (the rendered lid, slid down over the eye,
+    blurred at `LID_OWN_SIGMA`), turning towards the lid's edge to that of the skin from under the eye, mirrored
+    about the lid's edge (`lid_skin`), tone-matched; its grain is that of the even skin further down
+    (`LID_GRAIN_DROP`), so no band of the skin just under the eye (the lower lid's rim, a fold under it, a wrinkle
+    of the bag) comes back over the lid as a second lid's edge. `place` holds per pixel the height on the lid (0 at
+    the top of its stretch, 1 at its edge and below) and the eye widths above its edge (`fold_lids`)."""
     near, far = cover
-    fine = max(0.8, LID_TEXTURE_SIGMA * lid.eye.width)
-    skin = far - cv2.GaussianBlur(far, (0, 0), fine)
-    np.clip(skin, -LID_GRAIN_LIMIT, LID_GRAIN_LIMIT, out=skin)  # the grain, not the edges read with it
-    skin += broad_blur(near, LID_SHADE_SIGMA * lid.eye.width)
-    # Its tone is the lid's own: the skin under the eye is often paler, or of another tone (a flat pale or grey patch
-    # on interfaces_028 and _006), so it is matched to the lid's skin where it fades in (LID_TONE_RANKS).
-    # (OpenCV's masked means and a scalar product: numpy's reductions over these few hundred pixels took 0.15 ms)
+    width = lid.eye.width
+    rise, lifted = place[..., 0], place[..., 1]
+    fine = max(0.8, LID_TEXTURE_SIGMA * width)
+    grain = far - cv2.GaussianBlur(far, (0, 0), fine)
+    np.clip(grain, -LID_GRAIN_LIMIT, LID_GRAIN_LIMIT, out=grain)  # the grain, not the edges read with it
+    # The lid's own shading: a blur of the rendered box over the lid's skin only (normalised by the blurred mask), so
+    # the eye under the new lid line does not darken it.
+    seen = (weight > 0.0).astype(np.float32)
+    sigma = LID_OWN_SIGMA * width
+    own = broad_blur(box.astype(np.float32) * seen[..., None], sigma)
+    own /= np.maximum(broad_blur(seen, sigma), 1e-3)[..., None]
+    mirror = broad_blur(near, LID_SHADE_SIGMA * width)
+    # The mirrored skin's tone is the lid's own: the skin under the eye is often paler, or of another tone (a flat
+    # pale or grey patch on interfaces_028 and _006), so it is matched to the lid's skin where it fades in
+    # (LID_TONE_RANKS). (OpenCV's masked means and a scalar product: numpy's reductions over these few hundred pixels
+    # took 0.15 ms)
     fade_in = float(weight.max())
     around = (weight > 0.05 * fade_in) & (weight < 0.6 * fade_in)
     grey = cv2.cvtColor(box, cv2.COLOR_BGR2GRAY)
@@ -330,20 +357,27 @@ def close_lid(box: np.ndarray, cover: tuple[np.ndarray, np.ndarray], lash: np.nd
         low, high = (ranked[int(share * (len(ranked) - 1))] for share in LID_TONE_RANKS)
         skin_seen = around & (grey >= low) & (grey <= high)
         lid_tone = np.array(cv2.mean(box, mask=skin_seen.view(np.uint8))[:3])
-        cover_tone = np.maximum(cv2.mean(skin, mask=around.view(np.uint8))[:3], 1.0)
+        cover_tone = np.maximum(cv2.mean(mirror, mask=around.view(np.uint8))[:3], 1.0)
         brightness = float(lid_tone.sum() / cover_tone.sum())
         tone = lid_tone / cover_tone / brightness  # (each channel's share of the lid's over the cover's)
         if tone[2] - tone[0] < 0.0:  # greyer or bluer than the cover: the brow's hairs or a shine read as skin
             tone[:] = 1.0
         gain = tone * min(brightness, 1.0) ** LID_TONE_DARKEN
-        cv2.multiply(skin, (*gain, 0.0), dst=skin)
-    # A crease: the lash line moved up the lid (LID_CREASE_RISE) and softened, as a warm shade (the fold's shadow;
-    # the strands under the line only soften it further), as deep as the lid is closed.
-    rise = -LID_CREASE_RISE * lid.eye.width * lid.eye.normal
-    crease = cv2.warpAffine(lash, np.float32([[1, 0, rise[0]], [0, 1, rise[1]]]), lash.shape[::-1])
-    cv2.GaussianBlur(crease, (0, 0), max(0.8, LID_CREASE_SOFT * lid.eye.width), dst=crease)
-    shade = LID_CREASE_SHADE * (lid.closure / max(float(crease.max()), 1e-3))
-    kernels.finish_lid_box(box, skin, lash, weight, lid.colour, crease, shade.astype(np.float32))
+        cv2.multiply(mirror, (*gain, 0.0), dst=mirror)
+    # How far along the eye each pixel is (eye widths from its outer corner): the mirrored skin and the crease fade out
+    # towards the corners, where the cover meets the skin beside the eye.
+    rows, cols = rise.shape
+    along = ((np.arange(cols, dtype=np.float32) + (lid.box[0] - lid.eye.c0[0])) * lid.eye.axis[0])[None, :] \
+        + ((np.arange(rows, dtype=np.float32) + (lid.box[1] - lid.eye.c0[1])) * lid.eye.axis[1])[:, None]
+    ends = smoothstep(0.0, LID_CORNERS, np.minimum(along, width - along) / width)
+    share = (smoothstep(0.0, LID_MIRROR_TO, rise) * ends)[..., None]
+    skin = (own + share * (mirror - own) + grain).astype(np.float32)
+    # The crease: a soft shade along the lid's edge, as deep as the lid is closed.
+    span = lifted / np.maximum(1.0 - rise, 0.05)  # (eye widths from the lid's edge to the top of its stretch)
+    above = lifted - np.minimum(LID_CREASE_RISE, LID_CREASE_SPAN * span)  # (eye widths above the crease)
+    crease = np.exp(-np.square(above / np.where(above > 0, LID_CREASE_UP, LID_CREASE_DOWN)))
+    crease = (crease * ends * smoothstep(*LID_CREASE_ROOM, span)).astype(np.float32)
+    kernels.finish_lid_box(box, skin, lash, weight, lid.colour, crease, LID_CREASE_SHADE * np.float32(lid.closure))
 
 
 def sample_pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -1011,17 +1045,17 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         lip = sample_pixels(source, marks[UPPER_LIP, :2])
         brightness = min(1.1, max(0.35, float(lip.sum()) / lip.size / 140.0))
     covers = [lid_skin(source, (x, y), skin, LID_GRAIN_DROP * lid.eye.width * lid.eye.normal) if lid.closure
-              else None for lid, (x, y), (_, _, skin) in zip(lids, corners, folded)]  # (read before writing back)
+              else None for lid, (x, y), (_, _, skin, _) in zip(lids, corners, folded)]  # (read before writing back)
     remapped = cv2.remap(cv2.cvtColor(source, cv2.COLOR_BGR2BGRA), maps, None,
                          cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
     warped = image[y0:y1, x0:x1]  # the crop is edited in place
     if frames is not None or gaze_x or gaze_y:
         warped[:] = source  # the moved irises (or the face without its frames), wherever nothing else moves
     cv2.cvtColor(remapped, cv2.COLOR_BGRA2BGR, dst=warped[ay0:ay1, ax0:ax1])  # straight into the picture
-    for lid, (lash, weight, _), cover in zip(lids, folded, covers):
-        if lid.closure:
+    for lid, (lash, weight, _, place), cover in zip(lids, folded, covers):
+        if cover is not None and lash is not None and weight is not None and place is not None:  # (a closing lid)
             bx0, by0, bx1, by1 = lid.box
-            close_lid(warped[by0:by1, bx0:bx1], cover, lash, weight, lid)
+            close_lid(warped[by0:by1, bx0:bx1], cover, lash, weight, place, lid)
 
     press = min(1.0, 3.0 * max(0.0, -params["aaa"]) / 30.0)
     if press and inner_gap_dst > 0.01:  # pressed lips close an open mouth over its teeth

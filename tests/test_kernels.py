@@ -3,6 +3,7 @@
 import math
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -133,6 +134,24 @@ def test_mouth_paint_covers_only_the_opening_and_darkens_it():
     # The front teeth meet at the mouth's middle (x = 30): their gap there is darker than the teeth beside it.
     row = roi[12].astype(float).mean(axis=1)
     assert row[28] - row[30] > 10 and row[32] - row[30] > 10, row[26:35]
+
+
+def test_painted_teeth_are_rounded():
+    """A mouth 1.1 IOD wide with a level upper lip (100 px per IOD, the midline at x = 60): each upper tooth is lit
+    most in its middle, and its edge rises towards the gaps beside it. (The teeth were one flat band with a straight
+    edge, parted by faint lines only: the central incisor beside the midline was as light as in its middle.)"""
+    roi = np.full((60, 120, 3), 180, np.uint8)
+    upper = np.array([[5.0, 12.0], [60.0, 10.0], [115.0, 12.0]])
+    lower = np.array([[5.0, 12.0], [60.0, 45.0], [115.0, 12.0]])
+    coverage = np.zeros((60, 120), np.uint8)
+    cv2.fillPoly(coverage, [np.round(np.concatenate([upper, lower[::-1]])).astype(np.int32)], 255)
+    kernels.paint_mouth_box(roi, coverage, np.array([0, 0]), np.zeros(2), np.array([0.01, 0.0]),
+                            np.array([0.0, 0.01]), upper, lower, 1.0, True, MOUTH_COLOURS)
+    grey = roi.astype(float).mean(axis=2)
+    # The central incisor spans x = 60 to 73.5 (0.135 face units), its middle at 66.75.
+    lit, edge = grey[15], grey[18]  # across the teeth; across their lower edge
+    assert lit[67] - lit[61] > 5 and lit[67] - lit[72] > 11, lit[60:74]
+    assert edge[67] - edge[61] > 40 and edge[67] - edge[72] > 20, edge[60:74]
 
 
 def test_head_turn_keeps_the_outline_centre_and_rolls_about_it():

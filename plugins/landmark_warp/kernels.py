@@ -63,6 +63,7 @@ def _smoothstep(edge0, edge1, x):
 # Where the gaps between the teeth are, from the midline out (face units): central incisors, laterals, canines,
 # premolars, as wide as on an average face (8.5, 6.5, 7.5 and 7 mm against an inter-ocular distance of 63 mm).
 TOOTH_EDGES = np.array([0.0, 0.135, 0.238, 0.357, 0.468, 0.58])
+TOOTH_ROUND, TOOTH_CURVE = 0.15, 0.12
 
 
 @compiled("float64(float64)")
@@ -73,6 +74,17 @@ def _tooth_gap(across):
     for edge in TOOTH_EDGES:
         nearest = min(nearest, abs(across - edge))
     return math.exp(-(nearest / 0.006) ** 2)
+
+
+@compiled("float64(float64)")
+def _tooth_side(across):
+    """How far `across` (face units from the midline, >= 0) is from the middle of its tooth: 0 there, 1 at the gaps
+    on either side (0 beyond the last gap, where the teeth are turned away and their shape is not seen)."""
+    for i in range(TOOTH_EDGES.shape[0] - 1):
+        if across < TOOTH_EDGES[i + 1]:
+            half = (TOOTH_EDGES[i + 1] - TOOTH_EDGES[i]) / 2
+            return min(abs(across - TOOTH_EDGES[i] - half) / half, 1.0)
+    return 0.0
 
 
 @compiled("int64(float64, float64[:], int64)")
@@ -333,15 +345,18 @@ def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightn
                 # Teeth: a band under the upper lip whose lower edge is each tooth's rounded edge, a thinner one
                 # over the lower lip (mostly behind it), faint gaps between the teeth as wide as real ones (the
                 # midline's first; evenly spaced gaps off the midline drew a row of grey tiles).
+                # Each tooth is rounded: its edge rises towards the gaps beside it (by TOOTH_ROUND of the band), and
+                # it is lit most in its middle (TOOTH_CURVE darker at its sides).
                 near_gap = _tooth_gap(abs(across))
-                upper_band = min(0.10, 0.4 * gap) * (1.0 - 0.1 * near_gap)
+                tooth_side = _tooth_side(abs(across))
+                upper_band = min(0.10, 0.4 * gap) * (1.0 - 0.1 * near_gap) * (1.0 - TOOTH_ROUND * tooth_side ** 4)
                 lower_band = min(0.035, 0.1 * gap) * _smoothstep(0.2, 0.35, gap)
                 teeth_upper = (1.0 - _smoothstep(upper_band * 0.7, upper_band, below_up)) if upper_band > 0.005 \
                     else 0.0
                 teeth_lower = (1.0 - _smoothstep(lower_band * 0.5, lower_band, v_low - v)) if lower_band > 0.005 \
                     else 0.0
                 if teeth_upper > 0.0 or teeth_lower > 0.0:
-                    gaps = 1.0 - 0.1 * near_gap
+                    gaps = (1.0 - 0.1 * near_gap) * (1.0 - TOOTH_CURVE * tooth_side ** 2)
                     # the upper lip shades the teeth just under it; towards the corners they recede into shadow
                     upper_lit = gaps * (0.8 + 0.2 * _smoothstep(0.0, 0.35, below_up / max(upper_band, 1e-3))) * (
                         1.0 - 0.45 * side2)

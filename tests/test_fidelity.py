@@ -357,11 +357,12 @@ def _crease_depths(face, closed):
 @pytest.mark.parametrize("photo", ["interfaces_080.jpg", None])  # None: the shipped sample
 def test_closed_lids_have_a_crease(request, landmarker, photo):
     # Issue 15: a closed lid has a crease, a soft warm shade along it well above the lashes (a crease nearer them
-    # lowered MediaPipe's eyeBlink). Here 22-28 grey levels deep; before, none (-6 to -0.5).
+    # lowered MediaPipe's eyeBlink). Here 9-12 grey levels deep (a lighter shade since a6bd0e5's 10 or more read as
+    # a brown smudge on light lids); without one, -6 to -0.5.
     image = cv2.imread(str(request.getfixturevalue("dev_faces") / photo if photo else SAMPLE))
     face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
     for depth in _crease_depths(face, edited(image, face, blink=-20)):
-        assert depth > 10, (photo, depth)
+        assert depth > 6, (photo, depth)
 
 
 def _inner_side_step(picture, face):

@@ -84,9 +84,11 @@ LID_CORNERS = 0.5  # the mirrored skin and the crease fade out over this many ey
 # dlib_tom_cruise) a crease at full depth read as a lid still open (the judge's eyeBlink 0.27 on the first).
 LID_CREASE_RISE = 0.33
 LID_CREASE_SPAN = 0.7
-LID_CREASE_DOWN, LID_CREASE_UP = 0.06, 0.12
+# (At 0.39, 0.31, 0.23 of the skin, 0.06 eye widths below and 0.12 above, it was a brown smudge high on light lids,
+# a second eye (interfaces_046, skimage_astronaut); with this shade and these widths the eyeBlink rise is 0.517.)
+LID_CREASE_DOWN, LID_CREASE_UP = 0.05, 0.1
 LID_CREASE_ROOM = (0.4, 0.6)
-LID_CREASE_SHADE = np.array([0.39, 0.31, 0.23], np.float32)
+LID_CREASE_SHADE = np.array([0.33, 0.26, 0.19], np.float32)
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [70, 72, 150], [168, 196, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 

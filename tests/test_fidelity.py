@@ -212,35 +212,6 @@ def _grain(picture, mask):
     return float(np.median(np.abs(detail[mask])))
 
 
-def _seam_steps(picture, face):
-    """How stepped the line where pressed lips meet is: the 99th percentile of the brightness change from each
-    column to the next, within 3 px of the line midway between the inner lips (from corner to corner)."""
-    marks = face.landmarks[:, :2]
-    upper = marks[list(geo.LIPS_UPPER_INNER)]
-    lower = marks[[geo.LIPS_UPPER_INNER[0]] + list(geo.LIPS_LOWER_INNER) + [geo.LIPS_UPPER_INNER[-1]]]
-    xs = np.arange(int(upper[0, 0]) + 3, int(upper[-1, 0]) - 3)
-    line = np.round((np.interp(xs, upper[:, 0], upper[:, 1]) + np.interp(xs, lower[:, 0], lower[:, 1])) / 2)
-    rows = line.astype(int)[:, None] + np.arange(-3, 4)[None, :]
-    grey = cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    return float(np.percentile(np.abs(grey[rows, xs[:, None] + 1] - grey[rows, xs[:, None]]), 99))
-
-
-@pytest.mark.parametrize("photo", ["interfaces_089.jpg", "dlib_tom_cruise_avp_2014_4.jpg", "skimage_astronaut.png"])
-def test_pressed_lips_meet_on_a_smooth_line(dev_faces, landmarker, monkeypatch, photo):
-    # Each column of a closing mouth is remapped on its own, each pixel reading one lip or the other: the line where
-    # they meet came out in stair steps. The pixels it crosses now mix the two lips by how much of each they cover.
-    # The steps (see _seam_steps) against the same edit unmixed: 25.0 / 36.6 (089), 29.5 / 38.0 (tom_cruise),
-    # 17.0 / 25.8 (astronaut).
-    from plugins.landmark_warp import warp
-
-    image, face = largest_face(dev_faces / photo, landmarker)
-    mixed = edited(image, face, aaa=-20)
-    monkeypatch.setattr(warp, "LIP_MIX", 0.0)
-    stepped = edited(image, face, aaa=-20)
-    steps = [_seam_steps(picture, seen_again(landmarker, picture, face)) for picture in (mixed, stepped)]
-    assert steps[0] < 0.85 * steps[1], steps
-
-
 def _eye_masks(face, shape):
     """Per eye: the upper part of its opening (what a closed lid covers above where the lids meet) and a band of
     skin under it (from a third to two thirds of an eye width below the lower lid), as boolean masks."""

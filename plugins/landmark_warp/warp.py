@@ -481,7 +481,6 @@ def _heights(contour: np.ndarray, frame: geo.FaceFrame, across: np.ndarray) -> n
 # the chin.
 LIP_SKIN_ABOVE, LIP_SKIN_BELOW = 0.15, 0.2
 LIP_SEAM = 0.03
-LIP_MIX = 0.5  # where pressed lips meet, a pixel mixes in this much of the other lip at most (see close_lips)
 # The landmarks' inner lips often stop short of a toothy smile's corners, or run inside its dark: what showed of the
 # dark inside beyond them stayed, a black spot at each corner of the pressed lips. So the opening also takes in the
 # dark (under `LIP_DARK` of the darker lip's median brightness) joined to it between the outer lips, at most
@@ -572,20 +571,7 @@ def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray,
     maps = points.reshape(y1 - y0, x1 - x0, 2).astype(np.float32)
     maps[..., 0] -= x0
     maps[..., 1] -= y0
-    before = box.copy()
-    box[:] = cv2.remap(before, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    # Where the lips meet, each pixel read one lip or the other: the line between them came out in stair steps. The
-    # pixels it crosses mix the two lips by how much of each they cover (each lip slides by `slide`, evenly).
-    meet = up_edge + slide
-    off = (v - meet) * frame.iod  # pixels below the line
-    crossed = np.flatnonzero((slide > 0) & (low_edge - slide - meet < 1.0 / frame.iod) & (np.abs(off) < 0.5))
-    if crossed.size:
-        other = np.where(off[crossed] < 0, v[crossed] + slide[crossed], v[crossed] - slide[crossed])
-        there = (frame.origin + frame.to_image(np.stack([u[crossed], other], axis=1)) - (x0, y0)).astype(np.float32)
-        mixed = cv2.remap(before, there[:, None], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[:, 0]
-        share = LIP_MIX * (0.5 - np.abs(off[crossed]))[:, None]
-        rows, columns = np.divmod(crossed, x1 - x0)
-        box[rows, columns] = np.clip(box[rows, columns] * (1.0 - share) + mixed * share + 0.5, 0, 255).astype(np.uint8)
+    box[:] = cv2.remap(box.copy(), maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 BITE_SAMPLES = np.linspace(0.0, 1.0, 25)  # across an open mouth, from the upper inner lip to the lower one

@@ -594,3 +594,29 @@ def fold_brow_box(part, start, ex, ey, brow_u, brow_v, lid_u, lid_v, stay_x, sta
             drop = (sx - part[y, x, 0]) * down[0] + (sy - part[y, x, 1]) * down[1]
             part[y, x, 0] += np.float32(weight * drop * down[0])
             part[y, x, 1] += np.float32(weight * drop * down[1])
+
+
+@compiled("void(float32[:, :], float64[:], float64[:], float64[:], float64[:], float64[:], float64[:], float64[:], "
+          "float64, float64, float64)")
+def brow_shadow_box(shade, start, ex, ey, brow_u, brow_v, lid_u, lid_v, fade, gain, inner_weight):
+    """The shade a lowered brow casts on the skin down to its upper lid, into `shade` (h, w; see
+    `warp.brow_shadow`): `start` is the box's pixel (0, 0) relative to the face frame's origin, `ex` and `ey` the
+    frame's axes divided by the inter-ocular distance; the brow's lower edge (`brow_u`, `brow_v`) and the lid
+    (`lid_u`, `lid_v`) in increasing u (face units). The shade is `gain` in a band from a fifth of the way down to
+    past half of it, `inner_weight` of it at the brow's outer end growing to all of it at the inner end, faded in
+    over `fade` (face units) at the ends of brow and lid together."""
+    first = min(brow_u[0], lid_u[0])
+    last = max(brow_u[brow_u.shape[0] - 1], lid_u[lid_u.shape[0] - 1])
+    j_brow = j_lid = 0
+    for y in range(shade.shape[0]):
+        for x in range(shade.shape[1]):
+            px, py = start[0] + x, start[1] + y
+            u = px * ex[0] + py * ex[1]
+            v = px * ey[0] + py * ey[1]
+            j_brow, j_lid = _segment(u, brow_u, j_brow), _segment(u, lid_u, j_lid)
+            top, bottom = _on_segment(u, brow_u, brow_v, j_brow), _on_segment(u, lid_u, lid_v, j_lid)
+            depth = min(max((v - top) / max(bottom - top, 1e-3), 0.0), 1.0)
+            band = _smoothstep(0.0, 0.2, depth) * (1.0 - _smoothstep(0.55, 1.0, depth))
+            inner = min(max(1.3 - 1.4 * abs(u), 0.0), 1.0)
+            within = _smoothstep(first, first + fade, u) * (1.0 - _smoothstep(last - fade, last, u))
+            shade[y, x] = np.float32(gain * band * (inner_weight + (1.0 - inner_weight) * inner) * within)

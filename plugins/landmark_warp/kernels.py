@@ -620,3 +620,62 @@ def brow_shadow_box(shade, start, ex, ey, brow_u, brow_v, lid_u, lid_v, fade, ga
             inner = min(max(1.3 - 1.4 * abs(u), 0.0), 1.0)
             within = _smoothstep(first, first + fade, u) * (1.0 - _smoothstep(last - fade, last, u))
             shade[y, x] = np.float32(gain * band * (inner_weight + (1.0 - inner_weight) * inner) * within)
+
+
+@compiled("void(float64[:, :, :], float64[:], float64[:], float64[:], float64, float64[:], float64[:], float64[:], "
+          "float64[:], float64[:], float64[:], float64[:], float64[:])")
+def lip_heights_box(out, start, ex, ey, iod, up_out_u, up_out_v, up_in_u, up_in_v, low_in_u, low_in_v, low_out_u,
+                    low_out_v):
+    """Per pixel of a box (its pixel (0, 0) at `start` from the face frame's origin; `ex`, `ey` the frame's unit
+    axes): its place across and down the face (u, v) and the four lip contours' heights there (face units; each
+    contour as np.interp of its points in increasing u), into `out` (h, w, 6): u, v, upper outer, upper inner, lower
+    inner, lower outer."""
+    j0 = j1 = j2 = j3 = 0
+    for y in range(out.shape[0]):
+        for x in range(out.shape[1]):
+            px, py = start[0] + x, start[1] + y
+            u = (px * ex[0] + py * ex[1]) / iod
+            v = (px * ey[0] + py * ey[1]) / iod
+            j0, j1 = _segment(u, up_out_u, j0), _segment(u, up_in_u, j1)
+            j2, j3 = _segment(u, low_in_u, j2), _segment(u, low_out_u, j3)
+            out[y, x, 0] = u
+            out[y, x, 1] = v
+            out[y, x, 2] = _on_segment(u, up_out_u, up_out_v, j0)
+            out[y, x, 3] = _on_segment(u, up_in_u, up_in_v, j1)
+            out[y, x, 4] = _on_segment(u, low_in_u, low_in_v, j2)
+            out[y, x, 5] = _on_segment(u, low_out_u, low_out_v, j3)
+
+
+@compiled("void(float32[:, :, :], float64[:, :, :], float64[:], float64[:], boolean[:], float64, float64, float64, "
+          "float64, float64, float64, float64[:], float64[:], float64[:], float64)")
+def lip_source_box(maps, heights, above, below, extra, inner_from, inner_to, amount, seam_size, skin_above,
+                   skin_below, start, ex, ey, iod):
+    """Where each pixel of a closing mouth's box reads from (into `maps`, h x w x 2, box pixels; see
+    `warp.close_lips`): `heights` from `lip_heights_box`, the inner lips moved apart by `above` and `below` per
+    column (the dark beyond them), the opening between them where u is between `inner_from` and `inner_to` or the
+    column is `extra`. Each lip slides by half of `amount` of the gap between them, met `seam_size` (face units)
+    beyond their landmarks where the mouth is open, keeping its thickness; the skin `skin_above` and `skin_below`
+    beyond the lips stretches."""
+    dest = np.empty(6)
+    src = np.empty(6)
+    for y in range(maps.shape[0]):
+        for x in range(maps.shape[1]):
+            u, v = heights[y, x, 0], heights[y, x, 1]
+            up_in, low_in = heights[y, x, 3] - above[x], heights[y, x, 4] + below[x]
+            up_out, low_out = min(heights[y, x, 2], heights[y, x, 3]), max(heights[y, x, 5], heights[y, x, 4])
+            gap = max(low_in - up_in, 0.0) if (inner_from < u < inner_to) or extra[x] else 0.0
+            seam = seam_size * amount * min(max(gap / seam_size, 0.0), 1.0)
+            up_edge, low_edge = up_in - seam, low_in + seam
+            slide = 0.5 * amount * (low_edge - up_edge) if gap > 0 else 0.0
+            dest[0], src[0] = up_out - skin_above, up_out - skin_above
+            dest[1], src[1] = min(up_out + slide, up_edge + slide), min(up_out, up_edge)
+            dest[2], src[2] = up_edge + slide, up_edge
+            dest[3], src[3] = low_edge - slide, low_edge
+            dest[4], src[4] = max(low_out - slide, low_edge - slide), max(low_out, low_edge)
+            dest[5], src[5] = low_out + skin_below, low_out + skin_below
+            read = v
+            for k in range(5):  # (piecewise linear: the later stretch wins where two hold v)
+                if dest[k] <= v < dest[k + 1]:
+                    read = src[k] + (v - dest[k]) * ((src[k + 1] - src[k]) / max(dest[k + 1] - dest[k], 1e-6))
+            maps[y, x, 0] = np.float32(iod * (u * ex[0] + read * ey[0]) - start[0])
+            maps[y, x, 1] = np.float32(iod * (u * ex[1] + read * ey[1]) - start[1])

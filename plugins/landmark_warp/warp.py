@@ -470,13 +470,6 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
                             frame.ex / frame.iod, frame.ey / frame.iod, upper, lower, brightness, teeth, MOUTH_COLOURS)
 
 
-def _heights(contour: np.ndarray, frame: geo.FaceFrame, across: np.ndarray) -> np.ndarray:
-    """A lip contour (crop pixels) as its height in face units at the places `across` (face units)."""
-    local = frame.local(contour)
-    order = np.argsort(local[:, 0])
-    return np.interp(across, local[order, 0], local[order, 1])
-
-
 # The skin beyond the lips that stretches as they slide together (face units): up towards the nose, down towards
 # the chin.
 LIP_SKIN_ABOVE, LIP_SKIN_BELOW = 0.15, 0.2
@@ -490,17 +483,6 @@ LIP_SEAM = 0.03
 # under half the lips' median brightness in the pressed lips (aaa -20): facerec_obama 0.033 -> 0.000,
 # dlib_tom_cruise 0.034 -> 0.004, interfaces_089 0.015 -> 0.003, interfaces_071 0.052 -> 0.026.
 LIP_DARK, LIP_DARK_MOST, LIP_DARK_SOFT, LIP_DARK_OPEN = 0.6, 0.04, 0.02, (0.06, 0.12)
-
-
-def _piecewise(v: np.ndarray, dest: list[np.ndarray], src: list[np.ndarray]) -> np.ndarray:
-    """Where each place `v` reads from, per column, for the piecewise linear map taking the stretches between the
-    heights `src` onto those between the heights `dest` (both ascending, one array per knot); outside, itself."""
-    out = v.copy()
-    for d0, d1, s0, s1 in zip(dest[:-1], dest[1:], src[:-1], src[1:]):
-        inside = (v >= d0) & (v < d1)
-        out[inside] = s0[inside] + (v[inside] - d0[inside]) * ((s1[inside] - s0[inside]) /
-                                                                 np.maximum(d1[inside] - d0[inside], 1e-6))
-    return out
 
 
 def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray, upper_inner: np.ndarray,
@@ -518,21 +500,30 @@ def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray,
     x1, y1 = min(image.shape[1], math.ceil(right + 3)), min(image.shape[0], math.ceil(bottom + margin) + 1)
     if x1 - x0 < 4 or y1 - y0 < 4:
         return
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-    local = frame.local(np.stack([xs.ravel(), ys.ravel()], axis=1))
-    u, v = local[:, 0], local[:, 1]
-    up_out, up_in = _heights(upper_outer, frame, u), _heights(upper_inner, frame, u)
-    low_in, low_out = _heights(lower_inner, frame, u), _heights(lower_outer, frame, u)
-    up_out, low_out = np.minimum(up_out, up_in), np.maximum(low_out, low_in)
-    inside = (u > frame.local(upper_inner[:1])[0, 0]) & (u < frame.local(upper_inner[-1:])[0, 0])
+    # (the heights and where each pixel reads from are two compiled loops: as numpy's whole-box steps the mouth of
+    # an angry edit took 0.5 ms)
+    shape = (y1 - y0, x1 - x0)
+    start = np.array([x0, y0], np.float64) - frame.origin
+    contours = []
+    for contour in (upper_outer, upper_inner, lower_inner, lower_outer):
+        local = frame.local(contour)
+        local = local[np.argsort(local[:, 0], kind="stable")]
+        contours += [np.ascontiguousarray(local[:, 0]), np.ascontiguousarray(local[:, 1])]
+    heights = np.empty(shape + (6,), np.float64)
+    kernels.lip_heights_box(heights, start, frame.ex, frame.ey, frame.iod, *contours)
+    u, v = heights[..., 0], heights[..., 1]
+    up_out, up_in = np.minimum(heights[..., 2], heights[..., 3]), heights[..., 3]
+    low_in, low_out = heights[..., 4], np.maximum(heights[..., 5], heights[..., 4])
+    inner_from, inner_to = float(frame.local(upper_inner[:1])[0, 0]), float(frame.local(upper_inner[-1:])[0, 0])
+    inside = (u > inner_from) & (u < inner_to)
     gap = np.where(inside, np.maximum(low_in - up_in, 0.0), 0.0)
     box = image[y0:y1, x0:x1]
+    above, below = np.zeros(shape[1]), np.zeros(shape[1])
     reach = float(smoothstep(LIP_DARK_OPEN[0], LIP_DARK_OPEN[1], gap.max(initial=0.0)))
     if reach > 0:  # (on the rows of the lips only)
-        shape = (y1 - y0, x1 - x0)
         lips = slice(max(0, math.floor(top) - y0), min(shape[0], math.ceil(bottom) + 1 - y0))
-        rows, across = v.reshape(shape)[lips], u.reshape(shape)[lips]
-        edges = [heights.reshape(shape)[lips] for heights in (up_out, up_in, low_in, low_out)]
+        rows, across = v[lips], u[lips]
+        edges = [heights_[lips] for heights_ in (up_out, up_in, low_in, low_out)]
         grey = cv2.cvtColor(box[lips], cv2.COLOR_BGR2GRAY)
         lip = (rows >= edges[0]) & (rows <= edges[3])
         upper_lip, lower_lip = lip & (rows <= edges[1]), lip & (rows >= edges[2])
@@ -553,24 +544,12 @@ def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray,
             above, below = (reach * cv2.GaussianBlur(np.minimum(np.where(dark, beyond, 0.0).max(axis=0, initial=0.0),
                                                                 LIP_DARK_MOST)[None], (0, 0), soft)[0]
                             for beyond in (edges[1] - rows, rows - edges[2]))
-            up_in = up_in - np.broadcast_to(above, shape).ravel()
-            low_in = low_in + np.broadcast_to(below, shape).ravel()
-            gap = np.where(inside | np.broadcast_to(above + below > 1e-4, shape).ravel(),
-                           np.maximum(low_in - up_in, 0.0), 0.0)
     # The inner lips' landmarks lie a little inside the opening: met there, the lips kept a sliver of teeth between
     # them. Where the mouth is open, the lips meet from `LIP_SEAM` further out.
-    seam = LIP_SEAM * amount * np.clip(gap / LIP_SEAM, 0.0, 1.0)
-    up_edge, low_edge = up_in - seam, low_in + seam
-    slide = 0.5 * amount * (low_edge - up_edge) * (gap > 0)  # how far each lip slides
-    skin_top, skin_bottom = up_out - LIP_SKIN_ABOVE, low_out + LIP_SKIN_BELOW
-    source = _piecewise(v, [skin_top, np.minimum(up_out + slide, up_edge + slide), up_edge + slide,
-                            low_edge - slide, np.maximum(low_out - slide, low_edge - slide), skin_bottom],
-                        [skin_top, np.minimum(up_out, up_edge), up_edge, low_edge, np.maximum(low_out, low_edge),
-                         skin_bottom])
-    points = frame.origin + frame.to_image(np.stack([u, source], axis=1))
-    maps = points.reshape(y1 - y0, x1 - x0, 2).astype(np.float32)
-    maps[..., 0] -= x0
-    maps[..., 1] -= y0
+    maps = np.empty(shape + (2,), np.float32)
+    kernels.lip_source_box(maps, heights, np.ascontiguousarray(above, np.float64),
+                           np.ascontiguousarray(below, np.float64), above + below > 1e-4, inner_from, inner_to,
+                           amount, LIP_SEAM, LIP_SKIN_ABOVE, LIP_SKIN_BELOW, start, frame.ex, frame.ey, frame.iod)
     box[:] = cv2.remap(box.copy(), maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 

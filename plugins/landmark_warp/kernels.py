@@ -439,19 +439,35 @@ def lash_colours(image, points, normal, width, reach):
     return colours
 
 
-@compiled("void(uint8[:, :, :], float32[:, :, :], float32[:, :], float32[:, :], float32[:], float32[:, :], "
-          "float32[:])")
-def finish_lid_box(box, soft, lash, smooth, colour, crease, shade):
-    """Mix a rendered eye box (h, w, 3 uint8, in place) with its cover `soft` by `smooth`, the cover darkened by
-    `crease` (h, w) times `shade` (per channel), then with the lash `colour` by `lash` (weighted means, as
-    cv2.blendLinear)."""
+@compiled("void(uint8[:, :, :], float32[:, :, :], float32[:, :, :], float32[:, :, :], float32[:, :, :], "
+          "float32[:, :], float32[:, :], float32[:], float32[:], float64[:], float64[:])")
+def finish_lid_box(box, own, mirror, grain, place, lash, smooth, colour, shade, along, model):
+    """Cover a closing lid's rendered box (h, w, 3 uint8, in place; see `warp.close_lid`): per pixel the cover is the
+    lid's `own` shading turning to the `mirror`ed skin by its height on the lid (`place[..., 0]`, up to
+    `model[1]`) away from the eye's corners, plus the `grain`; darkened by the crease (`shade` per channel at its
+    deepest) lying `model[2]` eye widths above the lid's edge (at most `model[3]` of its stretch; `place[..., 1]` is
+    each pixel's height above the edge), `model[4]` / `model[5]` soft below / above, faded under a low brow (stretch
+    `model[6]` to `model[7]`); mixed with the picture by `smooth`, then with the lash `colour` by `lash` (weighted
+    means, as cv2.blendLinear). `along` is (x0, y0, axis x, axis y, width): pixel (x, y) lies (x + x0, y + y0) from
+    the eye's outer corner, the eye's axis and width in pixels; the mirrored skin and the crease fade out over
+    `model[0]` eye widths towards either corner."""
     eps = np.float32(1e-5)
+    width = along[4]
     for y in range(box.shape[0]):
         for x in range(box.shape[1]):
             s, a = smooth[y, x], lash[y, x]
             s_rest, a_rest = np.float32(1.0) - s, np.float32(1.0) - a
+            rise, lifted = place[y, x, 0], place[y, x, 1]
+            position = (x + along[0]) * along[2] + (y + along[1]) * along[3]
+            ends = _smoothstep(0.0, model[0], min(position, width - position) / width)
+            share = _smoothstep(0.0, model[1], rise) * ends
+            span = lifted / max(1.0 - rise, 0.05)
+            above = lifted - min(model[2], model[3] * span)
+            soft = model[5] if above > 0 else model[4]
+            crease = math.exp(-(above / soft) ** 2) * ends * _smoothstep(model[6], model[7], span)
             for c in range(3):
-                cover = soft[y, x, c] * (np.float32(1.0) - crease[y, x] * shade[c])
+                skin = own[y, x, c] + share * (mirror[y, x, c] - own[y, x, c]) + grain[y, x, c]
+                cover = np.float32(skin) * (np.float32(1.0) - np.float32(crease) * shade[c])
                 mixed = (cover * s + np.float32(box[y, x, c]) * s_rest) / (s + s_rest + eps)
                 # (clipped: a cover whose tone is matched, or its grain, can pass 255; it wrapped round to green)
                 box[y, x, c] = int(min(max((colour[c] * a + mixed * a_rest) / (a + a_rest + eps), 0.0), 255.0))

@@ -444,19 +444,24 @@ def test_real_frames_are_found_and_kept(dev_faces, landmarker, photo):
         assert change.max() > 40  # (and behind them the face moved)
 
 
+def _top_bar(rim):
+    """The columns of a rim's top bar's middle three fifths, and where its traced line runs in each."""
+    left, right = rim.path[:, 0].min(), rim.path[:, 0].max()
+    top = rim.path[rim.path[:, 1] < rim.path[:, 1].mean()]
+    top = top[np.argsort(top[:, 0])]
+    columns = np.arange(int(left + 0.2 * (right - left)), int(right - 0.2 * (right - left)))
+    return columns, np.interp(columns, top[:, 0], top[:, 1])
+
+
 def _above_top_rim(image, rim):
     """Rows 2-5 px above a rim's top bar, per column of the bar's middle three fifths: from the traced line up,
     the bar ends where the frame's tint does (black or blue-grey: its blue at least its red less 8; the brows and
     the skin are redder by 20 or more), smoothed along the bar (a median over 15 columns). Returns the columns and
     the strip's rows."""
-    path = rim.path
-    left, right = path[:, 0].min(), path[:, 0].max()
-    top = path[path[:, 1] < path[:, 1].mean()]
-    top = top[np.argsort(top[:, 0])]
-    columns = np.arange(int(left + 0.2 * (right - left)), int(right - 0.2 * (right - left)))
+    columns, line = _top_bar(rim)
     tint = image[..., 0].astype(int) - image[..., 2].astype(int)
     edges = []
-    for x, y in zip(columns, np.interp(columns, top[:, 0], top[:, 1])):
+    for x, y in zip(columns, line):
         row = int(round(y))
         while tint[row - 1, x] >= -8 and row > y - 20:
             row -= 1
@@ -498,12 +503,9 @@ def test_the_frames_layer_takes_no_tufts_of_brow_hair_above_a_top_bar(dev_faces,
     x0, y0 = layer.box[:2]
     solid = layer.alpha[..., 0] > 0.5
     for rim in rims[:2]:
-        left, right = rim.path[:, 0].min(), rim.path[:, 0].max()
-        top = rim.path[rim.path[:, 1] < rim.path[:, 1].mean()]
-        top = top[np.argsort(top[:, 0])]
-        columns = np.arange(int(left + 0.2 * (right - left)), int(right - 0.2 * (right - left)))
+        columns, line = _top_bar(rim)
         edge = []
-        for x, y in zip(columns, np.interp(columns, top[:, 0], top[:, 1])):
+        for x, y in zip(columns, line):
             column, row = solid[:, x - x0], int(round(y)) - y0
             while row > 0 and column[row - 1]:
                 row -= 1
@@ -524,11 +526,7 @@ def test_a_top_bars_lit_upper_edge_stays_with_the_frame(dev_faces, landmarker, p
     out = edited(image, face, eyebrow=10).astype(int)
     assert np.abs(out - image).max() > 40  # (the brows went up)
     for rim in rims[:2]:
-        left, right = rim.path[:, 0].min(), rim.path[:, 0].max()
-        top = rim.path[rim.path[:, 1] < rim.path[:, 1].mean()]
-        top = top[np.argsort(top[:, 0])]
-        columns = np.arange(int(left + 0.2 * (right - left)), int(right - 0.2 * (right - left)))
-        line = np.interp(columns, top[:, 0], top[:, 1])
+        columns, line = _top_bar(rim)
         rows = np.round(line[None, :] - rim.thickness * np.linspace(0.3, 0.6, 4)[:, None]).astype(int)
         moved = np.abs(out[rows, columns] - image[rows, columns].astype(int)).max(axis=2) > 12
         assert moved.mean() < 0.3, moved.mean()

@@ -411,6 +411,11 @@ class FrameLayer(NamedTuple):
         box[:] = np.clip(box * (1.0 - self.alpha) + self.pixels * self.alpha + 0.5, 0, 255).astype(np.uint8)
 
 
+def fixed_point(path: np.ndarray, corner: tuple[int, int]) -> np.ndarray:
+    """A rim's path (crop pixels) in the box whose corner is `corner`, as OpenCV draws it with `shift=2`."""
+    return np.round((path - corner) * 4).astype(np.int32)
+
+
 AROUND_DISTANCE = 3.0  # pixels around a rim this many standard deviations from the trace's tone are not frame
 UNLIKE_DISTANCE = 4.0  # ... and pixels on the rim this many from every tone around are
 AROUND_STRIDE = 3  # what is around a rim is modelled from every this many of its pixels (as well, sooner)
@@ -458,7 +463,7 @@ def trim_top_bars(mask: np.ndarray, rims: list[Rim], corner: tuple[int, int], le
     lines = np.full(mask.shape, 255, np.uint8)
     closed = [index for index, rim in enumerate(rims) if rim.closed]
     for index in closed:
-        cv2.polylines(lines, [np.round((rims[index].path - corner) * 4).astype(np.int32)], True, index, 1,
+        cv2.polylines(lines, [fixed_point(rims[index].path, corner)], True, index, 1,
                       cv2.LINE_8, shift=2)
     on_line = lines < 255
     if not on_line.any():
@@ -506,7 +511,7 @@ def frame_tinted(box: np.ndarray, rims: list[Rim], corner: tuple[int, int], on_r
     reach = np.zeros_like(out)
     for rim in rims:
         if rim.closed:
-            cv2.polylines(reach, [np.round((rim.path - corner) * 4).astype(np.int32)], True, 1,
+            cv2.polylines(reach, [fixed_point(rim.path, corner)], True, 1,
                           max(1, int(round(2 * TINT_REACH * rim.thickness))), cv2.LINE_8, shift=2)
     tint = box[..., 0].astype(np.float32) - box[..., 2]
     tinted = (tint >= max(frame_tint - TINT_TOLERANCE, around_tint + TINT_TOLERANCE)) & (reach > 0) & ~lenses
@@ -531,7 +536,7 @@ def frame_layer(source: np.ndarray, rims: list[Rim]) -> FrameLayer | None:
         return None
     band, around = np.zeros((y1 - y0, x1 - x0), np.uint8), np.zeros((y1 - y0, x1 - x0), np.uint8)
     for rim in rims:
-        line = [np.round((rim.path - (x0, y0)) * 4).astype(np.int32)]
+        line = [fixed_point(rim.path, (x0, y0))]
         cv2.polylines(band, line, rim.closed, 255, max(1, int(round(rim.thickness + 2))), cv2.LINE_8, shift=2)
         cv2.polylines(around, line, rim.closed, 255, max(1, int(round(2 * rim.thickness + 6))), cv2.LINE_8, shift=2)
     # The pixels along the line whose shade is nearer the rim's than the skin's around it, a little more ...
@@ -568,7 +573,7 @@ def frame_layer(source: np.ndarray, rims: list[Rim]) -> FrameLayer | None:
     part = np.searchsorted(np.partition(shade, thirds)[thirds], shade) if len(shade) >= 12 else shade
     around_tones = [ToneModel.fit(nearby[:, part == k]) for k in range(3) if np.count_nonzero(part == k) > 3]
     lenses = np.zeros_like(mask)
-    cv2.fillPoly(lenses, [np.round((rim.path - (x0, y0)) * 4).astype(np.int32) for rim in rims if rim.closed], 1,
+    cv2.fillPoly(lenses, [fixed_point(rim.path, (x0, y0)) for rim in rims if rim.closed], 1,
                  shift=2)
     # (only beyond the rims: inside, the lenses' own edges are light lines like the skin, but they are glasses too)
     beyond = np.flatnonzero((mask & (lenses == 0)).ravel())

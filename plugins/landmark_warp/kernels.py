@@ -276,8 +276,9 @@ def mouth_polygon(upper, lower, width, height):
 
 
 @compiled("UniTuple(float64[:], 2)(float64[:, :], float64[:], float64[:], float64[:])")
-def _lip_heights(contour, origin, ex, ey):
-    """A lip contour (image pixels) in face units, as its u (across) and v (down) in increasing u."""
+def _in_face_units(contour, origin, ex, ey):
+    """A contour (image pixels; a lip's, a brow's edge, a lid) in face units, as its u (across) and v (down) in
+    increasing u (`origin` is the face frame's origin, `ex`, `ey` its axes divided by the inter-ocular distance)."""
     u = np.empty(contour.shape[0])
     v = np.empty(contour.shape[0])
     for i in range(contour.shape[0]):
@@ -301,8 +302,8 @@ def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightn
     inner lips in image pixels. Each pixel mixes `colours` (rows: cavity, tongue, tooth, BGR) over what was
     there (see `warp.paint_mouth`).
     """
-    upper_u, upper_v = _lip_heights(upper, origin, ex, ey)
-    lower_u, lower_v = _lip_heights(lower, origin, ex, ey)
+    upper_u, upper_v = _in_face_units(upper, origin, ex, ey)
+    lower_u, lower_v = _in_face_units(lower, origin, ex, ey)
     start_x, start_y = corner[0] - origin[0], corner[1] - origin[1]  # pixel (0, 0) relative to the origin
     height, width = roi.shape[0], roi.shape[1]
     left, right = upper_u[0], upper_u[upper_u.shape[0] - 1]
@@ -612,21 +613,25 @@ def fold_brow_box(part, start, ex, ey, brow_u, brow_v, lid_u, lid_v, stay_x, sta
             part[y, x, 1] += np.float32(weight * drop * down[1])
 
 
-@compiled("void(float32[:, :], float64[:], float64[:], float64[:], float64[:], float64[:], float64[:], float64[:], "
+@compiled("void(float32[:, :], float64[:], float64[:], float64[:], float64[:], float64[:, :], float64[:, :], "
           "float64, float64, float64)")
-def brow_shadow_box(shade, start, ex, ey, brow_u, brow_v, lid_u, lid_v, fade, gain, inner_weight):
+def brow_shadow_box(shade, corner, origin, ex, ey, brow, lid, fade, gain, inner_weight):
     """The shade a lowered brow casts on the skin down to its upper lid, into `shade` (h, w; see
-    `warp.brow_shadow`): `start` is the box's pixel (0, 0) relative to the face frame's origin, `ex` and `ey` the
-    frame's axes divided by the inter-ocular distance; the brow's lower edge (`brow_u`, `brow_v`) and the lid
-    (`lid_u`, `lid_v`) in increasing u (face units). The shade is `gain` in a band from a fifth of the way down to
-    past half of it, `inner_weight` of it at the brow's outer end growing to all of it at the inner end, faded in
-    over `fade` (face units) at the ends of brow and lid together."""
+    `warp.brow_shadow`): pixel (x, y) is image pixel `corner` + (x, y), `origin` the face frame's origin and `ex`,
+    `ey` its axes divided by the inter-ocular distance; `brow` is the brow's lower edge and `lid` the upper lid
+    (image pixels). The shade is `gain` in a band from a fifth of the way down to past half of it, `inner_weight`
+    of it at the brow's outer end growing to all of it at the inner end, faded in over `fade` of their width
+    together at either end."""
+    brow_u, brow_v = _in_face_units(brow, origin, ex, ey)
+    lid_u, lid_v = _in_face_units(lid, origin, ex, ey)
     first = min(brow_u[0], lid_u[0])
     last = max(brow_u[brow_u.shape[0] - 1], lid_u[lid_u.shape[0] - 1])
+    fade *= last - first
+    start_x, start_y = corner[0] - origin[0], corner[1] - origin[1]
     j_brow = j_lid = 0
     for y in range(shade.shape[0]):
         for x in range(shade.shape[1]):
-            px, py = start[0] + x, start[1] + y
+            px, py = start_x + x, start_y + y
             u = px * ex[0] + py * ex[1]
             v = px * ey[0] + py * ey[1]
             j_brow, j_lid = _segment(u, brow_u, j_brow), _segment(u, lid_u, j_lid)
@@ -638,20 +643,24 @@ def brow_shadow_box(shade, start, ex, ey, brow_u, brow_v, lid_u, lid_v, fade, ga
             shade[y, x] = np.float32(gain * band * (inner_weight + (1.0 - inner_weight) * inner) * within)
 
 
-@compiled("void(float64[:, :, :], float64[:], float64[:], float64[:], float64, float64[:], float64[:], float64[:], "
-          "float64[:], float64[:], float64[:], float64[:], float64[:])")
-def lip_heights_box(out, start, ex, ey, iod, up_out_u, up_out_v, up_in_u, up_in_v, low_in_u, low_in_v, low_out_u,
-                    low_out_v):
-    """Per pixel of a box (its pixel (0, 0) at `start` from the face frame's origin; `ex`, `ey` the frame's unit
-    axes): its place across and down the face (u, v) and the four lip contours' heights there (face units; each
-    contour as np.interp of its points in increasing u), into `out` (h, w, 6): u, v, upper outer, upper inner, lower
-    inner, lower outer."""
+@compiled("void(float64[:, :, :], float64[:], float64[:], float64[:], float64[:], float64[:, :], float64[:, :], "
+          "float64[:, :], float64[:, :])")
+def lip_heights_box(out, corner, origin, ex, ey, upper_outer, upper_inner, lower_inner, lower_outer):
+    """Per pixel of a box (pixel (x, y) is image pixel `corner` + (x, y); `origin`, `ex`, `ey` as for
+    `paint_mouth_box`): its place across and down the face (u, v) and the four lip contours' heights there (face
+    units; each contour (image pixels) as np.interp of its points in increasing u), into `out` (h, w, 6): u, v,
+    upper outer, upper inner, lower inner, lower outer."""
+    up_out_u, up_out_v = _in_face_units(upper_outer, origin, ex, ey)
+    up_in_u, up_in_v = _in_face_units(upper_inner, origin, ex, ey)
+    low_in_u, low_in_v = _in_face_units(lower_inner, origin, ex, ey)
+    low_out_u, low_out_v = _in_face_units(lower_outer, origin, ex, ey)
+    start_x, start_y = corner[0] - origin[0], corner[1] - origin[1]
     j0 = j1 = j2 = j3 = 0
     for y in range(out.shape[0]):
         for x in range(out.shape[1]):
-            px, py = start[0] + x, start[1] + y
-            u = (px * ex[0] + py * ex[1]) / iod
-            v = (px * ey[0] + py * ey[1]) / iod
+            px, py = start_x + x, start_y + y
+            u = px * ex[0] + py * ex[1]
+            v = px * ey[0] + py * ey[1]
             j0, j1 = _segment(u, up_out_u, j0), _segment(u, up_in_u, j1)
             j2, j3 = _segment(u, low_in_u, j2), _segment(u, low_out_u, j3)
             out[y, x, 0] = u

@@ -372,9 +372,8 @@ def close_lid(box: np.ndarray, cover: tuple[np.ndarray, np.ndarray], lash: np.nd
                       width])
     model = np.array([LID_CORNERS, LID_MIRROR_TO, LID_CREASE_RISE, LID_CREASE_SPAN, LID_CREASE_DOWN, LID_CREASE_UP,
                       *LID_CREASE_ROOM])
-    kernels.finish_lid_box(box, own.astype(np.float32), mirror.astype(np.float32), grain.astype(np.float32), place,
-                           lash, weight, lid.colour, (LID_CREASE_SHADE * np.float32(lid.closure)).astype(np.float32),
-                           along, model)
+    kernels.finish_lid_box(box, own, mirror, grain, place, lash, weight, lid.colour,
+                           LID_CREASE_SHADE * np.float32(lid.closure), along, model)
 
 
 def sample_pixels(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -498,14 +497,10 @@ def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray,
     # (the heights and where each pixel reads from are two compiled loops: as numpy's whole-box steps the mouth of
     # an angry edit took 0.5 ms)
     shape = (y1 - y0, x1 - x0)
-    start = np.array([x0, y0], np.float64) - frame.origin
-    contours = []
-    for contour in (upper_outer, upper_inner, lower_inner, lower_outer):
-        local = frame.local(contour)
-        local = local[np.argsort(local[:, 0], kind="stable")]
-        contours += [np.ascontiguousarray(local[:, 0]), np.ascontiguousarray(local[:, 1])]
     heights = np.empty(shape + (6,), np.float64)
-    kernels.lip_heights_box(heights, start, frame.ex, frame.ey, frame.iod, *contours)
+    kernels.lip_heights_box(heights, np.array([x0, y0], np.float64), frame.origin, frame.ex / frame.iod,
+                            frame.ey / frame.iod, *(contour.astype(np.float64) for contour in
+                                                    (upper_outer, upper_inner, lower_inner, lower_outer)))
     u, v = heights[..., 0], heights[..., 1]
     up_out, up_in = np.minimum(heights[..., 2], heights[..., 3]), heights[..., 3]
     low_in, low_out = heights[..., 4], np.maximum(heights[..., 5], heights[..., 4])
@@ -544,7 +539,8 @@ def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray,
     maps = np.empty(shape + (2,), np.float32)
     kernels.lip_source_box(maps, heights, np.ascontiguousarray(above, np.float64),
                            np.ascontiguousarray(below, np.float64), above + below > 1e-4, inner_from, inner_to,
-                           amount, LIP_SEAM, LIP_SKIN_ABOVE, LIP_SKIN_BELOW, start, frame.ex, frame.ey, frame.iod)
+                           amount, LIP_SEAM, LIP_SKIN_ABOVE, LIP_SKIN_BELOW,
+                           np.array([x0, y0], np.float64) - frame.origin, frame.ex, frame.ey, frame.iod)
     box[:] = cv2.remap(box.copy(), maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -718,21 +714,17 @@ def brow_shadow(image: np.ndarray, frame: geo.FaceFrame, brows: list[np.ndarray]
         if box is None:
             continue
         x0, y0, x1, y1 = box
-        brow_local, lid_local = frame.local(brow), frame.local(lid)
-        brow_local, lid_local = brow_local[np.argsort(brow_local[:, 0])], lid_local[np.argsort(lid_local[:, 0])]
         # (faded in over a tenth of the eye's width at each end: a hard edge showed as a box of shade; the inner end
         # shaded most, as the brows' own lowering is (geometry._offsets); warm, as the creases: a grey band looked
         # drawn; one compiled loop: as numpy's whole-box steps it took 0.35 ms a face)
-        extent = max(brow_local[-1, 0], lid_local[-1, 0]) - min(brow_local[0, 0], lid_local[0, 0])
         shade = np.empty((y1 - y0, x1 - x0), np.float32)
-        kernels.brow_shadow_box(shade, np.array([x0, y0], np.float64) - frame.origin, frame.ex / frame.iod,
-                                frame.ey / frame.iod, np.ascontiguousarray(brow_local[:, 0]),
-                                np.ascontiguousarray(brow_local[:, 1]), np.ascontiguousarray(lid_local[:, 0]),
-                                np.ascontiguousarray(lid_local[:, 1]), 0.1 * extent, BROW_SHADOW * strength, 0.4)
+        kernels.brow_shadow_box(shade, np.array([x0, y0], np.float64), frame.origin, frame.ex / frame.iod,
+                                frame.ey / frame.iod, brow.astype(np.float64), lid.astype(np.float64), 0.1,
+                                BROW_SHADOW * strength, 0.4)
         # (blurred by `BROW_SHADOW_BLUR` px: on a small face the band, narrower than a pixel where the brow comes
         # down near the lid, fell on some pixels and missed their neighbours, a dotted line along the brow:
         # dlib_2008_002079, 26 px between the eyes)
-        shade_skin(image[y0:y1, x0:x1], cv2.GaussianBlur(shade.astype(np.float32), (0, 0), BROW_SHADOW_BLUR))
+        shade_skin(image[y0:y1, x0:x1], cv2.GaussianBlur(shade, (0, 0), BROW_SHADOW_BLUR))
 
 
 BROW_FOLD_SOFT = 1.2  # px: the lowered brow's edge over the lid's skin is this soft (the map changes over it)

@@ -532,6 +532,49 @@ def test_a_top_bars_lit_upper_edge_stays_with_the_frame(dev_faces, landmarker, p
         assert moved.mean() < 0.3, moved.mean()
 
 
+def _openings(face):
+    return [np.concatenate([face.landmarks[list(upper), :2], face.landmarks[list(lower[::-1]), :2]])
+            for upper, lower in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER), (geo.EYE_B_UPPER, geo.EYE_B_LOWER))]
+
+
+def test_a_lens_reflection_stays_on_the_lens_when_the_brows_rise(dev_faces, landmarker):
+    # interfaces_016's lenses reflect a light just under their top bars. Moved with the face behind, a raised brow
+    # drew each reflection up above its bar, a white streak on the brow's skin: 31 and 11 pixels above the bars
+    # (up to a quarter of the eyes' distance) turned near-white (grey 215 or more, none were) before; none now.
+    # The reflection stays where it was, on the lens.
+    image, face = largest_face(dev_faces / "interfaces_016.jpg", landmarker)
+    rims = glasses.find_rims(image, face.landmarks.astype(np.float64))
+    out = edited(image, face, eyebrow=10)
+    assert np.abs(out.astype(int) - image).max() > 40  # (the brows went up)
+    grey, after = (cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY).astype(int) for picture in (image, out))
+    for rim in rims[:2]:
+        left, right = rim.path[:, 0].min(), rim.path[:, 0].max()
+        top = rim.path[rim.path[:, 1] < rim.path[:, 1].mean()]
+        top = top[np.argsort(top[:, 0])]
+        columns = np.arange(int(left), int(right))
+        line = np.interp(columns, top[:, 0], top[:, 1])
+        above = np.arange(int(rim.thickness + 2), int(0.25 * face.inter_ocular_px))
+        rows = np.round(line[None, :] - above[:, None]).astype(int)
+        columns = np.broadcast_to(columns, rows.shape)
+        assert not (grey[rows, columns] >= 215).any()
+        assert (after[rows, columns] >= 215).sum() <= 2
+    frames = glasses.frame_layer(image, rims)
+    layer = glasses.with_glints(frames, image, _openings(face), face.inter_ocular_px)
+    x0, y0 = layer.box[:2]
+    held = np.argwhere((layer.alpha[..., 0] > 0.99) & (frames.alpha[..., 0] < 0.1)) + (y0, x0)
+    assert len(held) and (grey[held[:, 0], held[:, 1]] >= 215).any()  # (the reflections were found ...)
+    assert np.abs(after[held[:, 0], held[:, 1]] - grey[held[:, 0], held[:, 1]]).max() <= 3  # (... and held)
+
+
+def test_the_lenses_own_edges_are_not_taken_for_reflections(dev_faces, landmarker):
+    # interfaces_050's lenses show their edges as light lines inside the rims, and lit skin through them: held in
+    # place as reflections, they were left behind as pale specks when the face moved. Only what is about as bright
+    # as the picture gets is a reflection; there is none on these lenses.
+    image, face = largest_face(dev_faces / "interfaces_050.jpg", landmarker)
+    layer = glasses.frame_layer(image, glasses.find_rims(image, face.landmarks.astype(np.float64)))
+    assert glasses.with_glints(layer, image, _openings(face), face.inter_ocular_px) is layer
+
+
 def test_no_frames_are_found_on_faces_without_glasses(dev_faces, landmarker):
     # Lids' creases, brows, the lines under the eyes and wrinkles make paths round an eye too; none is a frame.
     for photo in ("facerec_obama.jpg", "dlib_tom_cruise_avp_2014_4.jpg", "interfaces_001.jpg", "interfaces_028.jpg",

@@ -8,7 +8,8 @@ clearly, at nearly every angle: a lid's crease, the lines under an eye, a brow o
 one that hugs the eye and is weaker in places (measured on the development photos: a frame's line stood out by
 25-55 grey levels at four angles in five, the strongest lines of faces without glasses by 20 at most). Two rims
 found, the bridge between them is the best such path across the nose. The caller warps the face with the frames
-taken out (filled in from what is beside them) and lays the frames back on top, where they were.
+taken out (filled in from what is beside them) and lays the frames back on top, where they were, with the lenses'
+reflections of a light (they are on the glass, not the face).
 """
 
 from __future__ import annotations
@@ -409,6 +410,58 @@ class FrameLayer(NamedTuple):
         x0, y0, x1, y1 = self.box
         box = picture[y0:y1, x0:x1]
         box[:] = np.clip(box * (1.0 - self.alpha) + self.pixels * self.alpha + 0.5, 0, 255).astype(np.uint8)
+
+
+# Reflections on the lenses are the glasses' too: held where they are while the face behind moves (moved with it, a
+# reflection under a top bar rose above the bar as a white streak when the brows were raised: interfaces_016). They
+# are what inside a lens, away from the eyes, is brighter than the lens around by this many grey levels, thinner than
+# this (inter-ocular distances), and greyish (HSV saturation at most this), in patches that reach within this many
+# grey levels of the face's brightest pixel: a reflection of a light is about as bright as the picture gets. (Without
+# that, the lenses' own edges and the lit skin seen through them on interfaces_050, at most 226 where the face's
+# brightest are 255, were held too, and were left behind as pale specks when the face moved.)
+GLINT_RISE, GLINT_SIZE, GLINT_GREY, GLINT_PEAK = 25, 0.06, 70, 20
+GLINT_EYE_CLEAR = 0.08  # the eye openings, grown by this many inter-ocular distances, are not searched (the whites)
+# Below this size (px) a reflection is not told from the skin's grain seen through the lens: none are looked for (on
+# dlib_2008_002506, 40 px between the eyes, a 3 px search held specks of the brows' edge still and the frown read less).
+GLINT_LEAST = 5
+
+
+def with_glints(layer: FrameLayer, source: np.ndarray, openings: list[np.ndarray], iod: float) -> FrameLayer:
+    """`layer` with the lenses' reflections in `source` (the crop) added to what it holds in place; `openings` are
+    the eye openings' outlines (crop pixels)."""
+    size = int(round(GLINT_SIZE * iod)) | 1
+    if size < GLINT_LEAST:
+        return layer
+    x0, y0, x1, y1 = layer.box
+    box = source[y0:y1, x0:x1]
+    grey = cv2.cvtColor(box, cv2.COLOR_BGR2GRAY)
+    rise = cv2.morphologyEx(grey, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
+    candidate = (rise > GLINT_RISE) & layer.lenses
+    eyes = np.zeros(grey.shape, np.uint8)
+    cv2.fillPoly(eyes, [np.round(outline - (x0, y0)).astype(np.int32) for outline in openings], 1)
+    clear = max(1, int(round(GLINT_EYE_CLEAR * iod)))
+    eyes = cv2.dilate(eyes, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * clear + 1, 2 * clear + 1)))
+    candidate &= eyes == 0
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(candidate.view(np.uint8), connectivity=8)
+    peaks = np.zeros(count, np.uint8)
+    np.maximum.at(peaks, labels[candidate], grey[candidate])
+    bright = peaks >= cv2.minMaxLoc(cv2.cvtColor(source, cv2.COLOR_BGR2GRAY))[1] - GLINT_PEAK
+    bright[0] = False
+    if not bright.any():
+        return layer
+    # (in the box round the bright patches only: their greyish pixels, grown a little and softened as the frames)
+    grow = 2 + int(math.ceil(1.5 * EDGE))
+    left, top = np.maximum(stats[bright, :2].min(axis=0) - grow, 0)
+    right, bottom = np.minimum((stats[bright, :2] + stats[bright, 2:4]).max(axis=0) + grow, grey.shape[::-1])
+    part = bright[labels[top:bottom, left:right]]
+    colours = box[top:bottom, left:right][part].astype(np.int32)  # (HSV saturation: the spread over the largest)
+    largest = colours.max(axis=1)
+    part[part] = (largest - colours.min(axis=1)) * 255 <= GLINT_GREY * np.maximum(largest, 1)
+    mask = cv2.dilate(part.view(np.uint8), np.ones((3, 3), np.uint8)) * 255
+    alpha = layer.alpha.copy()
+    np.maximum(alpha[top:bottom, left:right], cv2.GaussianBlur(mask, (0, 0), EDGE / 2)[..., None] / np.float32(255.0),
+               out=alpha[top:bottom, left:right])
+    return layer._replace(alpha=alpha)
 
 
 def fixed_point(path: np.ndarray, corner: tuple[int, int]) -> np.ndarray:

@@ -896,6 +896,10 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     # Glasses' frames are not skin: they are taken out of what moves and laid back where they were.
     rims = glasses.find_rims(source, marks)
     frames = glasses.frame_layer(source, rims) if rims else None
+    if frames is not None:  # (and the lenses' reflections, on the glass)
+        openings = [np.concatenate([marks[list(upper), :2], marks[list(lower[::-1]), :2]])
+                    for upper, lower in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER), (geo.EYE_B_UPPER, geo.EYE_B_LOWER))]
+        frames = glasses.with_glints(frames, source, openings, frame.iod)
     gaze_x, gaze_y = params["pupil_x"] / 15.0, params["pupil_y"] / 15.0
     if frames is not None or gaze_x or gaze_y:
         source = source.copy()

@@ -561,7 +561,8 @@ def test_a_lens_reflection_stays_on_the_lens_when_the_brows_rise(dev_faces, land
     frames = glasses.frame_layer(image, rims)
     layer = glasses.with_glints(frames, image, _openings(face), face.inter_ocular_px)
     x0, y0 = layer.box[:2]
-    held = np.argwhere((layer.alpha[..., 0] > 0.99) & (frames.alpha[..., 0] < 0.1)) + (y0, x0)
+    assert layer.glints is not None
+    held = np.argwhere((layer.glints[..., 0] > 0.99) & (frames.alpha[..., 0] < 0.1)) + (y0, x0)
     assert len(held) and (grey[held[:, 0], held[:, 1]] >= 215).any()  # (the reflections were found ...)
     assert np.abs(after[held[:, 0], held[:, 1]] - grey[held[:, 0], held[:, 1]]).max() <= 3  # (... and held)
 

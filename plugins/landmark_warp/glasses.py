@@ -372,16 +372,21 @@ class FrameLayer(NamedTuple):
     pixels: np.ndarray
     alpha: np.ndarray
     lenses: np.ndarray  # where the box is inside a rim (bool)
+    glints: np.ndarray | None = None  # how much of each pixel is a reflection on a lens (as `alpha`; `with_glints`)
 
     def take_out(self, source: np.ndarray, iod: float) -> None:
         """Fill the frames in from what is beside them, in `source` (the crop), in place: what is seen where a
         frame was once the face behind it moves. Each pixel under a frame takes the pixels mirrored about the
         frame's two edges (the lens's side and the other), weighted by how near each edge is: the skin, a brow's
         hairs, keep their grain (a smooth fill looked painted once it moved into view). A little more than the
-        frames is filled: their soft edges and colour fringes would be dragged along as streaks."""
+        frames is filled: their soft edges and colour fringes would be dragged along as streaks. Reflections are
+        filled smoothly from the lens around them (mirrored, a reflection's trail and halo came back as a grey
+        ghost of it, which rose above the bar with the brows)."""
         x0, y0, x1, y1 = self.box
         box = source[y0:y1, x0:x1]
         grow = max(1, int(round(FILL_GROW * iod)))
+        if self.glints is not None:
+            self._fill_glints(box, grow)
         mask = cv2.dilate((self.alpha[..., 0] > 0.02).astype(np.uint8),
                           cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
         inside = np.flatnonzero(mask.ravel())
@@ -405,11 +410,29 @@ class FrameLayer(NamedTuple):
         box[ys, xs] = np.clip(sum(r * (w / total)[:, None] for r, w in zip(reads, weights)) + 0.5, 0,
                               255).astype(np.uint8)
 
+    def _fill_glints(self, box: np.ndarray, grow: int) -> None:
+        """Fill the reflections (grown by `grow` px) in `box` in place from what is around them but frame (OpenCV's
+        inpainting, in the box round them: the frames are left out of what it reads)."""
+        assert self.glints is not None
+        glint = self.glints[..., 0] > 0.02
+        rows, columns = np.flatnonzero(glint.any(axis=1)), np.flatnonzero(glint.any(axis=0))
+        reach = 2 * grow + 2
+        top, bottom = max(0, rows[0] - reach), min(box.shape[0], rows[-1] + reach + 1)
+        left, right = max(0, columns[0] - reach), min(box.shape[1], columns[-1] + reach + 1)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        unknown = cv2.dilate((glint[top:bottom, left:right] | (self.alpha[top:bottom, left:right, 0] > 0.02))
+                             .view(np.uint8), kernel)
+        part = box[top:bottom, left:right]
+        filled = cv2.inpaint(np.ascontiguousarray(part), unknown, grow + 1, cv2.INPAINT_TELEA)
+        own = cv2.dilate(glint[top:bottom, left:right].view(np.uint8), kernel).view(bool)
+        part[own] = filled[own]
+
     def put_back(self, picture: np.ndarray) -> None:
-        """Lay the frames over `picture` (the edited crop), in place, where they were."""
+        """Lay the frames (and the reflections) over `picture` (the edited crop), in place, where they were."""
         x0, y0, x1, y1 = self.box
         box = picture[y0:y1, x0:x1]
-        box[:] = np.clip(box * (1.0 - self.alpha) + self.pixels * self.alpha + 0.5, 0, 255).astype(np.uint8)
+        alpha = self.alpha if self.glints is None else np.maximum(self.alpha, self.glints)
+        box[:] = np.clip(box * (1.0 - alpha) + self.pixels * alpha + 0.5, 0, 255).astype(np.uint8)
 
 
 # Reflections on the lenses are the glasses' too: held where they are while the face behind moves (moved with it, a
@@ -457,11 +480,12 @@ def with_glints(layer: FrameLayer, source: np.ndarray, openings: list[np.ndarray
     colours = box[top:bottom, left:right][part].astype(np.int32)  # (HSV saturation: the spread over the largest)
     largest = colours.max(axis=1)
     part[part] = (largest - colours.min(axis=1)) * 255 <= GLINT_GREY * np.maximum(largest, 1)
+    if not part.any():
+        return layer
     mask = cv2.dilate(part.view(np.uint8), np.ones((3, 3), np.uint8)) * 255
-    alpha = layer.alpha.copy()
-    np.maximum(alpha[top:bottom, left:right], cv2.GaussianBlur(mask, (0, 0), EDGE / 2)[..., None] / np.float32(255.0),
-               out=alpha[top:bottom, left:right])
-    return layer._replace(alpha=alpha)
+    glints = np.zeros_like(layer.alpha)
+    glints[top:bottom, left:right] = cv2.GaussianBlur(mask, (0, 0), EDGE / 2)[..., None] / np.float32(255.0)
+    return layer._replace(glints=glints)
 
 
 def fixed_point(path: np.ndarray, corner: tuple[int, int]) -> np.ndarray:

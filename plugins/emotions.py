@@ -13,7 +13,7 @@ def register_emotions(register):
              description="a broad smile: corners up and out, cheeks lifted",
              recognise={"mouthSmileLeft": 0.5, "mouthSmileRight": 0.5, "cheekSquintLeft": 0.1,
                         "cheekSquintRight": 0.1})
-    register("surprised", {"aaa": 72, "eyebrow": 12, "blink": 4, "woo": 6}, label="Surprised",
+    register("surprised", {"aaa": 72, "eyebrow": 12, "blink": 4, "woo": 6, "smile": -0.1}, label="Surprised",
              description="jaw dropped, brows raised, eyes wide",
              recognise={"jawOpen": 0.4, "browInnerUp": 0.3, "browOuterUpLeft": 0.1, "browOuterUpRight": 0.1,
                         "eyeWideLeft": 0.05, "eyeWideRight": 0.05})

@@ -6,7 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from engine.config import load_settings
 from engine.expression import Expression
+from engine.plugins import load_plugins
 from plugins.landmark_warp import geometry as geo
 from plugins.landmark_warp import glasses
 from plugins.landmark_warp.warp import GLABELLA, edit_face
@@ -183,6 +185,22 @@ def test_smile_at_its_lowest_turns_the_corners_down(dev_faces, landmarker, photo
     out = edited(image, face, smile=-0.3)
     after = seen_again(landmarker, out, face)
     assert _corner_lift(after) < min(0.0, _corner_lift(face) - 0.045)
+
+
+@pytest.mark.parametrize("photo", ["interfaces_071.jpg", "interfaces_089.jpg", "dlib_tom_cruise_avp_2014_4.jpg"])
+def test_surprise_takes_a_smile_away(dev_faces, landmarker, photo):
+    # The surprised preset on a broad smile: the jaw dropped under a smile that stayed, a wider laugh (fer read
+    # 071 as happy when mirrored or scaled). Its corners come level as the jaw drops: MediaPipe's mouthSmile after
+    # surprised was 0.75, 0.76 and 0.97 of what it was before (071, 089, tom_cruise); 0.28, 0.38 and 0.49 now.
+    registry = load_plugins(load_settings({}, {"XDG_CONFIG_HOME": "/nonexistent"}))
+    image, face = largest_face(dev_faces / photo, landmarker)
+    out = image.copy()
+    edit_face(out, face.landmarks, registry.expression([("surprised", 1.0)]).as_dict())
+    after = seen_again(landmarker, out, face)
+    smile = lambda f: (f.blendshapes["mouthSmileLeft"] + f.blendshapes["mouthSmileRight"]) / 2  # noqa: E731
+    assert smile(face) > 0.7  # (a broad smile to start with)
+    assert smile(after) < 0.6 * smile(face), (smile(face), smile(after))
+    assert after.blendshapes["jawOpen"] > face.blendshapes["jawOpen"] + 0.2  # (and the jaw dropped)
 
 
 def _dark_share(picture, face):

@@ -550,9 +550,12 @@ def test_a_top_bars_lit_upper_edge_stays_with_the_frame(dev_faces, landmarker, p
         assert moved.mean() < 0.3, moved.mean()
 
 
-def _openings(face):
-    return [np.concatenate([face.landmarks[list(upper), :2], face.landmarks[list(lower[::-1]), :2]])
-            for upper, lower in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER), (geo.EYE_B_UPPER, geo.EYE_B_LOWER))]
+def _glints(image, face, layer=None):
+    """`glasses.with_glints` on `image` (the frames' layer found there unless given) for `face`."""
+    layer = layer or glasses.frame_layer(image, glasses.find_rims(image, face.landmarks.astype(np.float64)))
+    openings = [np.concatenate([face.landmarks[list(upper), :2], face.landmarks[list(lower[::-1]), :2]])
+                for upper, lower in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER), (geo.EYE_B_UPPER, geo.EYE_B_LOWER))]
+    return glasses.with_glints(layer, image, openings, face.landmarks[list(geo.FACE_OVAL), :2], face.inter_ocular_px)
 
 
 def test_a_lens_reflection_stays_on_the_lens_when_the_brows_rise(dev_faces, landmarker):
@@ -577,7 +580,7 @@ def test_a_lens_reflection_stays_on_the_lens_when_the_brows_rise(dev_faces, land
         assert not (grey[rows, columns] >= 215).any()
         assert (after[rows, columns] >= 215).sum() <= 2
     frames = glasses.frame_layer(image, rims)
-    layer = glasses.with_glints(frames, image, _openings(face), face.inter_ocular_px)
+    layer = _glints(image, face, frames)
     x0, y0 = layer.box[:2]
     assert layer.glints is not None
     held = np.argwhere((layer.glints[..., 0] > 0.99) & (frames.alpha[..., 0] < 0.1)) + (y0, x0)
@@ -591,7 +594,21 @@ def test_the_lenses_own_edges_are_not_taken_for_reflections(dev_faces, landmarke
     # as the picture gets is a reflection; there is none on these lenses.
     image, face = largest_face(dev_faces / "interfaces_050.jpg", landmarker)
     layer = glasses.frame_layer(image, glasses.find_rims(image, face.landmarks.astype(np.float64)))
-    assert glasses.with_glints(layer, image, _openings(face), face.inter_ocular_px) is layer
+    assert _glints(image, face, layer) is layer
+
+
+def test_lens_reflections_are_told_by_the_skin_not_by_the_rest_of_the_picture(dev_faces, landmarker):
+    # A reflection is as bright as the face's brightest skin, not the picture's brightest pixel: measured against
+    # the whole picture, 016 darkened (its reflections at 216) with a white patch beside the face (a shirt, a wall)
+    # lost all its reflections (none held), and with the patch alone they were held only because they were white.
+    image, face = largest_face(dev_faces / "interfaces_016.jpg", landmarker)
+    held = _glints(image, face).glints
+    assert held is not None and (held > 0.5).sum() > 100
+    darker = (image.astype(np.float32) * 0.85).astype(np.uint8)
+    x, y, w, h = (int(v) for v in face.box)
+    darker[y + h - 12:y + h - 2, x + 2:x + 12] = 255  # (beside the chin)
+    dim = _glints(darker, face).glints
+    assert dim is not None and (dim > 0.5).sum() > 0.5 * (held > 0.5).sum()
 
 
 def test_no_frames_are_found_on_faces_without_glasses(dev_faces, landmarker):

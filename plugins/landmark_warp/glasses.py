@@ -439,19 +439,23 @@ class FrameLayer(NamedTuple):
 # reflection under a top bar rose above the bar as a white streak when the brows were raised: interfaces_016). They
 # are what inside a lens, away from the eyes, is brighter than the lens around by this many grey levels, thinner than
 # this (inter-ocular distances), and greyish (HSV saturation at most this), in patches that reach within this many
-# grey levels of the face's brightest pixel: a reflection of a light is about as bright as the picture gets. (Without
-# that, the lenses' own edges and the lit skin seen through them on interfaces_050, at most 226 where the face's
-# brightest are 255, were held too, and were left behind as pale specks when the face moved.)
-GLINT_RISE, GLINT_SIZE, GLINT_GREY, GLINT_PEAK = 25, 0.06, 70, 20
+# grey levels of the face's brightest skin (the 99.9th percentile of the face's skin, the glasses left out): a
+# reflection of a light is at least as bright as a shine on the skin. (Without that, the lenses' own edges and the
+# lit skin seen through them on interfaces_050, at most 226 where its skin reaches 254, were held too, and were left
+# behind as pale specks when the face moved; measured against the whole crop's brightest pixel instead, a white
+# shirt or wall in the crop hid 016's reflections, and a picture with no white in it took 050's lens edges.)
+GLINT_RISE, GLINT_SIZE, GLINT_GREY, GLINT_PEAK = 25, 0.06, 70, 15
+GLINT_SKIN_RANK = 0.999
 GLINT_EYE_CLEAR = 0.08  # the eye openings, grown by this many inter-ocular distances, are not searched (the whites)
 # Below this size (px) a reflection is not told from the skin's grain seen through the lens: none are looked for (on
 # dlib_2008_002506, 40 px between the eyes, a 3 px search held specks of the brows' edge still and the frown read less).
 GLINT_LEAST = 5
 
 
-def with_glints(layer: FrameLayer, source: np.ndarray, openings: list[np.ndarray], iod: float) -> FrameLayer:
+def with_glints(layer: FrameLayer, source: np.ndarray, openings: list[np.ndarray], outline: np.ndarray,
+                iod: float) -> FrameLayer:
     """`layer` with the lenses' reflections in `source` (the crop) added to what it holds in place; `openings` are
-    the eye openings' outlines (crop pixels)."""
+    the eye openings' outlines and `outline` the face's (crop pixels)."""
     size = int(round(GLINT_SIZE * iod)) | 1
     if size < GLINT_LEAST:
         return layer
@@ -468,7 +472,7 @@ def with_glints(layer: FrameLayer, source: np.ndarray, openings: list[np.ndarray
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidate.view(np.uint8), connectivity=8)
     peaks = np.zeros(count, np.uint8)
     np.maximum.at(peaks, labels[candidate], grey[candidate])
-    bright = peaks >= cv2.minMaxLoc(cv2.cvtColor(source, cv2.COLOR_BGR2GRAY))[1] - GLINT_PEAK
+    bright = peaks >= skin_brightest(source, layer, outline) - GLINT_PEAK
     bright[0] = False
     if not bright.any():
         return layer
@@ -486,6 +490,19 @@ def with_glints(layer: FrameLayer, source: np.ndarray, openings: list[np.ndarray
     glints = np.zeros_like(layer.alpha)
     glints[top:bottom, left:right] = cv2.GaussianBlur(mask, (0, 0), EDGE / 2)[..., None] / np.float32(255.0)
     return layer._replace(glints=glints)
+
+
+def skin_brightest(source: np.ndarray, layer: FrameLayer, outline: np.ndarray) -> int:
+    """The grey level of the brightest skin (`GLINT_SKIN_RANK` of it) inside the face's `outline` in `source` (the
+    crop), the frames and lenses of `layer` left out."""
+    face = np.zeros(source.shape[:2], np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(np.round(outline).astype(np.int32)), 1)
+    x0, y0, x1, y1 = layer.box
+    face[y0:y1, x0:x1][layer.lenses | (layer.alpha[..., 0] > 0.1)] = 0
+    counts = cv2.calcHist([cv2.cvtColor(source, cv2.COLOR_BGR2GRAY)], [0], face, [256], [0, 256]).ravel()
+    if not counts.sum():
+        return 255
+    return int(np.searchsorted(np.cumsum(counts), GLINT_SKIN_RANK * counts.sum()))
 
 
 def fixed_point(path: np.ndarray, corner: tuple[int, int]) -> np.ndarray:

@@ -899,7 +899,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     if frames is not None:  # (and the lenses' reflections, on the glass)
         openings = [np.concatenate([marks[list(upper), :2], marks[list(lower[::-1]), :2]])
                     for upper, lower in ((geo.EYE_A_UPPER, geo.EYE_A_LOWER), (geo.EYE_B_UPPER, geo.EYE_B_LOWER))]
-        frames = glasses.with_glints(frames, source, openings, frame.iod)
+        frames = glasses.with_glints(frames, source, openings, marks[FACE_OVAL_IDS, :2], frame.iod)
     gaze_x, gaze_y = params["pupil_x"] / 15.0, params["pupil_y"] / 15.0
     if frames is not None or gaze_x or gaze_y:
         source = source.copy()

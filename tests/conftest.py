@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import faces_dir
+from tests.helpers import ROOT, faces_dir
+
+# No test reads the developer's own config folder (plugins.d, facesynth.toml): the tests' `load_settings(...,
+# {"XDG_CONFIG_HOME": ...})` keeps its settings out, but the plugin folders are found from the process's own
+# environment (engine.config.user_config_dir), where a user's emotion plugin could change a preset under a test.
+os.environ["XDG_CONFIG_HOME"] = str(ROOT / "tests" / "data" / "no-config")
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from plugins.landmark_warp.warp import (
     LID_MODEL,
     LID_REACH,
     MOUTH_COLOURS,
+    TONGUE,
     TPS_REGULARISATION,
     tps_eval,
     tps_fit,
@@ -126,7 +127,7 @@ def test_mouth_paint_covers_only_the_opening_and_darkens_it():
     upper = np.array([[5.0, 20.0], [30.0, 8.0], [55.0, 20.0]])
     lower = np.array([[5.0, 20.0], [30.0, 38.0], [55.0, 20.0]])
     kernels.paint_mouth_box(roi, coverage, np.array([0, 0]), np.zeros(2), np.array([0.01, 0.0]),
-                            np.array([0.0, 0.01]), upper, lower, 1.0, True, MOUTH_COLOURS)
+                            np.array([0.0, 0.01]), upper, lower, 1.0, True, MOUTH_COLOURS, TONGUE)
     assert (roi[coverage == 0] == 180).all()
     inside = roi[20:27, 25:35].astype(int)  # (under the upper teeth, over the lower ones)
     assert inside.max() < 180 and inside.mean() < 100  # a dark cavity mid-mouth
@@ -134,6 +135,22 @@ def test_mouth_paint_covers_only_the_opening_and_darkens_it():
     # The front teeth meet at the mouth's middle (x = 30): their gap there is darker than the teeth beside it.
     row = roi[12].astype(float).mean(axis=1)
     assert row[28] - row[30] > 10 and row[32] - row[30] > 10, row[26:35]
+
+
+def test_a_wide_open_mouth_shows_a_lit_tongue():
+    """A mouth 1.1 IOD wide, open 0.42 IOD (100 px per IOD): a tongue fills the bottom of the opening, red and lit at
+    its crest. (It was a dark crescent on the lower lip: red 106 above the lower teeth, 1% of the opening red.)"""
+    roi = np.full((60, 120, 3), 180, np.uint8)
+    upper = np.array([[5.0, 12.0], [60.0, 8.0], [115.0, 12.0]])
+    lower = np.array([[5.0, 12.0], [60.0, 50.0], [115.0, 12.0]])
+    coverage = np.zeros((60, 120), np.uint8)
+    cv2.fillPoly(coverage, [np.round(np.concatenate([upper, lower[::-1]])).astype(np.int32)], 255)
+    kernels.paint_mouth_box(roi, coverage, np.array([0, 0]), np.zeros(2), np.array([0.01, 0.0]),
+                            np.array([0.0, 0.01]), upper, lower, 1.0, True, MOUTH_COLOURS, TONGUE)
+    blue, green, red = (roi[..., c].astype(int) for c in range(3))
+    tongue = (coverage == 255) & (red > 110) & (red > green + 50)
+    assert tongue.mean() / (coverage == 255).mean() > 0.08
+    assert red[44, 60] > 140 and red[44, 60] > 2 * red[25, 60]  # (lit, over the dark cavity)
 
 
 def test_painted_teeth_are_rounded():
@@ -146,7 +163,7 @@ def test_painted_teeth_are_rounded():
     coverage = np.zeros((60, 120), np.uint8)
     cv2.fillPoly(coverage, [np.round(np.concatenate([upper, lower[::-1]])).astype(np.int32)], 255)
     kernels.paint_mouth_box(roi, coverage, np.array([0, 0]), np.zeros(2), np.array([0.01, 0.0]),
-                            np.array([0.0, 0.01]), upper, lower, 1.0, True, MOUTH_COLOURS)
+                            np.array([0.0, 0.01]), upper, lower, 1.0, True, MOUTH_COLOURS, TONGUE)
     grey = roi.astype(float).mean(axis=2)
     # The central incisor spans x = 60 to 73.5 (0.135 face units), its middle at 66.75.
     lit, edge = grey[15], grey[18]  # across the teeth; across their lower edge

@@ -292,15 +292,15 @@ def _in_face_units(contour, origin, ex, ey):
 
 
 @compiled("void(uint8[:, :, :], uint8[:, :], int64[:], float64[:], float64[:], float64[:], float64[:, :], "
-          "float64[:, :], float64, boolean, float32[:, :])")
-def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightness, teeth, colours):
+          "float64[:, :], float64, boolean, float32[:, :], float64[:])")
+def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightness, teeth, colours, tongue_model):
     """Paint the inside of an open mouth into `roi` (h, w, 3) uint8, in place, over `coverage` (h, w) uint8 (255
     inside the inner lips).
 
     Pixel (x, y) of `roi` is image pixel `corner` + (x, y); `origin` is the face frame's origin and `ex`, `ey`
     its axes divided by the inter-ocular distance (so face units: u across, v down). `upper` and `lower` are the
     inner lips in image pixels. Each pixel mixes `colours` (rows: cavity, tongue, tooth, BGR) over what was
-    there (see `warp.paint_mouth`).
+    there (see `warp.paint_mouth`); `tongue_model` shapes the tongue (see `warp.TONGUE`).
     """
     upper_u, upper_v = _in_face_units(upper, origin, ex, ey)
     lower_u, lower_v = _in_face_units(lower, origin, ex, ey)
@@ -335,11 +335,13 @@ def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightn
             below_up = v - v_up
             # The cavity: darkest at the lips, a little lighter mid-way.
             shading = 1.0 - 0.8 * min(abs(below_up / gap - 0.5), 0.5)
-            # Tongue: a dark red mound at the bottom of a wide opening.
-            tongue = 0.0
+            # Tongue: a red mound at the bottom of a wide opening, lit at its crest.
+            tongue = tongue_lit = 0.0
             if tongue_gain > 0.0:
-                tongue = tongue_gain * max(1.0 - (across / (0.55 * half)) ** 2 - ((v - v_low) / (0.35 * gap)) ** 2,
-                                           0.0)
+                mound = max(1.0 - (across / (tongue_model[0] * half)) ** 2
+                            - ((v - v_low) / (tongue_model[1] * gap)) ** 2, 0.0)
+                tongue = tongue_gain * min(1.0, mound / tongue_model[3])
+                tongue_lit = 1.0 - tongue_model[4] * (1.0 - mound)
             keep = depth
             upper_w = lower_w = upper_lit = lower_lit = 0.0
             if teeth:
@@ -366,7 +368,7 @@ def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightn
                     upper_w, lower_w = depth * (1 - teeth_lower) * teeth_upper, depth * teeth_lower
             # Each pixel is a mix of the cavity, the tongue and the teeth, layered in that order; teeth in shade
             # take the mouth's warm dark, not black (shaded towards black, ivory turned olive).
-            cavity_w, tongue_w = keep * (1 - tongue) * shading, keep * 0.8 * tongue
+            cavity_w, tongue_w = keep * (1 - tongue) * shading, keep * tongue_model[2] * tongue * tongue_lit
             for c in range(3):
                 shadow = 2.0 * colours[0, c]
                 colour = (cavity_w * colours[0, c] + tongue_w * colours[1, c]

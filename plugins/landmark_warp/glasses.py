@@ -465,7 +465,7 @@ def with_glints(layer: FrameLayer, source: np.ndarray, openings: list[np.ndarray
     rise = cv2.morphologyEx(grey, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
     candidate = (rise > GLINT_RISE) & layer.lenses
     eyes = np.zeros(grey.shape, np.uint8)
-    cv2.fillPoly(eyes, [np.round(outline - (x0, y0)).astype(np.int32) for outline in openings], 1)
+    cv2.fillPoly(eyes, [np.round(opening - (x0, y0)).astype(np.int32) for opening in openings], 1)
     clear = max(1, int(round(GLINT_EYE_CLEAR * iod)))
     eyes = cv2.dilate(eyes, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * clear + 1, 2 * clear + 1)))
     candidate &= eyes == 0

@@ -137,16 +137,24 @@ def test_mouth_paint_covers_only_the_opening_and_darkens_it():
     assert row[28] - row[30] > 10 and row[32] - row[30] > 10, row[26:35]
 
 
-def test_a_wide_open_mouth_shows_a_lit_tongue():
-    """A mouth 1.1 IOD wide, open 0.42 IOD (100 px per IOD): a tongue fills the bottom of the opening, red and lit at
-    its crest. (It was a dark crescent on the lower lip: red 106 above the lower teeth, 1% of the opening red.)"""
+def _painted_mouth(upper_middle: float, lower_middle: float):
+    """A mouth 1.1 IOD wide painted into a 120 x 60 box (100 px per IOD, the face frame at its corner, the midline at
+    x = 60), its inner lips through the corners at y = 12 and the given heights mid-mouth. Returns the box and the
+    opening's coverage."""
     roi = np.full((60, 120, 3), 180, np.uint8)
-    upper = np.array([[5.0, 12.0], [60.0, 8.0], [115.0, 12.0]])
-    lower = np.array([[5.0, 12.0], [60.0, 50.0], [115.0, 12.0]])
+    upper = np.array([[5.0, 12.0], [60.0, upper_middle], [115.0, 12.0]])
+    lower = np.array([[5.0, 12.0], [60.0, lower_middle], [115.0, 12.0]])
     coverage = np.zeros((60, 120), np.uint8)
     cv2.fillPoly(coverage, [np.round(np.concatenate([upper, lower[::-1]])).astype(np.int32)], 255)
     kernels.paint_mouth_box(roi, coverage, np.array([0, 0]), np.zeros(2), np.array([0.01, 0.0]),
                             np.array([0.0, 0.01]), upper, lower, 1.0, True, MOUTH_COLOURS, TONGUE)
+    return roi, coverage
+
+
+def test_a_wide_open_mouth_shows_a_lit_tongue():
+    """A mouth 1.1 IOD wide, open 0.42 IOD (100 px per IOD): a tongue fills the bottom of the opening, red and lit at
+    its crest. (It was a dark crescent on the lower lip: red 106 above the lower teeth, 1% of the opening red.)"""
+    roi, coverage = _painted_mouth(8.0, 50.0)
     blue, green, red = (roi[..., c].astype(int) for c in range(3))
     tongue = (coverage == 255) & (red > 110) & (red > green + 50)
     assert tongue.mean() / (coverage == 255).mean() > 0.08
@@ -157,13 +165,7 @@ def test_painted_teeth_are_rounded():
     """A mouth 1.1 IOD wide with a level upper lip (100 px per IOD, the midline at x = 60): each upper tooth is lit
     most in its middle, and its edge rises towards the gaps beside it. (The teeth were one flat band with a straight
     edge, parted by faint lines only: the central incisor beside the midline was as light as in its middle.)"""
-    roi = np.full((60, 120, 3), 180, np.uint8)
-    upper = np.array([[5.0, 12.0], [60.0, 10.0], [115.0, 12.0]])
-    lower = np.array([[5.0, 12.0], [60.0, 45.0], [115.0, 12.0]])
-    coverage = np.zeros((60, 120), np.uint8)
-    cv2.fillPoly(coverage, [np.round(np.concatenate([upper, lower[::-1]])).astype(np.int32)], 255)
-    kernels.paint_mouth_box(roi, coverage, np.array([0, 0]), np.zeros(2), np.array([0.01, 0.0]),
-                            np.array([0.0, 0.01]), upper, lower, 1.0, True, MOUTH_COLOURS, TONGUE)
+    roi, _ = _painted_mouth(10.0, 45.0)
     grey = roi.astype(float).mean(axis=2)
     # The central incisor spans x = 60 to 73.5 (0.135 face units), its middle at 66.75.
     lit, edge = grey[15], grey[18]  # across the teeth; across their lower edge

@@ -275,6 +275,15 @@ def mouth_polygon(upper, lower, width, height):
     return x0, y0, x1, y1, fixed
 
 
+@compiled("UniTuple(float64, 2)(int64, int64, float64, float64, float64[:], float64[:])")
+def _face_place(x, y, start_x, start_y, ex, ey):
+    """Where a box's pixel (x, y) lies across and down the face (u, v, face units): `start_x`, `start_y` are the
+    box's pixel (0, 0) relative to the face frame's origin, `ex`, `ey` its axes divided by the inter-ocular
+    distance."""
+    px, py = start_x + x, start_y + y
+    return px * ex[0] + py * ex[1], px * ey[0] + py * ey[1]
+
+
 @compiled("UniTuple(float64[:], 2)(float64[:, :], float64[:], float64[:], float64[:])")
 def _in_face_units(contour, origin, ex, ey):
     """A contour (image pixels; a lip's, a brow's edge, a lid) in face units, as its u (across) and v (down) in
@@ -313,8 +322,7 @@ def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightn
     j_up = j_low = 0
     for y in range(height):
         for x in range(width):
-            px, py = start_x + x, start_y + y
-            u = px * ex[0] + py * ex[1]
+            u = _face_place(x, y, start_x, start_y, ex, ey)[0]
             j_up, j_low = _segment(u, upper_u, j_up), _segment(u, lower_u, j_low)
             widest = max(widest, _on_segment(u, lower_u, lower_v, j_low) - _on_segment(u, upper_u, upper_v, j_up))
     tongue_gain = _smoothstep(0.12, 0.3, widest)
@@ -323,8 +331,7 @@ def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightn
             if coverage[y, x] == 0:
                 continue
             a = coverage[y, x] / 255.0
-            px, py = start_x + x, start_y + y
-            u, v = px * ex[0] + py * ex[1], px * ey[0] + py * ey[1]
+            u, v = _face_place(x, y, start_x, start_y, ex, ey)
             j_up, j_low = _segment(u, upper_u, j_up), _segment(u, lower_u, j_low)
             v_up, v_low = _on_segment(u, upper_u, upper_v, j_up), _on_segment(u, lower_u, lower_v, j_low)
             gap = max(v_low - v_up, 1e-3)
@@ -633,9 +640,7 @@ def brow_shadow_box(shade, corner, origin, ex, ey, brow, lid, fade, gain, inner_
     j_brow = j_lid = 0
     for y in range(shade.shape[0]):
         for x in range(shade.shape[1]):
-            px, py = start_x + x, start_y + y
-            u = px * ex[0] + py * ex[1]
-            v = px * ey[0] + py * ey[1]
+            u, v = _face_place(x, y, start_x, start_y, ex, ey)
             j_brow, j_lid = _segment(u, brow_u, j_brow), _segment(u, lid_u, j_lid)
             top, bottom = _on_segment(u, brow_u, brow_v, j_brow), _on_segment(u, lid_u, lid_v, j_lid)
             depth = min(max((v - top) / max(bottom - top, 1e-3), 0.0), 1.0)
@@ -660,9 +665,7 @@ def lip_heights_box(out, corner, origin, ex, ey, upper_outer, upper_inner, lower
     j0 = j1 = j2 = j3 = 0
     for y in range(out.shape[0]):
         for x in range(out.shape[1]):
-            px, py = start_x + x, start_y + y
-            u = px * ex[0] + py * ex[1]
-            v = px * ey[0] + py * ey[1]
+            u, v = _face_place(x, y, start_x, start_y, ex, ey)
             j0, j1 = _segment(u, up_out_u, j0), _segment(u, up_in_u, j1)
             j2, j3 = _segment(u, low_in_u, j2), _segment(u, low_out_u, j3)
             out[y, x, 0] = u

@@ -461,7 +461,8 @@ def with_glints(layer: FrameLayer, source: np.ndarray, openings: list[np.ndarray
         return layer
     x0, y0, x1, y1 = layer.box
     box = source[y0:y1, x0:x1]
-    grey = cv2.cvtColor(box, cv2.COLOR_BGR2GRAY)
+    crop_grey = cv2.cvtColor(source, cv2.COLOR_BGR2GRAY)
+    grey = crop_grey[y0:y1, x0:x1]
     rise = cv2.morphologyEx(grey, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
     candidate = (rise > GLINT_RISE) & layer.lenses
     eyes = np.zeros(grey.shape, np.uint8)
@@ -470,9 +471,11 @@ def with_glints(layer: FrameLayer, source: np.ndarray, openings: list[np.ndarray
     eyes = cv2.dilate(eyes, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * clear + 1, 2 * clear + 1)))
     candidate &= eyes == 0
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidate.view(np.uint8), connectivity=8)
+    if count < 2:
+        return layer
     peaks = np.zeros(count, np.uint8)
     np.maximum.at(peaks, labels[candidate], grey[candidate])
-    bright = peaks >= skin_brightest(source, layer, outline) - GLINT_PEAK
+    bright = peaks >= skin_brightest(crop_grey, layer, outline) - GLINT_PEAK
     bright[0] = False
     if not bright.any():
         return layer
@@ -492,14 +495,14 @@ def with_glints(layer: FrameLayer, source: np.ndarray, openings: list[np.ndarray
     return layer._replace(glints=glints)
 
 
-def skin_brightest(source: np.ndarray, layer: FrameLayer, outline: np.ndarray) -> int:
-    """The grey level of the brightest skin (`GLINT_SKIN_RANK` of it) inside the face's `outline` in `source` (the
-    crop), the frames and lenses of `layer` left out."""
-    face = np.zeros(source.shape[:2], np.uint8)
+def skin_brightest(grey: np.ndarray, layer: FrameLayer, outline: np.ndarray) -> int:
+    """The grey level of the brightest skin (`GLINT_SKIN_RANK` of it) inside the face's `outline` in `grey` (the
+    crop in grey), the frames and lenses of `layer` left out."""
+    face = np.zeros(grey.shape[:2], np.uint8)
     cv2.fillConvexPoly(face, cv2.convexHull(np.round(outline).astype(np.int32)), 1)
     x0, y0, x1, y1 = layer.box
     face[y0:y1, x0:x1][layer.lenses | (layer.alpha[..., 0] > 0.1)] = 0
-    counts = cv2.calcHist([cv2.cvtColor(source, cv2.COLOR_BGR2GRAY)], [0], face, [256], [0, 256]).ravel()
+    counts = cv2.calcHist([grey], [0], face, [256], [0, 256]).ravel()
     if not counts.sum():
         return 255
     return int(np.searchsorted(np.cumsum(counts), GLINT_SKIN_RANK * counts.sum()))

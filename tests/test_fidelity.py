@@ -143,11 +143,14 @@ def test_an_opening_mouth_keeps_its_upper_teeth(dev_faces, landmarker, photo):
     assert _upper_teeth(out, face, light) > 0.7 * _upper_teeth(image, face, light)
 
 
-@pytest.mark.parametrize("photo", ["interfaces_047.jpg", "interfaces_080.jpg", "facerec_obama.jpg"])
-def test_a_painted_open_mouth_has_the_pictures_grain(dev_faces, landmarker, photo):
+@pytest.mark.parametrize("photo", ["interfaces_047.jpg", "interfaces_080.jpg", "facerec_obama.jpg",
+                                   "interfaces_081.jpg"])
+def test_a_painted_open_mouth_has_the_skins_grain(dev_faces, landmarker, photo):
     # Issue 15: the inside of a mouth opened from closed lips is painted; smooth, it read as drawn next to the
-    # picture's grainy skin (its grain was 0.2-0.3 of the skin's on the cheeks and forehead). It takes the picture's
-    # grain now, fainter where it is dark: 0.4-0.6 of the skin's here.
+    # picture's grainy skin (its grain was 0.2-0.3 of the skin's on the cheeks and forehead). It takes the skin's
+    # grain now, fainter where it is dark: 0.5-0.6 of the skin's here (081's skin is smooth: none is added). Read
+    # round the mouth (the lips' texture, the teeth's edges), the grain given to 081 made its mouth 2.8 times as
+    # grainy as its skin.
     image, face = largest_face(dev_faces / photo, landmarker)
     out = edited(image, face, aaa=72)
     after = seen_again(landmarker, out, face)
@@ -163,7 +166,7 @@ def test_a_painted_open_mouth_has_the_pictures_grain(dev_faces, landmarker, phot
         patch = np.zeros(image.shape[:2], bool)
         patch[int(y - 0.1 * iod):int(y + 0.1 * iod), int(x - 0.1 * iod):int(x + 0.1 * iod)] = True
         skin.append(_grain(image, patch))
-    assert _grain(out, inside) > 0.35 * float(np.median(skin)), (_grain(out, inside), skin)
+    assert 0.35 < _grain(out, inside) / float(np.median(skin)) < 1.5, (_grain(out, inside), skin)
 
 
 @pytest.mark.parametrize("photo", ["interfaces_089.jpg", "dlib_2008_002506.jpg", "skimage_astronaut.png"])
@@ -245,13 +248,15 @@ def test_pressed_lips_leave_no_dark_at_the_corners(dev_faces, landmarker, photo)
     assert _dark_share(out, seen_again(landmarker, out, face)) < 0.01
 
 
-@pytest.mark.parametrize("photo", ["interfaces_081.jpg", "interfaces_016.jpg"])
-def test_teeth_a_few_pixels_between_the_lips_move_whole(dev_faces, landmarker, photo):
-    # Issue 15: lips a few pixels apart over their teeth (12 and 18 px here), opened wide: the teeth between them
-    # go up with the upper lip as they were. The coarse field smoothed over the few pixels where the teeth go up
-    # and the lower lip down: the teeth were stretched down, a pale smear under the dark painted from where they
-    # end (on interfaces_081 none stayed). Found again in the edit, the teeth and the lip's edge above them match
-    # the original at 0.75 and 0.86 (normalised correlation); stretched, 0.62 and 0.64.
+@pytest.mark.parametrize("photo, least", [("interfaces_081.jpg", 0.7), ("interfaces_016.jpg", 0.7),
+                                          ("dlib_tom_cruise_avp_2014_4.jpg", 0.93)])
+def test_opened_teeth_move_whole(dev_faces, landmarker, photo, least):
+    # Issue 15: lips over their teeth, opened wide: the teeth between them go up with the upper lip as they were.
+    # With the lips a few pixels apart (12 and 18 px on the first two) the coarse field smoothed over the few pixels
+    # where the teeth go up and the lower lip down: the teeth were stretched down, a pale smear under the dark
+    # painted from where they end (on interfaces_081 none stayed). Found again in the edit, the teeth and the lip's
+    # edge above them match the original at 0.75, 0.86 and 0.95 (normalised correlation); stretched, 0.62 and 0.64;
+    # with the cut at the middle of the fall from teeth to dark (across their tips), tom_cruise's 0.90.
     image, face = largest_face(dev_faces / photo, landmarker)
     marks, iod = face.landmarks[:, :2], face.inter_ocular_px
     gap = float(marks[14, 1] - marks[13, 1])
@@ -261,7 +266,7 @@ def test_teeth_a_few_pixels_between_the_lips_move_whole(dev_faces, landmarker, p
     out = edited(image, face, aaa=60)
     near = cv2.cvtColor(out[int(y0 - 0.3 * iod):int(y1 + 0.3 * iod), int(x0 - 0.2 * iod):int(x1 + 0.2 * iod)],
                         cv2.COLOR_BGR2GRAY)
-    assert cv2.matchTemplate(near, teeth, cv2.TM_CCOEFF_NORMED).max() > 0.7
+    assert cv2.matchTemplate(near, teeth, cv2.TM_CCOEFF_NORMED).max() > least
 
 
 def _grain(picture, mask):
@@ -395,6 +400,22 @@ def test_closed_lids_have_a_crease(request, landmarker, photo):
     face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
     for depth in _crease_depths(face, edited(image, face, blink=-20)):
         assert depth > 6, (photo, depth)
+
+
+def test_a_face_cut_by_the_pictures_edge_is_edited_up_to_the_edge(landmarker):
+    # The shipped sample cut 5 px beyond its mouth's corner, its mouth opened: the columns at the picture's edge
+    # move with the rest. The warp's coarse grid has its outer nodes half a spacing in, and the part that moves
+    # began at the first node: those columns stayed as they were (none of the first four changed; a seam through
+    # the opened mouth).
+    image = cv2.imread(str(SAMPLE))
+    face = max(landmarker.detect(image), key=lambda f: f.inter_ocular_px)
+    cut = np.ascontiguousarray(image[:, int(face.landmarks[61, 0]) - 5:])
+    face = max(landmarker.detect(cut), key=lambda f: f.inter_ocular_px)
+    out = edited(cut, face, aaa=60)
+    marks = face.landmarks[:, :2]
+    rows = slice(int(marks[13, 1]), int(marks[14, 1] + 0.2 * face.inter_ocular_px))
+    changed = np.abs(out.astype(int) - cut.astype(int)).max(axis=2)[rows] > 8
+    assert changed[:, :4].mean() > 0.5, changed[:, :8].mean(axis=0)
 
 
 def _inner_side_step(picture, face):

@@ -106,9 +106,9 @@ MOUTH_COLOURS = np.array([[22, 22, 52], [90, 95, 178], [168, 196, 226]], np.floa
 # the lower lip, the mouth a flat dark hole; as it is now, it lowered MediaPipe's jawOpen on the broad smiles of
 # interfaces_071 and dlib_2008_002506 below the judge's 0.2 until surprise took their smile away.)
 TONGUE = np.array([0.65, 0.38, 1.0, 0.5, 0.5])
-# The painted inside of a mouth takes the picture's grain (a flat, smooth paint read as drawn): this share of it,
-# at most this many grey levels, on faces this many pixels between the eyes or more (on smaller ones the mouth is a
-# few pixels, and the lips' own edges would be read as grain).
+# The painted inside of a mouth takes the skin's grain (a flat, smooth paint read as drawn): this share of it, at
+# most this many grey levels, on faces this many pixels between the eyes or more (on smaller ones the mouth is a
+# few pixels, and the skin's patches too small to read).
 MOUTH_GRAIN = (1.0, 4.0, 60.0)
 GRAIN_TILE = 128
 
@@ -470,10 +470,11 @@ def move_iris(image: np.ndarray, landmarks: np.ndarray, iris_ids: tuple[int, ...
 # ---------------------------------------------------------------------------------------------------- mouth
 
 def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: geo.FaceFrame,
-                brightness: float, teeth: bool = True) -> None:
+                brightness: float, teeth: bool = True, grain: float = 0.0) -> None:
     """Paint the inside of an open mouth (dark cavity, upper and lower teeth, tongue) between the inner lips.
 
-    `upper` and `lower` are the inner lip contours in image pixels, each from corner to corner.
+    `upper` and `lower` are the inner lip contours in image pixels, each from corner to corner; `grain` is the
+    skin's grain (grey levels, `skin_grain`), given to the paint.
     """
     x0, y0, x1, y1, polygon = kernels.mouth_polygon(upper, lower, image.shape[1], image.shape[0])
     if x1 - x0 < 3 or y1 - y0 < 2:
@@ -481,21 +482,36 @@ def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: 
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
     cv2.fillPoly(mask, [polygon], 255, cv2.LINE_AA, shift=2)
     roi = image[y0:y1, x0:x1]
-    noise = min(picture_noise(roi), MOUTH_GRAIN[1]) if frame.iod >= MOUTH_GRAIN[2] else 0.0
     coverage = cv2.GaussianBlur(mask, (3, 3), 0)
     kernels.paint_mouth_box(roi, coverage, np.array([x0, y0]), frame.origin,
                             frame.ex / frame.iod, frame.ey / frame.iod, upper, lower, brightness, teeth, MOUTH_COLOURS,
                             TONGUE)
-    if noise > 0.5:
-        add_grain(roi, coverage, noise * MOUTH_GRAIN[0], (x0, y0))
+    if grain > 0.5:
+        add_grain(roi, coverage, grain * MOUTH_GRAIN[0], (x0, y0))
 
 
-def picture_noise(roi: np.ndarray) -> float:
-    """The picture's grain about `roi` (grey levels): a robust spread (the median absolute deviation, scaled to a
-    Gaussian's sigma) of what is finer than a pixel's blur; edges are few, so they hardly move it."""
-    grey = cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    fine = cv2.absdiff(grey, cv2.GaussianBlur(grey, (0, 0), 1.0))  # (centred on 0: what a blur leaves)
-    return float(1.4826 * np.median(fine))
+SKIN_PATCHES = (50, 280, 151)  # where the skin's grain is read: the cheeks and the forehead (mesh landmarks)
+
+
+def skin_grain(source: np.ndarray, marks: np.ndarray, iod: float) -> float:
+    """The skin's grain (grey levels) on a face of `source` (its landmarks `marks`, pixels): the median over
+    `SKIN_PATCHES` (squares a fifth of the eyes' distance wide) of a robust spread (the median absolute value, scaled
+    to a Gaussian's sigma) of what a pixel's blur leaves; at most `MOUTH_GRAIN`'s limit, 0 on faces smaller than its
+    least size. (Read round the mouth, it was the lips' texture and the teeth's edges: 2.4 grey levels on
+    interfaces_081, whose skin shows 0.3-0.7.)"""
+    if iod < MOUTH_GRAIN[2]:
+        return 0.0
+    half = max(2, int(round(0.1 * iod)))
+    spreads = []
+    for mark in SKIN_PATCHES:
+        x, y = int(round(marks[mark, 0])), int(round(marks[mark, 1]))
+        patch = source[max(0, y - half):y + half, max(0, x - half):x + half]
+        if patch.shape[0] < 4 or patch.shape[1] < 4:
+            continue
+        grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        fine = cv2.absdiff(grey, cv2.GaussianBlur(grey, (0, 0), 1.0))  # (centred on 0: what a blur leaves)
+        spreads.append(1.4826 * float(np.median(fine)))
+    return min(float(np.median(spreads)), MOUTH_GRAIN[1]) if spreads else 0.0
 
 
 _GRAIN_TILE: list[np.ndarray] = []  # a square of grain (unit spread), made once, wrapped round
@@ -513,8 +529,8 @@ def grain_tile() -> np.ndarray:
 
 def add_grain(roi: np.ndarray, coverage: np.ndarray, sigma: float, corner: tuple[int, int]) -> None:
     """Add grain of `sigma` grey levels where `coverage` (uint8) is painted, less where it is dark (a picture's
-    grain in its shadows is fainter), the same in every channel; read from a fixed tile at the box's place in the
-    picture, so a still picture edited twice comes out the same."""
+    grain in its shadows is fainter), the same in every channel; read from a fixed tile at the box's place
+    (`corner`, in the face's crop), so a still picture edited twice comes out the same."""
     height, width = roi.shape[:2]
     tile = grain_tile()
     rows = (np.arange(height) + corner[1]) % GRAIN_TILE
@@ -633,7 +649,7 @@ def bite_line(image: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> float:
 
 
 MOUTH_FINE_MARGIN = 0.12  # face units round an open mouth where the spline is read finely, the last half faded
-MOUTH_FINE_STEP = 4  # pixels between the fine reads
+MOUTH_FINE_STEP = 0.025  # face units between the fine reads (2 px at least; in pixels, its cost grew with the face)
 # ... on faces this many pixels between the eyes or more: on smaller ones the coarse grid's nodes are a few pixels
 # apart, and the teeth a pixel or two (dlib_2008_002506, 40 px: no tooth more to see, and its brows read by the
 # judge's dlib 0.075 lower with the mouth read finely).
@@ -642,8 +658,9 @@ MOUTH_FINE_FROM = 60.0
 
 def sharpen_mouth(maps: np.ndarray, corner: tuple[int, int], fit: tuple[np.ndarray, np.ndarray, float],
                   mouth: np.ndarray, iod: float) -> None:
-    """Read the spline finely round an open mouth (`mouth`: its inner lips' targets, crop pixels) into the part's
-    relative map `maps` (corner `corner` in the crop), in place, faded into the coarse field around it.
+    """Read the spline finely round an open mouth (`mouth`: where its inner lips go, the lower one's as the line
+    where the teeth part; crop pixels) into the part's relative map `maps` (corner `corner` in the crop), in place,
+    faded into the coarse field around it.
 
     Opening a mouth that shows its teeth, the line where the upper teeth end goes up with the upper lip and the
     lower teeth down with the jaw, a few pixels apart in the picture; the coarse grid (GRID_PER_IOD) smoothed
@@ -657,7 +674,8 @@ def sharpen_mouth(maps: np.ndarray, corner: tuple[int, int], fit: tuple[np.ndarr
     y1 = min(height, int(math.ceil(mouth[:, 1].max() + margin)) - corner[1])
     if x1 - x0 < 4 or y1 - y0 < 4:
         return
-    xs, ys = coarse_nodes(x1 - x0, MOUTH_FINE_STEP), coarse_nodes(y1 - y0, MOUTH_FINE_STEP)
+    step = max(2.0, MOUTH_FINE_STEP * iod)
+    xs, ys = coarse_nodes(x1 - x0, step), coarse_nodes(y1 - y0, step)
     nodes = np.stack(np.meshgrid(xs + (x0 + corner[0]), ys + (y0 + corner[1])), axis=-1).reshape(-1, 2)
     fine = cv2.resize(tps_eval(fit, nodes).reshape(len(ys), len(xs), 2), (x1 - x0, y1 - y0),
                       interpolation=cv2.INTER_LINEAR)
@@ -1135,8 +1153,12 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         lids.append(Lid((bx0, by0, bx1, by1), eye, closure, lash, marks[brow, :2]))
 
     # The moving part with a node's margin (the field is bilinear between nodes), grown to hold the lid boxes.
-    ax0, ax1 = int(max(0, xs[max(0, first_col - 1)])), int(min(crop_w, xs[min(len(xs) - 1, last_col + 1)] + 2))
-    ay0, ay1 = int(max(0, ys[max(0, first_row - 1)])), int(min(crop_h, ys[min(len(ys) - 1, last_row + 1)] + 2))
+    # (from the crop's edge where the first or last nodes move: the grid's outer nodes lie half a spacing in, and a
+    # face cut by the picture's edge kept that strip unchanged, a seam through an opened mouth)
+    ax0 = 0 if first_col == 0 else int(max(0, xs[first_col - 1]))
+    ay0 = 0 if first_row == 0 else int(max(0, ys[first_row - 1]))
+    ax1 = crop_w if last_col >= len(xs) - 1 else int(min(crop_w, xs[last_col + 1] + 2))
+    ay1 = crop_h if last_row >= len(ys) - 1 else int(min(crop_h, ys[last_row + 1] + 2))
     for lid in lids:
         bx0, by0, bx1, by1 = lid.box
         ax0, ay0, ax1, ay1 = min(ax0, bx0), min(ay0, by0), max(ax1, bx1), max(ay1, by1)
@@ -1157,9 +1179,10 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
                        corners, [lid.eye for lid in lids], [lid.closure for lid in lids], widen, lift,
                        [lid.brow for lid in lids]) if lids else []
     paint = inner_gap_dst > max(inner_gap_src + 0.03, 0.05)  # an opening mouth: its inside is painted
-    if paint:  # (the lips' brightness is read before anything is written back)
+    if paint:  # (the lips' brightness and the skin's grain are read before anything is written back)
         lip = sample_pixels(source, marks[UPPER_LIP, :2])
         brightness = min(1.1, max(0.35, float(lip.sum()) / lip.size / 140.0))
+        grain = skin_grain(source, marks, frame.iod)
     covers = [lid_skin(source, (x, y), skin, LID_GRAIN_DROP * lid.eye.width * lid.eye.normal) if lid.closure
               else None for lid, (x, y), (_, _, skin, _) in zip(lids, corners, folded)]  # (read before writing back)
     remapped = cv2.remap(cv2.cvtColor(source, cv2.COLOR_BGR2BGRA), maps, None,
@@ -1190,6 +1213,6 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             upper_contour = np.concatenate([upper_contour[:1], upper_mid, upper_contour[-1:]])
             lower_contour = lower_mid
         lower_contour = np.concatenate([upper_contour[:1], lower_contour, upper_contour[-1:]])
-        paint_mouth(warped, upper_contour, lower_contour, frame, brightness, teeth=not split)
+        paint_mouth(warped, upper_contour, lower_contour, frame, brightness, teeth=not split, grain=grain)
     if frames is not None:
         frames.put_back(warped)

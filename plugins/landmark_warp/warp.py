@@ -619,6 +619,30 @@ def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray,
                            amount, LIP_SEAM, LIP_SKIN_ABOVE, LIP_SKIN_BELOW,
                            np.array([x0, y0], np.float64) - frame.origin, frame.ex, frame.ey, frame.iod)
     box[:] = cv2.remap(box.copy(), maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    up_edge, low_edge = up_in - above, low_in + below  # (as the kernel opens them)
+    opening = (inside | (above + below > 1e-4)) & (low_edge > up_edge)
+    if opening.any():
+        soften_seam(box, v - (up_edge + low_edge) / 2, opening, frame.iod)
+
+
+# Each column of closing lips is remapped on its own, and where they meet its read jumps from one lip to the other
+# within a pixel: a line stepped from column to column. It is smoothed up and down over `SEAM_SOFT` face units (a
+# pixel at least). The row-to-row steps round interfaces_050's pressed lips, over the photo's: 2.0 -> 1.0 times.
+SEAM_SOFT = 0.013
+
+
+def soften_seam(box: np.ndarray, from_seam: np.ndarray, opening: np.ndarray, iod: float) -> None:
+    """Smooth the line where closed lips meet in `box`, in place: `from_seam` is each pixel's height from that
+    line (face units), `opening` where the mouth was open (the line is there)."""
+    soft = max(1.0, SEAM_SOFT * iod)
+    share = opening * np.clip(1.0 - np.abs(from_seam) * (iod / soft), 0.0, 1.0)
+    rows = np.flatnonzero(share.any(axis=1))
+    if not len(rows):
+        return
+    part = slice(max(0, rows[0] - 2), rows[-1] + 3)
+    roi = box[part].astype(np.float32)
+    smooth = cv2.GaussianBlur(roi, (1, 0), sigmaX=0.1, sigmaY=0.5 * soft)
+    box[part] = np.clip(roi + share[part, :, None] * (smooth - roi), 0, 255).astype(np.uint8)
 
 
 BITE_SAMPLES = np.linspace(0.0, 1.0, 25)  # across an open mouth, from the upper inner lip to the lower one
@@ -629,14 +653,35 @@ BITE_RANGE, BITE_STEP, BITE_DROP = (0.3, 0.92), 0.08, 12.0
 BITE_PAST = 0.08
 
 
+def mouth_profile(image: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """The brightness down the middle of an open mouth at `BITE_SAMPLES` (`upper` and `lower` are facing points of
+    the inner lips, image pixels), averaged across its middle columns."""
+    middle = slice(2, len(upper) - 2)
+    points = upper[middle, None, :] + BITE_SAMPLES[None, :, None] * (lower[middle] - upper[middle])[:, None, :]
+    return sample_pixels(image, points).mean(axis=(0, 2))
+
+
+# A smile shows its teeth with the jaw shut: pressed, its lips close over them and the chin stays (raised with the
+# lips' gap, a grin's face was squashed, its chin drawn up under the nose). The jaw is taken as down where the
+# inner lips are further apart than teeth alone show (`TEETH_SHOW`, face units), or where the inside is dark
+# between the teeth (its darkest over its brightest under `CAVITY`). Between the rules' ends, in part.
+TEETH_SHOW, CAVITY = (0.25, 0.4), (0.2, 0.35)
+
+
+def jaw_open(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, gap: float) -> float:
+    """How sure it is (0..1) that an open mouth's jaw is down: `upper` and `lower` as for `mouth_profile`, `gap`
+    between the inner lips' middles in face units."""
+    profile = mouth_profile(image, upper, lower)
+    dark = float(profile.min()) / max(float(profile.max()), 1.0)
+    return float(max(smoothstep(TEETH_SHOW[0], TEETH_SHOW[1], gap), 1.0 - smoothstep(CAVITY[0], CAVITY[1], dark)))
+
+
 def bite_line(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, past: float = BITE_PAST) -> float:
     """Where an open mouth's upper teeth end, as a share of the way from the upper inner lip to the lower one
     (`upper` and `lower` are facing points of the inner lips, image pixels): the steepest fall from light to dark
     going down the middle of the mouth, and `past` below it. Half-way when there is no such edge (no teeth
     showing)."""
-    middle = slice(2, len(upper) - 2)
-    points = upper[middle, None, :] + BITE_SAMPLES[None, :, None] * (lower[middle] - upper[middle])[:, None, :]
-    profile = sample_pixels(image, points).mean(axis=(0, 2))
+    profile = mouth_profile(image, upper, lower)
     step = int(round(BITE_STEP * (len(BITE_SAMPLES) - 1)))
     fall = profile[:-2 * step] - profile[2 * step:]  # at each sample between, how much darker just below
     places = BITE_SAMPLES[step:-step]
@@ -1042,7 +1087,10 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     flat = local.copy()
     flat[FRONTAL_ROWS, 0] = across[:len(FRONTAL_ROWS)]
     lids_x, skin_x = across[len(FRONTAL_ROWS):len(FRONTAL_ROWS) + len(UPPER_LIDS)], across[-len(SKIN_IDS):]
-    offsets = geo.expression_offsets(flat, params)
+    down = 1.0
+    if params["aaa"] < 0 and inner_gap_src > 0.04:
+        down = jaw_open(source, controls[UPPER_INNER_ROWS[1:-1]], controls[LOWER_INNER_ROWS], inner_gap_src)
+    offsets = geo.expression_offsets(flat, params, down)
     brow_sides = side_scales(flat, local, BROW_ROWS, MIDLINE_ROWS)
     lip_sides = side_scales(flat, local, LIP_ROWS, LIP_MIDDLE_ROWS)
     eye_sources = marks[EYE_IDS, :2]
@@ -1178,7 +1226,9 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
                         for (x, y), lid in zip(corners, lids)],
                        corners, [lid.eye for lid in lids], [lid.closure for lid in lids], widen, lift,
                        [lid.brow for lid in lids]) if lids else []
-    paint = inner_gap_dst > max(inner_gap_src + 0.03, 0.05)  # an opening mouth: its inside is painted
+    # An opening mouth: its inside is painted. Not where the lips are pressed (they close over the gap: a smile
+    # whose lips the other parameters parted a little got the painted dark inside drawn over its closed lips).
+    paint = inner_gap_dst > max(inner_gap_src + 0.03, 0.05) and params["aaa"] >= 0
     if paint:  # (the lips' brightness and the skin's grain are read before anything is written back)
         lip = sample_pixels(source, marks[UPPER_LIP, :2])
         brightness = min(1.1, max(0.35, float(lip.sum()) / lip.size / 140.0))

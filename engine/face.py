@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+import cv2
 import numpy as np
 
 from engine.errors import UsageError
@@ -88,6 +89,19 @@ def _covered(box: Sequence[float], faces: Sequence[Face]) -> bool:
 def covered(box: Sequence[float], faces: Sequence[Face]) -> bool:
     """Whether a face box [x, y, w, h] is one of `faces` already (its centre inside one, or overlapping)."""
     return _covered(box, faces)
+
+
+def overlap(a: Face, b: Face) -> float:
+    """How much of the smaller of two faces lies inside the other: the share of its landmarks' outline (their
+    convex hull) that the other's covers (0 for faces apart)."""
+    ax, ay, aw, ah = a.box
+    bx, by, bw, bh = b.box
+    if ax >= bx + bw or bx >= ax + aw or ay >= by + bh or by >= ay + ah:
+        return 0.0
+    hulls = [cv2.convexHull(np.ascontiguousarray(face.landmarks[:, :2], np.float32)) for face in (a, b)]
+    inter, _ = cv2.intersectConvexConvex(hulls[0], hulls[1])
+    smaller = min(cv2.contourArea(hull) for hull in hulls)
+    return float(inter) / smaller if smaller > 0 else 0.0
 
 
 # `--faces largest` among faces of about the same size (a group photo): those at least this share of the biggest

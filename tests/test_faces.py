@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.errors import UsageError
-from engine.face import Face, select_faces
+from engine.face import Face, overlap, select_faces
 from engine.faces import Landmarker
 from engine.landmarker_model import mirror_indices, model_path
 from engine.smoothing import FaceSmoother
@@ -151,6 +151,39 @@ def test_largest_in_a_group_photo_is_a_face_the_whole_picture_showed(dev_faces, 
     largest = select_faces(faces, "largest")[0]
     assert largest.whole_picture
     assert largest.box[2] * largest.box[3] < max(f.box[2] * f.box[3] for f in faces)
+
+
+def _square_face(x, y, side):
+    """A face whose landmarks fill the square of `side` px at (x, y)."""
+    corners = np.array([[x, y, 0], [x + side, y, 0], [x + side, y + side, 0], [x, y + side, 0]], np.float64)
+    return Face(box=(x, y, side, side), landmarks=np.resize(corners, (478, 3)))
+
+
+def test_overlap_is_the_share_of_the_smaller_face_inside_the_other():
+    big, small = _square_face(0, 0, 100), _square_face(80, 50, 40)  # a 20 x 40 strip of the small one inside
+    assert overlap(big, small) == pytest.approx(0.5, abs=0.01)
+    assert overlap(small, big) == pytest.approx(0.5, abs=0.01)
+    assert overlap(big, _square_face(100, 0, 50)) == 0.0  # touching
+    assert overlap(big, _square_face(300, 300, 50)) == 0.0
+
+
+def test_a_face_whose_landmarks_overlap_another_is_skipped_with_a_reason(dev_faces, tmp_path):
+    # Issue 15: on dlib_2008_002079 the largest face (a man turned to the woman beside him) got landmarks reaching
+    # over her cheek: every edit smeared his face and bent hers. Faces side by side in the other group photos touch
+    # at most.
+    result = run_cli("apply", dev_faces / "dlib_2008_002079.jpg", "--emotion", "angry", "--faces", "largest",
+                     "--out", tmp_path, "--json")
+    (record,) = json_lines(result.stdout)
+    assert result.returncode == 1 and "face overlaps another face" in record["error"], record
+    assert "overlaps" in result.stderr
+    assert not list(tmp_path.rglob("output.png"))  # nothing written as an edit
+
+
+@pytest.mark.parametrize("photo", ["dlib_2008_002470.jpg", "dlib_2008_001322.jpg", "dlib_2009_004587.jpg"])
+def test_faces_side_by_side_do_not_overlap(dev_faces, landmarker, photo):
+    faces = landmarker.detect(cv2.imread(str(dev_faces / photo)))
+    assert len(faces) >= 2
+    assert max(overlap(a, b) for i, a in enumerate(faces) for b in faces[i + 1:]) < 0.02
 
 
 def test_model_setting_that_does_not_exist(tmp_path):

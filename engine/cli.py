@@ -320,7 +320,7 @@ def _sheet(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
                 continue
             found = pipeline.preprocessor.detect(Frame(image, source=str(path)))
             faces, skipped = choose_faces(found, settings)
-            failures += [f"{path}: {item['reason']}" for item in skipped]  # too small to edit
+            failures += [f"{path}: {item['reason']}" for item in skipped]  # too small, or overlapping another
             if faces:
                 pictures.append((path, image, faces))
             elif not found:

@@ -2,7 +2,8 @@
 
 Stills use the landmarker in image mode (with the second detector for small faces); streams use its video mode
 and a One Euro filter. Both choose faces the same way: `--faces` (all, largest, numbers), then the size filter
-(`min_face_px`), each skipped face with its reason. The `preprocess` event is emitted here and nowhere else.
+(`min_face_px`) and the overlap rule (`OVERLAP_SKIP`), each skipped face with its reason. The `preprocess` event
+is emitted here and nowhere else.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ class Found:
 
 # Faces whose landmarks overlap by more than this share of the smaller are not edited: where one face hides part of
 # another, the landmarker guesses, and the guess reaches into the other face (on dlib_2008_002079 a turned man's
-# mesh lay over the cheek of the woman beside him, 0.27 of his; every edit smeared his face and bent her cheek).
-# Faces side by side touch at most (the development photos' other groups: no overlap at all).
+# mesh lay over the cheek of the woman beside him, 0.27 of her mesh's outline; every edit smeared his face and bent
+# her cheek). Faces side by side touch at most (the development photos' other groups: no overlap at all). Both faces
+# of such a pair are skipped: which one's landmarks are guessed cannot be told from the two.
 OVERLAP_SKIP = 0.1
 
 

@@ -153,10 +153,15 @@ def test_largest_in_a_group_photo_is_a_face_the_whole_picture_showed(dev_faces, 
     assert largest.box[2] * largest.box[3] < max(f.box[2] * f.box[3] for f in faces)
 
 
+def _outline_face(*corners):
+    """A face whose landmarks are the corners (x, y) of a convex outline, its box round them."""
+    points = np.array([[x, y, 0.0] for x, y in corners])
+    (x0, y0), (x1, y1) = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
+    return Face(box=(int(x0), int(y0), int(x1 - x0), int(y1 - y0)), landmarks=np.resize(points, (478, 3)))
+
+
 def _square_face(x, y, side):
-    """A face whose landmarks fill the square of `side` px at (x, y)."""
-    corners = np.array([[x, y, 0], [x + side, y, 0], [x + side, y + side, 0], [x, y + side, 0]], np.float64)
-    return Face(box=(x, y, side, side), landmarks=np.resize(corners, (478, 3)))
+    return _outline_face((x, y), (x + side, y), (x + side, y + side), (x, y + side))
 
 
 def test_overlap_is_the_share_of_the_smaller_face_inside_the_other():
@@ -165,6 +170,11 @@ def test_overlap_is_the_share_of_the_smaller_face_inside_the_other():
     assert overlap(small, big) == pytest.approx(0.5, abs=0.01)
     assert overlap(big, _square_face(100, 0, 50)) == 0.0  # touching
     assert overlap(big, _square_face(300, 300, 50)) == 0.0
+    # boxes overlapping by a quarter, outlines meeting along an edge: the outlines decide (and half across an edge)
+    diamond = _outline_face((50, 0), (100, 50), (50, 100), (0, 50))
+    beside = _outline_face((100, 50), (150, 100), (100, 150), (50, 100))
+    assert overlap(diamond, beside) == pytest.approx(0.0, abs=0.01)
+    assert overlap(diamond, _outline_face((75, 25), (125, 75), (75, 125), (25, 75))) == pytest.approx(0.5, abs=0.02)
 
 
 def test_a_face_whose_landmarks_overlap_another_is_skipped_with_a_reason(dev_faces, tmp_path):

@@ -202,14 +202,14 @@ def test_pressed_lips_on_an_open_mouth_bring_the_chin_up(dev_faces, landmarker, 
 @pytest.mark.parametrize("photo", ["facerec_obama.jpg", "dlib_tom_cruise_avp_2014_4.jpg", "skimage_astronaut.png"])
 def test_pressed_lips_on_a_grin_keep_the_chin_where_it_was(dev_faces, landmarker, photo):
     # A smile shows its teeth held together: pressed, the lips close over them and the jaw stays. Brought up by the
-    # lips' gap as an open mouth's, the chin rose 0.114, 0.085 and 0.082 face units (the face squashed, the chin
-    # drawn up under the nose); 0.039, 0.035 and 0.028 now (the lips' own press lifts it a little).
+    # lips' gap as an open mouth's, the chin rose 0.106, 0.104 and 0.081 face units (the face squashed, the chin
+    # drawn up under the nose); 0.016, 0.041 and 0.007 now (the lips' own press lifts it a little).
     image, face = largest_face(dev_faces / photo, landmarker)
     out = edited(image, face, aaa=-20)
     after = seen_again(landmarker, out, face)
     assert _chin(face) - _chin(after) < 0.06
     span = np.linalg.norm(after.landmarks[14, :2] - after.landmarks[13, :2]) / after.inter_ocular_px
-    assert span < 0.3 * np.linalg.norm(face.landmarks[14, :2] - face.landmarks[13, :2]) / face.inter_ocular_px
+    assert span < 0.4 * np.linalg.norm(face.landmarks[14, :2] - face.landmarks[13, :2]) / face.inter_ocular_px
 
 
 def _corner_lift(face):
@@ -285,11 +285,22 @@ def _vertical_steps(picture, face):
     return float(np.percentile(np.abs(np.diff(grey, axis=0)), 99.5))
 
 
+def test_a_little_press_narrows_a_painted_opening_it_does_not_shut_it(dev_faces, landmarker):
+    # Lips pushed out and parted (woo 15) with a slight press: the painted opening narrows as the press grows. Gated
+    # on the press's sign, aaa -0.5 took the paint away at once (the gap read again fell from 0.151 to 0.024).
+    image, face = largest_face(dev_faces / "interfaces_001.jpg", landmarker)
+    gaps = []
+    for aaa in (0.0, -0.5, -2.0, -5.0):
+        after = seen_again(landmarker, edited(image, face, woo=15, aaa=aaa), face)
+        gaps.append(np.linalg.norm(after.landmarks[14, :2] - after.landmarks[13, :2]) / after.inter_ocular_px)
+    assert gaps[1] > 0.85 * gaps[0] and gaps[0] > gaps[2] > gaps[3] > 0.3 * gaps[0], gaps
+
+
 @pytest.mark.parametrize("photo", ["interfaces_080.jpg", "interfaces_050.jpg"])
 def test_the_line_where_pressed_lips_meet_is_not_stepped(dev_faces, landmarker, photo):
     # Each column of closing lips reads from one lip, then from the other: the line where they meet jumped by a
-    # whole pixel from column to column (stepped; the row-to-row steps round the lips 1.6 and 2.0 times the photo's
-    # with the angry preset's mouth; 1.06 and 1.0 smoothed).
+    # whole pixel from column to column (stepped; the row-to-row steps round the lips 1.76 times the photo's on
+    # both with the angry preset's mouth, 1.6 smoothed over one pixel; 1.06 and 0.98 now).
     image, face = largest_face(dev_faces / photo, landmarker)
     out = edited(image, face, aaa=-20, smile=-0.3, eee=-3, woo=2)
     assert _vertical_steps(out, face) < 1.4 * _vertical_steps(image, face)

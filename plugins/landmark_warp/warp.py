@@ -470,6 +470,21 @@ def move_iris(image: np.ndarray, landmarks: np.ndarray, iris_ids: tuple[int, ...
 
 # ---------------------------------------------------------------------------------------------------- mouth
 
+def closed_by(upper: np.ndarray, lower: np.ndarray, frame: geo.FaceFrame, share: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The inner lips `upper` and `lower` (image pixels, each from corner to corner) each moved half of `share` of
+    the way to the other, up and down the face (as `close_lips` slides them)."""
+    up, low = frame.local(upper), frame.local(lower)
+    moved = []
+    for this, other in ((up, low), (low, up)):
+        order = np.argsort(other[:, 0])
+        facing = np.interp(this[:, 0], other[order, 0], other[order, 1])
+        shifted = this.copy()
+        shifted[:, 1] += 0.5 * share * (facing - this[:, 1])
+        moved.append(frame.origin + frame.to_image(shifted))
+    return moved[0], moved[1]
+
+
 def paint_mouth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, frame: geo.FaceFrame,
                 brightness: float, teeth: bool = True, grain: float = 0.0) -> None:
     """Paint the inside of an open mouth (dark cavity, upper and lower teeth, tongue) between the inner lips.
@@ -621,25 +636,26 @@ def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray,
     box[:] = cv2.remap(box.copy(), maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     up_edge, low_edge = up_in - above, low_in + below  # (as the kernel opens them)
     opening = (inside | (above + below > 1e-4)) & (low_edge > up_edge)
-    if opening.any():
-        soften_seam(box, v - (up_edge + low_edge) / 2, opening, frame.iod)
+    if opening.any() and amount > 0.9:  # (the lips meet: a partly closed mouth has no such line)
+        soften_seam(box, v - (up_edge + low_edge) / 2, opening * float(smoothstep(0.9, 1.0, amount)), frame.iod)
 
 
 # Each column of closing lips is remapped on its own, and where they meet its read jumps from one lip to the other
 # within a pixel: a line stepped from column to column. It is smoothed up and down over `SEAM_SOFT` face units (a
-# pixel at least). The row-to-row steps round interfaces_050's pressed lips, over the photo's: 2.0 -> 1.0 times.
+# pixel at least). The row-to-row steps round interfaces_050's pressed lips, over the photo's: 1.76 -> 0.98 times.
 SEAM_SOFT = 0.013
 
 
 def soften_seam(box: np.ndarray, from_seam: np.ndarray, opening: np.ndarray, iod: float) -> None:
     """Smooth the line where closed lips meet in `box`, in place: `from_seam` is each pixel's height from that
-    line (face units), `opening` where the mouth was open (the line is there)."""
+    line (face units), `opening` how much of it to smooth (0..1: where the mouth was open, the line is there)."""
     soft = max(1.0, SEAM_SOFT * iod)
     share = opening * np.clip(1.0 - np.abs(from_seam) * (iod / soft), 0.0, 1.0)
-    rows = np.flatnonzero(share.any(axis=1))
+    rows = np.flatnonzero(share.max(axis=1) > 0)
     if not len(rows):
         return
-    part = slice(max(0, rows[0] - 2), rows[-1] + 3)
+    reach = math.ceil(1.5 * soft) + 1  # (three of the blur's sigmas: it reads no mirrored rows at the band's edges)
+    part = slice(max(0, rows[0] - reach), rows[-1] + reach + 1)
     roi = box[part].astype(np.float32)
     smooth = cv2.GaussianBlur(roi, (1, 0), sigmaX=0.1, sigmaY=0.5 * soft)
     box[part] = np.clip(roi + share[part, :, None] * (smooth - roi), 0, 255).astype(np.uint8)
@@ -671,7 +687,7 @@ TEETH_SHOW, CAVITY = (0.25, 0.4), (0.2, 0.35)
 def jaw_open(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, gap: float) -> float:
     """How sure it is (0..1) that an open mouth's jaw is down: `upper` and `lower` as for `mouth_profile`, `gap`
     between the inner lips' middles in face units."""
-    profile = mouth_profile(image, upper, lower)
+    profile = mouth_profile(image, upper, lower)[2:-2]  # (the ends sit on the lips: a dark lip is no inside)
     dark = float(profile.min()) / max(float(profile.max()), 1.0)
     return float(max(smoothstep(TEETH_SHOW[0], TEETH_SHOW[1], gap), 1.0 - smoothstep(CAVITY[0], CAVITY[1], dark)))
 
@@ -1226,9 +1242,11 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
                         for (x, y), lid in zip(corners, lids)],
                        corners, [lid.eye for lid in lids], [lid.closure for lid in lids], widen, lift,
                        [lid.brow for lid in lids]) if lids else []
-    # An opening mouth: its inside is painted. Not where the lips are pressed (they close over the gap: a smile
-    # whose lips the other parameters parted a little got the painted dark inside drawn over its closed lips).
-    paint = inner_gap_dst > max(inner_gap_src + 0.03, 0.05) and params["aaa"] >= 0
+    # An opening mouth: its inside is painted, as much of it as pressed lips leave open (they close over the gap
+    # first: painted between the lips' targets, a smile whose lips the other parameters parted a little got the dark
+    # inside drawn over its closed lips).
+    press = min(1.0, 3.0 * max(0.0, -params["aaa"]) / 30.0)
+    paint = inner_gap_dst * (1.0 - press) > max(inner_gap_src + 0.03, 0.05)
     if paint:  # (the lips' brightness and the skin's grain are read before anything is written back)
         lip = sample_pixels(source, marks[UPPER_LIP, :2])
         brightness = min(1.1, max(0.35, float(lip.sum()) / lip.size / 140.0))
@@ -1246,7 +1264,6 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             bx0, by0, bx1, by1 = lid.box
             close_lid(warped[by0:by1, bx0:bx1], cover, lash, weight, place, lid)
 
-    press = min(1.0, 3.0 * max(0.0, -params["aaa"]) / 30.0)
     if press and inner_gap_dst > 0.01:  # pressed lips close an open mouth over its teeth
         upper_inner = targets_all[UPPER_INNER_ROWS]
         lower_inner = np.concatenate([upper_inner[:1], targets_all[LOWER_INNER_ROWS], upper_inner[-1:]])
@@ -1263,6 +1280,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             upper_contour = np.concatenate([upper_contour[:1], upper_mid, upper_contour[-1:]])
             lower_contour = lower_mid
         lower_contour = np.concatenate([upper_contour[:1], lower_contour, upper_contour[-1:]])
+        if press:
+            upper_contour, lower_contour = closed_by(upper_contour, lower_contour, frame, press)
         paint_mouth(warped, upper_contour, lower_contour, frame, brightness, teeth=not split, grain=grain)
     if frames is not None:
         frames.put_back(warped)

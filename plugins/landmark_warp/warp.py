@@ -651,14 +651,14 @@ def soften_seam(box: np.ndarray, from_seam: np.ndarray, opening: np.ndarray, iod
     line (face units), `opening` how much of it to smooth (0..1: where the mouth was open, the line is there)."""
     soft = max(1.0, SEAM_SOFT * iod)
     share = opening * np.clip(1.0 - np.abs(from_seam) * (iod / soft), 0.0, 1.0)
-    rows = np.flatnonzero(share.max(axis=1) > 0)
+    rows, columns = np.flatnonzero(share.max(axis=1) > 0), np.flatnonzero(share.max(axis=0) > 0)
     if not len(rows):
         return
     reach = math.ceil(1.5 * soft) + 1  # (three of the blur's sigmas: it reads no mirrored rows at the band's edges)
-    part = slice(max(0, rows[0] - reach), rows[-1] + reach + 1)
+    part = (slice(max(0, rows[0] - reach), rows[-1] + reach + 1), slice(columns[0], columns[-1] + 1))
     roi = box[part].astype(np.float32)
     smooth = cv2.GaussianBlur(roi, (1, 0), sigmaX=0.1, sigmaY=0.5 * soft)
-    box[part] = np.clip(roi + share[part, :, None] * (smooth - roi), 0, 255).astype(np.uint8)
+    box[part] = np.clip(roi + share[part][..., None] * (smooth - roi), 0, 255).astype(np.uint8)
 
 
 BITE_SAMPLES = np.linspace(0.0, 1.0, 25)  # across an open mouth, from the upper inner lip to the lower one
@@ -870,7 +870,7 @@ def frown_lines(image: np.ndarray, frame: geo.FaceFrame, glabella: np.ndarray, i
         top = max(top, float(frame.local(brow_tops)[:, 1].mean()) - FROWN_LINE_REACH)
     if bottom - top < 0.05:
         return
-    reach = 1.35 * max(side_a, side_b) * (1.0 + (1.8 + 3.0 * FROWN_LIT_WIDTH) * FROWN_LINE_WIDTH / FROWN_LINE_SIDE)
+    reach = 1.35 * max(side_a, side_b) * (1.0 + (1.8 + 2.0 * FROWN_LIT_WIDTH) * FROWN_LINE_WIDTH / FROWN_LINE_SIDE)
     corners = np.array([[mid_x - reach, top], [mid_x + reach, top], [mid_x - reach, bottom], [mid_x + reach, bottom]])
     box = pixel_box(frame.origin + frame.to_image(corners), image.shape)
     if box is None:

@@ -103,12 +103,17 @@ def _short_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def run_limited(call: Callable[[], Any], seconds: float, what: str) -> Any:
+SLOW_NOTICE = 1.0  # seconds: plugin code still running after this is reported while it is waited for
+
+
+def run_limited(call: Callable[[], Any], seconds: float, what: str, plugin: str = "") -> Any:
     """Run plugin code on a daemon thread and wait at most `seconds` for it.
 
     Whatever the code raises (SystemExit and KeyboardInterrupt included) is raised here wrapped in
     PluginRaised; a call that does not finish raises PluginTimeout and is left behind (a daemon thread does not
     hold the app at exit). The calling thread only waits, so a real Ctrl+C reaches it as KeyboardInterrupt.
+    Code still running after `SLOW_NOTICE` seconds is logged (`plugin_slow`, naming `plugin`): a start that
+    seems to hang says what it waits for.
     """
     outcome: dict[str, Any] = {}
 
@@ -120,7 +125,11 @@ def run_limited(call: Callable[[], Any], seconds: float, what: str) -> Any:
 
     worker = threading.Thread(target=target, name=f"plugin {what}", daemon=True)
     worker.start()
-    worker.join(seconds)
+    worker.join(min(seconds, SLOW_NOTICE))
+    if worker.is_alive() and seconds > SLOW_NOTICE:
+        log.warning("plugin_slow", plugin=plugin, call=what, limit_s=seconds,
+                    note="still waiting for it (setting plugin_timeout); Ctrl+C stops facesynth")
+        worker.join(seconds - SLOW_NOTICE)
     if worker.is_alive():
         raise PluginTimeout(f"did not finish {what} within {seconds:g} s (setting plugin_timeout)")
     if "error" in outcome:
@@ -224,11 +233,11 @@ class PluginLoader:
                     self._load(path.stem, DROP_IN, str(path), functools.partial(_import_file, path))
         return self.registry
 
-    def _limited(self, kind: str, call: Callable[[], Any], what: str) -> Any:
-        """Built-ins run as they are; third-party code runs with the `plugin_timeout` limit."""
+    def _limited(self, kind: str, call: Callable[[], Any], what: str, source: str) -> Any:
+        """Built-ins run as they are; third-party code (from `source`) runs with the `plugin_timeout` limit."""
         if kind == BUILTIN:
             return call()
-        return run_limited(call, self.settings.plugin_timeout, what)
+        return run_limited(call, self.settings.plugin_timeout, what, source)
 
     def _fail(self, name: str, kind: str, source: str, exc: BaseException, hooks: tuple[str, ...]) -> None:
         reason = _short_reason(exc)
@@ -250,7 +259,7 @@ class PluginLoader:
                 self._fail(name, kind, source, PluginError(f"cannot be read: {exc.strerror}"), ())
                 return
         try:
-            plugin = self._limited(kind, importer, "loading")
+            plugin = self._limited(kind, importer, "loading", source)
         except KeyboardInterrupt:
             raise  # the user's Ctrl+C (a plugin's own comes wrapped in PluginRaised)
         except BaseException as exc:  # SystemExit in a built-in's import must not end the app either
@@ -300,7 +309,8 @@ class PluginLoader:
             for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
                 if impl.plugin is plugin:
                     arguments = [register for _ in impl.argnames]
-                    self._limited(kind, functools.partial(impl.function, *arguments), f"its hook {hook_name}")
+                    self._limited(kind, functools.partial(impl.function, *arguments), f"its hook {hook_name}",
+                                  source)
         return staged
 
 

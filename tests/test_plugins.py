@@ -288,11 +288,14 @@ def test_real_ctrl_c_still_stops_while_a_plugin_hangs(tmp_path):
                                cwd=ROOT, env=clean_env(FACESYNTH_PLUGIN_TIMEOUT="60", FACESYNTH_LOG_LEVEL="info"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        # Sent once the hostile hook is being waited for (its `plugin_slow` notice). Sent 0.3 s after the built-ins
+        # had loaded, it once (a CI run on a busy machine) reached the process while the next drop-in loaded, and
+        # the process went on and did not stop within 10 s (cause not found).
         deadline = time.monotonic() + 60
         line = ""
-        while "plugins.segmind" not in line and time.monotonic() < deadline:  # the built-ins have loaded
+        while not ("plugin_slow" in line and "sleeps_in_hook" in line) and time.monotonic() < deadline:
             line = process.stderr.readline()
-        time.sleep(0.3)
+        assert "register_emotions" in line, line  # the notice names the plugin and what it waits for
         sent = time.monotonic()
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=10)

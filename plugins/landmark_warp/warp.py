@@ -640,6 +640,32 @@ def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray,
         soften_seam(box, v - (up_edge + low_edge) / 2, opening * float(smoothstep(0.9, 1.0, amount)), frame.iod)
 
 
+# A toothy smile's dark corners reach past the corner landmarks (above the upper lip's corner, outside the lips'
+# band that close_lips moves): closed, they stayed as two dark spots beside the pressed lips (the shipped sample).
+# Dark (under `LIP_DARK` of the median round it) within `CORNER_CLEAR` face units of a closed mouth's corner is
+# filled from the skin and lips around it.
+CORNER_CLEAR = 0.07
+
+
+def clear_corners(image: np.ndarray, corners: np.ndarray, iod: float) -> None:
+    """Fill the dark left at each of `corners` (crop pixels, where the closed mouth's corners are) in `image`, in
+    place."""
+    radius = max(3.0, CORNER_CLEAR * iod)
+    for cx, cy in corners:
+        x0, y0 = max(0, int(cx - 2 * radius)), max(0, int(cy - 2 * radius))
+        x1, y1 = min(image.shape[1], int(cx + 2 * radius) + 1), min(image.shape[0], int(cy + 2 * radius) + 1)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            continue
+        box = image[y0:y1, x0:x1]
+        grey = cv2.cvtColor(box, cv2.COLOR_BGR2GRAY)
+        ys, xs = np.mgrid[y0:y1, x0:x1]
+        near = np.hypot(xs - cx, ys - cy) < radius
+        dark = near & (grey < LIP_DARK * float(np.median(grey)))
+        if dark.any():
+            mask = cv2.dilate(dark.astype(np.uint8), np.ones((3, 3), np.uint8))
+            box[:] = cv2.inpaint(box, mask, 2, cv2.INPAINT_TELEA)
+
+
 # Each column of closing lips is remapped on its own, and where they meet its read jumps from one lip to the other
 # within a pixel: a line stepped from column to column. It is smoothed up and down over `SEAM_SOFT` face units (a
 # pixel at least). The row-to-row steps round interfaces_050's pressed lips, over the photo's: 1.76 -> 0.98 times.
@@ -1273,6 +1299,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         lower_inner = np.concatenate([upper_inner[:1], targets_all[LOWER_INNER_ROWS], upper_inner[-1:]])
         close_lips(warped, frame, targets_all[UPPER_OUTER_ROWS], upper_inner, lower_inner,
                    targets_all[LOWER_OUTER_ROWS], press)
+        if CORNER_CLEAR and inner_gap_src > 0.04 and press >= 1.0:
+            clear_corners(warped, targets_all[[_ROW[i] for i in geo.MOUTH_CORNERS]], frame.iod)
     if frown > 0:
         frown_lines(warped, frame, marks[GLABELLA, :2], marks[INNER_BROWS, :2], frown, targets_all[INNER_BROW_TOPS])
         brow_shadow(warped, frame, [targets_all[rows] for rows in BROW_LOWER_ROWS],

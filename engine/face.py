@@ -104,6 +104,11 @@ def overlap(a: Face, b: Face) -> float:
     return float(inter) / smaller if smaller > 0 else 0.0
 
 
+def most_overlap(face: Face, faces: Sequence[Face]) -> float:
+    """The largest `overlap` of `face` with any other of `faces` (0 when it overlaps none)."""
+    return max((overlap(face, other) for other in faces if other is not face), default=0.0)
+
+
 # `--faces largest` among faces of about the same size (a group photo): those at least this share of the biggest
 # one's box count as as big, and of them one the landmarker found on the whole picture is taken before one found
 # on a crop (the more certain find; a small-face detector's find decided it before by a few pixels of its box).

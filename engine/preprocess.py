@@ -19,7 +19,7 @@ import numpy as np
 from engine.capture import Frame
 from engine.config import Settings
 from engine.events import Event, EventBus, PreprocessEvent
-from engine.face import Face, covered, overlap, select_faces
+from engine.face import Face, covered, most_overlap, select_faces
 from engine.faces import Landmarker
 from engine.smoothing import FaceSmoother
 
@@ -47,11 +47,10 @@ def choose_faces(faces: Sequence[Face], settings: Settings) -> tuple[list[Face],
     reasons."""
     edited, skipped = [], []
     for face in select_faces(faces, settings.faces):
-        covers = max((overlap(face, other) for other in faces if other is not face), default=0.0)
         if face.inter_ocular_px < settings.min_face_px:
             skipped.append({"box": list(face.box), "reason": f"face too small to edit ({face.inter_ocular_px:.0f} px "
                             f"between the eyes, minimum {settings.min_face_px:g}; setting min_face_px)"})
-        elif covers > OVERLAP_SKIP:
+        elif (covers := most_overlap(face, faces)) > OVERLAP_SKIP:
             skipped.append({"box": list(face.box), "reason": f"face overlaps another face ({covers:.0%} of the "
                             "smaller): its landmarks are guessed where one hides the other, and an edit would "
                             "smear both"})

@@ -791,6 +791,7 @@ LOWER_OUTER_ROWS = np.array([_ROW[_i] for _i in (geo.LIPS_UPPER_OUTER[0],) + geo
                              + (geo.LIPS_UPPER_OUTER[-1],)])
 OUTER_ONLY = ~np.isin(geo.CONTROL_IDS, geo.LIPS_UPPER_INNER + geo.LIPS_LOWER_INNER)  # rows kept for a closed mouth
 EYE_IDS = np.array(geo.EYE_A_ANCHORS + geo.EYE_B_ANCHORS)
+MOUTH_CORNER_ROWS = np.array([_ROW[i] for i in geo.MOUTH_CORNERS])
 UPPER_LIP = np.array(geo.LIPS_UPPER_OUTER)  # where the lips' brightness is sampled
 EYE_LIFT_ROWS = [(list(EYE_IDS).index(lower), lower, upper) for lower, upper in geo.EYE_LID_PAIRS]
 # Everything a head turn moves, in one pass: control points, eye anchors, both eyes' lids (for the lid boxes).
@@ -860,8 +861,8 @@ FROWN_LINE_DARKNESS = 0.17  # at full frown the crease takes off this share of t
 FROWN_LINE_TINT = np.array([1.3, 1.1, 0.75], np.float32)
 # The skin beside a crease is lit by this share of its darkness, evenly in every channel: lit through the crease's
 # tint (blue most) at 0.35 over the crease's own width, it was a pale, bluish stripe beside each crease on light,
-# smooth skin (interfaces_081). The judge's angry on the development
-# faces: 20/20 both ways (mean fer angry 0.377 before, 0.375 after; 0.352 unlit, where facerec_obama read happy).
+# smooth skin (interfaces_081). The judge's angry on the development faces: 20/20 both ways (mean fer angry 0.377
+# before, 0.375 after; 0.352 unlit, where facerec_obama read happy).
 FROWN_LINE_LIT = 0.2
 # ... on either side, over this many crease widths (both sides: the skin bunched between the creases is lit too).
 # The box holds it until it fades out: cut 0.15 face units either side of the midline, it ended in a straight edge.
@@ -1299,8 +1300,8 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         lower_inner = np.concatenate([upper_inner[:1], targets_all[LOWER_INNER_ROWS], upper_inner[-1:]])
         close_lips(warped, frame, targets_all[UPPER_OUTER_ROWS], upper_inner, lower_inner,
                    targets_all[LOWER_OUTER_ROWS], press)
-        if CORNER_CLEAR and inner_gap_src > 0.04 and press >= 1.0:
-            clear_corners(warped, targets_all[[_ROW[i] for i in geo.MOUTH_CORNERS]], frame.iod)
+        if inner_gap_src > 0.04 and press >= 1.0:
+            clear_corners(warped, targets_all[MOUTH_CORNER_ROWS], frame.iod)
     if frown > 0:
         frown_lines(warped, frame, marks[GLABELLA, :2], marks[INNER_BROWS, :2], frown, targets_all[INNER_BROW_TOPS])
         brow_shadow(warped, frame, [targets_all[rows] for rows in BROW_LOWER_ROWS],

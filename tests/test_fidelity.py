@@ -37,21 +37,28 @@ def test_a_frown_creases_the_skin_between_the_brows(landmarker, monkeypatch):
     face = landmarker.detect(image)[0]
     frowned = edited(image, face, eyebrow=-10)
     relaxed = edited(image, face, eyebrow=-2)  # brows down a little: no crease yet
-    # Sample a row across the glabella, halfway between the point between the brows and the nose's root.
+    # Sample rows across the glabella, from the point between the brows to the nose's root: the creases run
+    # between the lowered brows' inner ends, deepest at the brows; the row where both dip most is judged.
     frame = geo.face_frame(face.landmarks.astype(np.float64))
     top, root = frame.local(face.landmarks[list(GLABELLA), :2].astype(np.float64))
-    middle = (top + root) / 2
     across = np.linspace(-0.2, 0.2, 81)
-    points = frame.origin + frame.to_image(np.stack([middle[0] + across, np.full_like(across, middle[1])], axis=1))
 
-    def profile(picture):
+    def row(share):
+        height = top[1] + share * (root[1] - top[1])
+        return frame.origin + frame.to_image(np.stack([top[0] + across, np.full_like(across, height)], axis=1))
+
+    def profile(picture, points):
         grey = cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY).astype(np.float32)
         return cv2.remap(grey, points[:, 0].astype(np.float32).reshape(1, -1),
                          points[:, 1].astype(np.float32).reshape(1, -1), cv2.INTER_LINEAR)[0]
 
-    # The warp alone (brows down, skin stretched) changes the row smoothly; the creases are narrow dips on top.
-    change = profile(frowned) - profile(relaxed)
-    dips = change - cv2.GaussianBlur(change.reshape(1, -1), (37, 1), 6, borderType=cv2.BORDER_REPLICATE)[0]
+    def dips(points):  # the warp alone (brows down, skin stretched) changes a row smoothly; creases are narrow dips
+        change = profile(frowned, points) - profile(relaxed, points)
+        return change - cv2.GaussianBlur(change.reshape(1, -1), (37, 1), 6, borderType=cv2.BORDER_REPLICATE)[0]
+
+    points = max((row(share) for share in np.linspace(0.0, 1.0, 11)),
+                 key=lambda points: -max(dips(points)[:38].min(), dips(points)[43:].min()))
+    dips = dips(points)
     left, right, mid = dips[:38].min(), dips[43:].min(), dips[38:43].min()
     assert left < -8 and right < -8 and mid > 0.4 * min(left, right), (left, right, mid)
     # Shaded, not painted: the skin's texture stays (its local contrast is not flattened).
@@ -107,6 +114,32 @@ def test_the_creases_shading_fades_out_beside_them(dev_faces, landmarker, monkey
         if len(changed) > 3:
             ends += [abs(row[changed[0]]), abs(row[changed[-1]])]
     assert len(ends) > 30 and np.percentile(ends, 95) < 2.5, np.percentile(ends, 95)
+
+
+@pytest.mark.parametrize("photo", ["interfaces_081.jpg", "interfaces_089.jpg", "interfaces_047.jpg",
+                                   "facerec_obama.jpg"])
+def test_the_creases_run_between_the_lowered_brows(dev_faces, landmarker, monkeypatch, photo):
+    # A frown's creases run between the lowered brows' inner ends, not above them: drawn from above the point
+    # between the brows (9) to above the nose's root (168), they sat on the forehead above the lowered brows, two
+    # short strokes apart from anything. Where their shade lies (its centre, in face units, on the edited face
+    # found again), from the brows' inner tops (0) to their inner lower edges (1): -0.22 to -0.62 before, 0.58
+    # to 0.89 now.
+    from plugins.landmark_warp import warp
+
+    image, face = largest_face(dev_faces / photo, landmarker)
+    creased = edited(image, face, eyebrow=-10).astype(np.float32)
+    monkeypatch.setattr(warp, "frown_lines", lambda *args, **kwargs: None)
+    plain = edited(image, face, eyebrow=-10)
+    shade = np.maximum(plain.astype(np.float32) - creased, 0.0).mean(axis=2)
+    moved = seen_again(landmarker, plain, face)
+    frame = geo.face_frame(moved.landmarks.astype(np.float64))
+    ys, xs = np.nonzero(shade > 0.5)
+    assert len(ys) > 50  # (there are creases)
+    heights = frame.local(np.stack([xs, ys], axis=1).astype(np.float64))[:, 1]
+    centre = float((shade[ys, xs] * heights).sum() / shade[ys, xs].sum())
+    top, lower = (float(frame.local(moved.landmarks[list(ids), :2].astype(np.float64))[:, 1].mean())
+                  for ids in ((107, 336), (55, 285)))
+    assert 0.3 < (centre - top) / (lower - top) < 1.3, (centre, top, lower)
 
 
 @pytest.mark.parametrize("photo", ["interfaces_081.jpg", "facerec_obama.jpg"])

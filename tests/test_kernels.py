@@ -173,6 +173,32 @@ def test_painted_teeth_are_rounded():
     assert edge[67] - edge[61] > 40 and edge[67] - edge[72] > 20, edge[60:74]
 
 
+def test_painted_teeth_recede_towards_the_corners():
+    """A mouth 1.1 IOD wide, its upper lip level and open 0.3-0.4 IOD (100 px per IOD, the midline at x = 60): the
+    upper teeth show less, and darker, towards the corners, and no lower teeth show. (As tall and as lit to the
+    corners, with a grey rim of lower teeth along the lower lip, they read as a drawn denture.)"""
+    roi = np.full((60, 120, 3), 180, np.uint8)
+    upper = np.array([[5.0, 10.0], [60.0, 10.0], [115.0, 10.0]])
+    lower = np.array([[5.0, 10.0], [12.0, 40.0], [60.0, 50.0], [108.0, 40.0], [115.0, 10.0]])
+    coverage = np.zeros((60, 120), np.uint8)
+    cv2.fillPoly(coverage, [np.round(np.concatenate([upper, lower[::-1]])).astype(np.int32)], 255)
+    kernels.paint_mouth_box(roi, coverage, np.array([0, 0]), np.zeros(2), np.array([0.01, 0.0]),
+                            np.array([0.0, 0.01]), upper, lower, 1.0, True, MOUTH_COLOURS, TONGUE)
+    grey = roi.astype(float).mean(axis=2)
+
+    def teeth(x):  # how far down the teeth reach (px) in column x, and how light they are
+        column = grey[11:40, x]
+        return int(np.argmax(column < 0.5 * column[:2].mean())), column[:2].mean()
+
+    (middle, middle_light), (side, side_light) = teeth(66), teeth(20)
+    assert middle >= 7 and side <= 0.8 * middle, (middle, side)
+    assert side_light < 0.75 * middle_light, (middle_light, side_light)
+    # over the lower lip in the middle: the cavity or the tongue, nothing light and grey
+    bottom = roi[42:49, 50:70].astype(int)
+    grey_light = (bottom.min(axis=2) > 90) & (bottom.max(axis=2) - bottom.min(axis=2) < 60)
+    assert not (grey_light & (coverage[42:49, 50:70] == 255)).any()
+
+
 def test_head_turn_keeps_the_outline_centre_and_rolls_about_it():
     rng = np.random.default_rng(1)
     outline = rng.normal(size=(30, 3)) * 50 + (200.0, 150.0, 0.0)

@@ -64,6 +64,11 @@ def _smoothstep(edge0, edge1, x):
 # premolars, as wide as on an average face (8.5, 6.5, 7.5 and 7 mm against an inter-ocular distance of 63 mm).
 TOOTH_EDGES = np.array([0.0, 0.135, 0.238, 0.357, 0.468, 0.58])
 TOOTH_ROUND, TOOTH_CURVE = 0.15, 0.12
+# The upper teeth show less towards the corners (the band is this share lower there, by the square of the distance
+# from the middle), turned away from the light (this share darker there), and the lower teeth only in a mouth open
+# this wide (face units, in full at the second): all as tall and lit to the corners, with the lower teeth a grey rim
+# along the lower lip, they read as a drawn denture (interfaces_050, 047, 046).
+TEETH_TAPER, TEETH_SIDE_SHADE, LOWER_TEETH_GAP = 0.6, 0.7, (0.45, 0.6)
 
 
 @compiled("float64(float64)")
@@ -359,8 +364,9 @@ def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightn
                 # it is lit most in its middle (TOOTH_CURVE darker at its sides).
                 near_gap = _tooth_gap(abs(across))
                 tooth_side = _tooth_side(abs(across))
-                upper_band = min(0.10, 0.4 * gap) * (1.0 - 0.1 * near_gap) * (1.0 - TOOTH_ROUND * tooth_side ** 4)
-                lower_band = min(0.035, 0.1 * gap) * _smoothstep(0.2, 0.35, gap)
+                upper_band = (min(0.10, 0.4 * gap) * (1.0 - 0.1 * near_gap) * (1.0 - TOOTH_ROUND * tooth_side ** 4)
+                              * (1.0 - TEETH_TAPER * side2))
+                lower_band = min(0.035, 0.1 * gap) * _smoothstep(LOWER_TEETH_GAP[0], LOWER_TEETH_GAP[1], gap)
                 teeth_upper = (1.0 - _smoothstep(upper_band * 0.7, upper_band, below_up)) if upper_band > 0.005 \
                     else 0.0
                 teeth_lower = (1.0 - _smoothstep(lower_band * 0.5, lower_band, v_low - v)) if lower_band > 0.005 \
@@ -369,8 +375,8 @@ def paint_mouth_box(roi, coverage, corner, origin, ex, ey, upper, lower, brightn
                     gaps = (1.0 - 0.1 * near_gap) * (1.0 - TOOTH_CURVE * tooth_side ** 2)
                     # the upper lip shades the teeth just under it; towards the corners they recede into shadow
                     upper_lit = gaps * (0.8 + 0.2 * _smoothstep(0.0, 0.35, below_up / max(upper_band, 1e-3))) * (
-                        1.0 - 0.45 * side2)
-                    lower_lit = 0.65 * gaps * (1.0 - 0.45 * side2)
+                        1.0 - TEETH_SIDE_SHADE * side2)
+                    lower_lit = 0.65 * gaps * (1.0 - TEETH_SIDE_SHADE * side2)
                     keep = (1 - teeth_lower) * (1 - teeth_upper) * depth
                     upper_w, lower_w = depth * (1 - teeth_lower) * teeth_upper, depth * teeth_lower
             # Each pixel is a mix of the cavity, the tongue and the teeth, layered in that order; teeth in shade

@@ -100,7 +100,8 @@ LID_CREASE_SHADE = np.array([0.3, 0.24, 0.17], np.float32)
 # development faces' rise 0.517 -> 0.519).
 LID_BULGE = (0.07, 0.15, 0.15)
 EYE_SAMPLES = np.linspace(0.0, 1.0, 24)  # where along an eye (in eye widths) its lid profiles are sampled
-MOUTH_COLOURS = np.array([[22, 22, 52], [90, 95, 178], [168, 196, 226]], np.float32)  # cavity, tongue, tooth (BGR)
+# cavity, tongue, tooth (BGR; the tooth was (168, 196, 226): in the mouth's shade it came out olive grey)
+MOUTH_COLOURS = np.array([[22, 22, 52], [90, 95, 178], [195, 212, 228]], np.float32)
 # The tongue in a wide-open mouth: a mound on the lower lip this share of the mouth's half-width wide and of its
 # opening high, this opaque, in full from this share of its height (softer outside), lit at its crest and this
 # much darker towards its edges. (Before, 0.55, 0.35, 0.8 opaque, linear, unlit, in a darker red: a dark crescent on

@@ -331,11 +331,13 @@ def _dark_at_the_corners(picture, face):
     return count
 
 
-@pytest.mark.parametrize("photo", [None, "dlib_tom_cruise_avp_2014_4.jpg"])
+@pytest.mark.parametrize("photo", [None, "dlib_tom_cruise_avp_2014_4.jpg", "interfaces_089.jpg"])
 def test_a_pressed_smile_leaves_no_dark_spots_at_its_corners(request, landmarker, photo):
     # The angry preset's mouth on toothy smiles: the dark of a smile's corners that lies past the corner landmarks
     # (outside the lips' band) stayed as two dark spots beside the pressed lips, the first thing seen on the shipped
-    # sample (9 dark pixels by its corners, tom_cruise 52); filled from around, none.
+    # sample (9 dark pixels by its corners, tom_cruise 52); filled from around, none. On interfaces_089 the warp
+    # took the grin's corners 12 px short of their targets, and pressed from the targets a dark spot stayed at one
+    # (49 dark pixels); pressed from where the warp put them, 1.
     image, face = largest_face(SAMPLE if photo is None else request.getfixturevalue("dev_faces") / photo, landmarker)
     out = edited(image, face, aaa=-20, smile=-0.3, eee=-3, woo=2)
     assert _dark_at_the_corners(out, seen_again(landmarker, out, face)) <= 2

@@ -572,6 +572,40 @@ LIP_SEAM = 0.03
 LIP_DARK, LIP_DARK_MOST, LIP_DARK_SOFT, LIP_DARK_OPEN = 0.6, 0.04, 0.02, (0.06, 0.12)
 
 
+# The lips' targets are where the spline is asked to take them; its coarse grid, read bilinearly, takes them only
+# part of the way where they move much over a short distance (a grin's corners brought level: on the angry preset
+# 12 px short at interfaces_089's and tom_cruise's corners; 2-3 px on 081, whose upper lip is a few pixels thin).
+# Pressed from their targets, what lay between went wrong: a dark spot stayed at 089's corner, 081's upper lip was
+# taken for the skin above it and stretched away. The pressed lips start from where the map put them.
+LANDED_STEPS, LANDED_MISS = 4, 0.5  # Newton's steps; a point found further than this (px) off keeps its target
+
+
+def landed(maps: np.ndarray, part: tuple[int, int], sources: np.ndarray, guesses: np.ndarray) -> np.ndarray:
+    """Where the warp put the crop points `sources`: the points x whose pixel reads the source at that point (x plus
+    the map's displacement there), found from `guesses` (their targets) by Newton's steps (the map's slope read a
+    pixel either way; plain fixed-point steps ran away where the map changes fast, as round a grin's corners).
+    `maps` is the warp's relative map of the part of the crop starting at `part`."""
+    corner = np.float32(part)
+    wanted = sources.astype(np.float32)
+
+    def reads(x: np.ndarray) -> np.ndarray:  # where the pixel at x reads the source (the map holds the part's corner)
+        at = (x - corner).reshape(1, -1, 2)
+        shift = cv2.remap(maps, at[..., 0], at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+        return x + shift - corner
+
+    x = guesses.astype(np.float32)
+    for _ in range(LANDED_STEPS):
+        here = reads(x)
+        across, down = reads(x + np.float32([1, 0])) - here, reads(x + np.float32([0, 1])) - here
+        miss = wanted - here
+        det = across[:, 0] * down[:, 1] - down[:, 0] * across[:, 1]
+        det = np.where(np.abs(det) < 1e-3, np.float32(1e-3), det)
+        x = x + np.stack([(miss[:, 0] * down[:, 1] - down[:, 0] * miss[:, 1]) / det,
+                          (across[:, 0] * miss[:, 1] - miss[:, 0] * across[:, 1]) / det], axis=1)
+    found = np.hypot(*(reads(x) - wanted).T) <= LANDED_MISS
+    return np.where(found[:, None], x.astype(np.float64), guesses)
+
+
 def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray, upper_inner: np.ndarray,
                lower_inner: np.ndarray, lower_outer: np.ndarray, amount: float) -> None:
     """Close an open mouth by `amount` (1: the lips meet mid-way), in place: each lip slides over what showed
@@ -1309,12 +1343,14 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             close_lid(warped[by0:by1, bx0:bx1], cover, lash, weight, place, lid)
 
     if press and inner_gap_dst > 0.01:  # pressed lips close an open mouth over its teeth
-        upper_inner = targets_all[UPPER_INNER_ROWS]
-        lower_inner = np.concatenate([upper_inner[:1], targets_all[LOWER_INNER_ROWS], upper_inner[-1:]])
-        close_lips(warped, frame, targets_all[UPPER_OUTER_ROWS], upper_inner, lower_inner,
-                   targets_all[LOWER_OUTER_ROWS], press)
+        lips = np.r_[UPPER_OUTER_ROWS, UPPER_INNER_ROWS, LOWER_INNER_ROWS, LOWER_OUTER_ROWS]
+        placed = dict(zip(lips.tolist(), landed(maps, (ax0, ay0), controls[lips], targets_all[lips])))
+        upper_outer, upper_inner, lower_inner, lower_outer = (np.array([placed[row] for row in rows]) for rows in (
+            UPPER_OUTER_ROWS, UPPER_INNER_ROWS, LOWER_INNER_ROWS, LOWER_OUTER_ROWS))
+        lower_inner = np.concatenate([upper_inner[:1], lower_inner, upper_inner[-1:]])
+        close_lips(warped, frame, upper_outer, upper_inner, lower_inner, lower_outer, press)
         if inner_gap_src > 0.04 and press >= 1.0:
-            clear_corners(warped, targets_all[MOUTH_CORNER_ROWS], frame.iod)
+            clear_corners(warped, np.array([placed[row] for row in MOUTH_CORNER_ROWS]), frame.iod)
     if frown > 0:
         frown_lines(warped, frame, marks[GLABELLA, :2], marks[INNER_BROWS, :2], frown,
                     targets_all[INNER_BROW_ENDS.ravel()])

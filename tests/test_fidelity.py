@@ -52,13 +52,13 @@ def test_a_frown_creases_the_skin_between_the_brows(landmarker, monkeypatch):
         return cv2.remap(grey, points[:, 0].astype(np.float32).reshape(1, -1),
                          points[:, 1].astype(np.float32).reshape(1, -1), cv2.INTER_LINEAR)[0]
 
-    def dips(points):  # the warp alone (brows down, skin stretched) changes a row smoothly; creases are narrow dips
+    def dips_along(points):  # the warp alone (brows down, skin stretched) changes a row smoothly; creases are dips
         change = profile(frowned, points) - profile(relaxed, points)
         return change - cv2.GaussianBlur(change.reshape(1, -1), (37, 1), 6, borderType=cv2.BORDER_REPLICATE)[0]
 
     points = max((row(share) for share in np.linspace(0.0, 1.0, 11)),
-                 key=lambda points: -max(dips(points)[:38].min(), dips(points)[43:].min()))
-    dips = dips(points)
+                 key=lambda points: -max(dips_along(points)[:38].min(), dips_along(points)[43:].min()))
+    dips = dips_along(points)
     left, right, mid = dips[:38].min(), dips[43:].min(), dips[38:43].min()
     assert left < -8 and right < -8 and mid > 0.4 * min(left, right), (left, right, mid)
     # Shaded, not painted: the skin's texture stays (its local contrast is not flattened).

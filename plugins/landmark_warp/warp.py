@@ -577,14 +577,21 @@ LIP_DARK, LIP_DARK_MOST, LIP_DARK_SOFT, LIP_DARK_OPEN = 0.6, 0.04, 0.02, (0.06, 
 # 12 px short at interfaces_089's and tom_cruise's corners; 2-3 px on 081, whose upper lip is a few pixels thin).
 # Pressed from their targets, what lay between went wrong: a dark spot stayed at 089's corner, 081's upper lip was
 # taken for the skin above it and stretched away. The pressed lips start from where the map put them.
-LANDED_STEPS, LANDED_MISS = 4, 0.5  # Newton's steps; a point found further than this (px) off keeps its target
+# Newton's steps; each moves a point at most `LANDED_STEP` face units, and the points are taken only if every one
+# ends within `LANDED_MISS` px of reading its source, no further than `LANDED_REACH` face units from its target,
+# where the map does not fold (its slope's determinant positive): else all keep their targets (a contour of some
+# landed points and some targets went out of order on a turned face's extreme edits; on a folded map Newton's answer
+# lies where the picture is flipped over).
+LANDED_STEPS, LANDED_STEP, LANDED_MISS, LANDED_REACH = 4, 0.05, 0.5, 0.2
 
 
-def landed(maps: np.ndarray, part: tuple[int, int], sources: np.ndarray, guesses: np.ndarray) -> np.ndarray:
+def landed(maps: np.ndarray, part: tuple[int, int], sources: np.ndarray, guesses: np.ndarray,
+           iod: float) -> np.ndarray:
     """Where the warp put the crop points `sources`: the points x whose pixel reads the source at that point (x plus
     the map's displacement there), found from `guesses` (their targets) by Newton's steps (the map's slope read a
-    pixel either way; plain fixed-point steps ran away where the map changes fast, as round a grin's corners).
-    `maps` is the warp's relative map of the part of the crop starting at `part`."""
+    pixel further across and down; plain fixed-point steps ran away where the map changes fast, as round a grin's
+    corners). `maps` is the warp's relative map of the part of the crop starting at `part`; `iod` the face's size
+    (px). Returns `guesses` unless every point is found (`LANDED_STEP` and the limits with it)."""
     corner = np.float32(part)
     wanted = sources.astype(np.float32)
 
@@ -593,19 +600,26 @@ def landed(maps: np.ndarray, part: tuple[int, int], sources: np.ndarray, guesses
         shift = cv2.remap(maps, at[..., 0], at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
         return x + shift - corner
 
-    x = guesses.astype(np.float32)
-    count = len(x)
-    for _ in range(LANDED_STEPS):
+    def slope(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         at = reads(np.concatenate([x, x + np.float32([1, 0]), x + np.float32([0, 1])]))  # (one read for all three)
         here = at[:count]
         across, down = at[count:2 * count] - here, at[2 * count:] - here
+        return here, across, down, across[:, 0] * down[:, 1] - down[:, 0] * across[:, 1]
+
+    x = guesses.astype(np.float32)
+    count = len(x)
+    for _ in range(LANDED_STEPS):
+        here, across, down, det = slope(x)
+        det = np.where(np.abs(det) < 1e-3, np.copysign(np.float32(1e-3), det), det)
         miss = wanted - here
-        det = across[:, 0] * down[:, 1] - down[:, 0] * across[:, 1]
-        det = np.where(np.abs(det) < 1e-3, np.float32(1e-3), det)
-        x = x + np.stack([(miss[:, 0] * down[:, 1] - down[:, 0] * miss[:, 1]) / det,
-                          (across[:, 0] * miss[:, 1] - miss[:, 0] * across[:, 1]) / det], axis=1)
-    found = np.hypot(*(reads(x) - wanted).T) <= LANDED_MISS
-    return np.where(found[:, None], x.astype(np.float64), guesses)
+        step = np.stack([(miss[:, 0] * down[:, 1] - down[:, 0] * miss[:, 1]) / det,
+                         (across[:, 0] * miss[:, 1] - miss[:, 0] * across[:, 1]) / det], axis=1)
+        length = np.maximum(np.hypot(*step.T), 1e-6)
+        x = x + step * np.minimum(1.0, LANDED_STEP * iod / length)[:, None]
+    here, _, _, det = slope(x)
+    found = ((np.hypot(*(here - wanted).T) <= LANDED_MISS) & (det > 0)
+             & (np.hypot(*(x - guesses).T) <= LANDED_REACH * iod))
+    return x.astype(np.float64) if found.all() else guesses
 
 
 def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray, upper_inner: np.ndarray,
@@ -894,6 +908,8 @@ BROW_TOP_ROWS = np.r_[_BROWS.start:_BROWS.start + geo.BROW_LOWER_ROW,
 FROWN_LINE_SHARE, FROWN_LINE_SIDE, FROWN_LINE_WIDTH = 0.3, 0.066, 0.028
 FROWN_LINE_ABOVE, FROWN_LINE_BELOW = 0.12, 0.02
 FROWN_LINE_DEEPEST = 0.6  # along the lines (0 their top, 1 their bottom), where they are deepest; faded out at 1
+# ... faded in over this share from their top, where they are this share as deep as they would be at their bottom
+FROWN_LINE_FADE_IN, FROWN_LINE_TOP = 0.45, 0.45
 INNER_BROW_ENDS = np.array([[_ROW[107], _ROW[336]], [_ROW[55], _ROW[285]]])  # their tops, lower edges (control rows)
 INNER_BROWS = (55, 285)
 FROWN_LINE_DARKNESS = 0.17  # at full frown the crease takes off this share of the skin's brightness
@@ -951,8 +967,9 @@ def frown_lines(image: np.ndarray, frame: geo.FaceFrame, midline: np.ndarray, in
     local = frame.local(np.stack([xs.ravel(), ys.ravel()], axis=1)).reshape(y1 - y0, x1 - x0, 2)
     u, v = local[..., 0] - mid_x, local[..., 1]
     along = np.clip((v - top) / (bottom - top), 0.0, 1.0)
-    taper = (smoothstep(0.0, 0.45, along) * (1.0 - smoothstep(FROWN_LINE_DEEPEST, 1.0, along))  # (0 at both ends)
-             * (0.45 + 0.55 * along) / (0.45 + 0.55 * FROWN_LINE_DEEPEST))  # deeper towards the brows
+    taper = (smoothstep(0.0, FROWN_LINE_FADE_IN, along) * (1.0 - smoothstep(FROWN_LINE_DEEPEST, 1.0, along))
+             * (FROWN_LINE_TOP + (1.0 - FROWN_LINE_TOP) * along)  # deeper towards the brows, 0 at both ends
+             / (FROWN_LINE_TOP + (1.0 - FROWN_LINE_TOP) * FROWN_LINE_DEEPEST))
     side = np.where(u < 0, side_a, side_b) * (1.0 + 0.35 * (1.0 - along))  # spreading a little upwards
     width = FROWN_LINE_WIDTH * side / FROWN_LINE_SIDE
     across = (np.abs(u) - side) / np.maximum(width, 1e-6)
@@ -1346,7 +1363,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
 
     if press and inner_gap_dst > 0.01:  # pressed lips close an open mouth over its teeth
         lips = np.r_[UPPER_OUTER_ROWS, UPPER_INNER_ROWS, LOWER_INNER_ROWS, LOWER_OUTER_ROWS]
-        placed = dict(zip(lips.tolist(), landed(maps, (ax0, ay0), controls[lips], targets_all[lips])))
+        placed = dict(zip(lips.tolist(), landed(maps, (ax0, ay0), controls[lips], targets_all[lips], frame.iod)))
         upper_outer, upper_inner, lower_inner, lower_outer = (np.array([placed[row] for row in rows]) for rows in (
             UPPER_OUTER_ROWS, UPPER_INNER_ROWS, LOWER_INNER_ROWS, LOWER_OUTER_ROWS))
         lower_inner = np.concatenate([upper_inner[:1], lower_inner, upper_inner[-1:]])

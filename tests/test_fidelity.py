@@ -142,6 +142,31 @@ def test_the_creases_run_between_the_lowered_brows(dev_faces, landmarker, monkey
     assert 0.3 < (centre - top) / (lower - top) < 1.3, (centre, top, lower)
 
 
+@pytest.mark.parametrize("turn", [{"rotate_yaw": 20}, {"rotate_yaw": -20}, {"rotate_roll": 20}],
+                         ids=["yaw", "yaw-back", "roll"])
+def test_the_creases_turn_with_the_head(dev_faces, landmarker, monkeypatch, turn):
+    # A frown on a turned head: the creases stay either side of the face's midline as the edit shows it. Placed from
+    # the unturned landmarks, both lay on one side of it, one on a brow (the shade's centre on each side of the
+    # midline found again, face units: one side had none before; now 0.04-0.09 either side of it).
+    from plugins.landmark_warp import warp
+
+    image, face = largest_face(dev_faces / "facerec_obama.jpg", landmarker)
+    creased = edited(image, face, eyebrow=-10, **turn).astype(np.float32)
+    monkeypatch.setattr(warp, "frown_lines", lambda *args, **kwargs: None)
+    plain = edited(image, face, eyebrow=-10, **turn)
+    shade = np.maximum(plain.astype(np.float32) - creased, 0.0).mean(axis=2)
+    moved = seen_again(landmarker, plain, face)
+    frame = geo.face_frame(moved.landmarks.astype(np.float64))
+    middle = float(frame.local(moved.landmarks[list(GLABELLA), :2].astype(np.float64))[:, 0].mean())
+    ys, xs = np.nonzero(shade > 0.5)
+    across = frame.local(np.stack([xs, ys], axis=1).astype(np.float64))[:, 0] - middle
+    weights = shade[ys, xs]
+    for side in (across < 0, across >= 0):
+        assert weights[side].sum() > 0.3 * weights.sum(), turn  # (a crease on each side)
+        centre = float((weights[side] * across[side]).sum() / weights[side].sum())
+        assert 0.02 < abs(centre) < 0.15, (turn, centre)
+
+
 @pytest.mark.parametrize("photo", ["interfaces_081.jpg", "facerec_obama.jpg"])
 def test_the_skin_beside_a_frowns_creases_is_lit_evenly(dev_faces, landmarker, monkeypatch, photo):
     # The skin just beside each crease is lit a little (the fold's edge catches the light), in every channel alike

@@ -930,6 +930,7 @@ FROWN_LINE_LIT = 0.2
 # face units either side of the midline, it ended in a straight edge.
 FROWN_LIT_WIDTH, FROWN_LIT_AT = 1.2, 2.4
 GLABELLA = (9, 168)
+CREASE_ANCHORS = list(GLABELLA + INNER_BROWS)  # where a frown's creases are placed across the face (unmoved)
 
 
 def shade_skin(roi: np.ndarray, shade: np.ndarray) -> None:
@@ -1238,18 +1239,25 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         for row, lower, upper in EYE_LIFT_ROWS:
             eye_targets[row] -= lift * (marks[lower, :2] - marks[upper, :2]) @ frame.ey * frame.ey
     targets_all, eye_targets = clear_of_outline(controls, targets_all, eye_sources, eye_targets)
-    # Then the head rotation of everything in 3D, eye outlines included (for the lid boxes).
+    # Then the head rotation of everything in 3D, eye outlines included (for the lid boxes), and the points that place
+    # a frown's creases across the face, with the face's axes for them (drawn from the unturned points, the creases
+    # lay on a brow when the head turned, and stood upright beside the brows when it rolled).
     outlines = list(marks[EYE_LIDS, :2])
+    crease_points, crease_frame = marks[CREASE_ANCHORS, :2], frame
     if params["rotate_pitch"] or params["rotate_yaw"] or params["rotate_roll"]:
-        turned = kernels.turn_points(np.concatenate([targets_all, eye_targets, *outlines]), marks[turn_ids, 2],
-                                     turn_follow, marks[FACE_OVAL_IDS, :3],
-                                     geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], 0.0)[:2],
-                                     math.radians(params["rotate_roll"]))
+        roll = math.radians(params["rotate_roll"])
+        turned = kernels.turn_points(np.concatenate([targets_all, eye_targets, *outlines, crease_points]),
+                                     np.r_[marks[turn_ids, 2], marks[CREASE_ANCHORS, 2]],
+                                     np.r_[turn_follow, np.ones(len(CREASE_ANCHORS))], marks[FACE_OVAL_IDS, :3],
+                                     geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], 0.0)[:2], roll)
+        turned, crease_points = turned[:-len(CREASE_ANCHORS)], turned[-len(CREASE_ANCHORS):]
         count, eyes = len(targets_all), len(eye_targets)
         targets_all, eye_targets = turned[:count], turned[count:count + eyes]
         half = (len(turned) - count - eyes) // 2
         turned_outlines = (turned[count + eyes:count + eyes + half], turned[count + eyes + half:])
         outlines = [np.concatenate([before, after]) for before, after in zip(outlines, turned_outlines)]
+        rolled = np.array([[math.cos(roll), -math.sin(roll)], [math.sin(roll), math.cos(roll)]])
+        crease_frame = geo.FaceFrame(frame.origin, rolled @ frame.ex, rolled @ frame.ey, frame.iod)
     mouth_13, mouth_14 = targets_all[_ROW[13]], targets_all[_ROW[14]]
     inner_gap_dst = float(np.dot(mouth_14 - mouth_13, frame.ey)) / frame.iod
     keep = slice(None) if max(inner_gap_src, inner_gap_dst) > 0.04 else OUTER_ONLY
@@ -1371,7 +1379,7 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
         if inner_gap_src > 0.04 and press >= 1.0:
             clear_corners(warped, np.array([placed[row] for row in MOUTH_CORNER_ROWS]), frame.iod)
     if frown > 0:
-        frown_lines(warped, frame, marks[GLABELLA, :2], marks[INNER_BROWS, :2], frown,
+        frown_lines(warped, crease_frame, crease_points[:len(GLABELLA)], crease_points[len(GLABELLA):], frown,
                     targets_all[INNER_BROW_ENDS.ravel()])
         brow_shadow(warped, frame, [targets_all[rows] for rows in BROW_LOWER_ROWS],
                     [marks[list(ids), :2] for ids in (geo.EYE_A_UPPER, geo.EYE_B_UPPER)], frown)

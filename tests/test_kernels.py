@@ -199,6 +199,24 @@ def test_painted_teeth_recede_towards_the_corners():
     assert not (grey_light & (coverage[42:49, 50:70] == 255)).any()
 
 
+def test_landed_points_invert_a_relative_map():
+    """Where a relative map puts points (warp.landed): on a smooth map that stretches and shifts, Newton's steps
+    find each point whose pixel reads its source; on a map that folds the picture over, none is taken."""
+    ys, xs = np.mgrid[0:80, 0:100].astype(np.float32)
+    corner = np.array([10.0, 5.0])
+    # each pixel (x, y) of the part reads the crop at (x + 10, y + 5) + displacement; the map holds that plus corner
+    shift = np.stack([4.0 + 0.15 * xs + 2.0 * np.sin(ys / 15.0), -3.0 + 0.1 * ys], axis=2).astype(np.float32)
+    maps = shift + corner.astype(np.float32)
+    truth = np.array([[30.0, 20.0], [60.5, 41.25], [85.0, 70.0]])  # crop points in the part
+    at = (truth - corner).astype(np.float32).reshape(1, -1, 2)
+    sources = truth + cv2.remap(shift, at[..., 0], at[..., 1], cv2.INTER_LINEAR)[0]
+    found = np.empty_like(truth)
+    assert kernels.landed_points(maps, corner, sources, truth + 6.0, found, 4, 10.0, 0.5, 30.0)
+    assert np.abs(found - truth).max() < 0.1, found - truth
+    folded = np.stack([-1.5 * xs, np.zeros_like(ys)], axis=2).astype(np.float32) + corner.astype(np.float32)
+    assert not kernels.landed_points(folded, corner, sources, truth, found, 4, 10.0, 0.5, 30.0)
+
+
 def test_head_turn_keeps_the_outline_centre_and_rolls_about_it():
     rng = np.random.default_rng(1)
     outline = rng.normal(size=(30, 3)) * 50 + (200.0, 150.0, 0.0)

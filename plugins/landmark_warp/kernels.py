@@ -717,3 +717,53 @@ def lip_source_box(maps, heights, above, below, extra, inner_from, inner_to, amo
                     read = src[k] + (v - dest[k]) * ((src[k + 1] - src[k]) / max(dest[k + 1] - dest[k], 1e-6))
             maps[y, x, 0] = np.float32(iod * (u * ex[0] + read * ey[0]) - start[0])
             maps[y, x, 1] = np.float32(iod * (u * ex[1] + read * ey[1]) - start[1])
+
+
+@compiled("float64(float32[:, :, :], int64, float64, float64)")
+def _map_at(maps, channel, x, y):
+    """The relative map's `channel` at (x, y) of its own pixels, bilinear, its edge values beyond it."""
+    height, width = maps.shape[0], maps.shape[1]
+    x = min(max(x, 0.0), width - 1.0)
+    y = min(max(y, 0.0), height - 1.0)
+    x0, y0 = min(int(x), width - 2) if width > 1 else 0, min(int(y), height - 2) if height > 1 else 0
+    fx, fy = x - x0, y - y0
+    x1, y1 = min(x0 + 1, width - 1), min(y0 + 1, height - 1)
+    top = maps[y0, x0, channel] * (1.0 - fx) + maps[y0, x1, channel] * fx
+    bottom = maps[y1, x0, channel] * (1.0 - fx) + maps[y1, x1, channel] * fx
+    return top * (1.0 - fy) + bottom * fy
+
+
+@compiled("boolean(float32[:, :, :], float64[:], float64[:, :], float64[:, :], float64[:, :], int64, float64, float64, "
+          "float64)")
+def landed_points(maps, corner, sources, guesses, out, steps, step_cap, miss_cap, reach):
+    """Newton's steps for where a relative map put `sources` (see `warp.landed`): `out` (N, 2) gets the points x
+    with x + the map's displacement at x = the source point, from `guesses`; the map covers the part of the crop
+    starting at `corner`, and holds the displacement plus `corner`. Each step moves a point at most `step_cap`
+    px. True if every point ends within `miss_cap` px of reading its source, within `reach` px of its guess, and
+    where the map does not fold (its slope's determinant positive)."""
+    found = True
+    for i in range(sources.shape[0]):
+        x, y = guesses[i, 0], guesses[i, 1]
+        for step in range(steps + 1):
+            px, py = x - corner[0], y - corner[1]
+            hx = x + _map_at(maps, 0, px, py) - corner[0]
+            hy = y + _map_at(maps, 1, px, py) - corner[1]
+            ax = 1.0 + _map_at(maps, 0, px + 1.0, py) - _map_at(maps, 0, px, py)  # the slope a pixel across ...
+            ay = _map_at(maps, 1, px + 1.0, py) - _map_at(maps, 1, px, py)
+            dx = _map_at(maps, 0, px, py + 1.0) - _map_at(maps, 0, px, py)  # ... and a pixel down
+            dy = 1.0 + _map_at(maps, 1, px, py + 1.0) - _map_at(maps, 1, px, py)
+            det = ax * dy - dx * ay
+            mx, my = sources[i, 0] - hx, sources[i, 1] - hy
+            if step == steps:  # (the last pass only checks)
+                if (math.hypot(mx, my) > miss_cap or det <= 0.0
+                        or math.hypot(x - guesses[i, 0], y - guesses[i, 1]) > reach):
+                    found = False
+                break
+            if abs(det) < 1e-3:
+                det = math.copysign(1e-3, det)
+            sx, sy = (mx * dy - dx * my) / det, (ax * my - mx * ay) / det
+            length = max(math.hypot(sx, sy), 1e-6)
+            scale = min(1.0, step_cap / length)
+            x, y = x + sx * scale, y + sy * scale
+        out[i, 0], out[i, 1] = x, y
+    return found

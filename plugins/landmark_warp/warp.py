@@ -592,34 +592,12 @@ def landed(maps: np.ndarray, part: tuple[int, int], sources: np.ndarray, guesses
     pixel further across and down; plain fixed-point steps ran away where the map changes fast, as round a grin's
     corners). `maps` is the warp's relative map of the part of the crop starting at `part`; `iod` the face's size
     (px). Returns `guesses` unless every point is found (`LANDED_STEP` and the limits with it)."""
-    corner = np.float32(part)
-    wanted = sources.astype(np.float32)
-
-    def reads(x: np.ndarray) -> np.ndarray:  # where the pixel at x reads the source (the map holds the part's corner)
-        at = (x - corner).reshape(1, -1, 2)
-        shift = cv2.remap(maps, at[..., 0], at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
-        return x + shift - corner
-
-    def slope(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        at = reads(np.concatenate([x, x + np.float32([1, 0]), x + np.float32([0, 1])]))  # (one read for all three)
-        here = at[:count]
-        across, down = at[count:2 * count] - here, at[2 * count:] - here
-        return here, across, down, across[:, 0] * down[:, 1] - down[:, 0] * across[:, 1]
-
-    x = guesses.astype(np.float32)
-    count = len(x)
-    for _ in range(LANDED_STEPS):
-        here, across, down, det = slope(x)
-        det = np.where(np.abs(det) < 1e-3, np.copysign(np.float32(1e-3), det), det)
-        miss = wanted - here
-        step = np.stack([(miss[:, 0] * down[:, 1] - down[:, 0] * miss[:, 1]) / det,
-                         (across[:, 0] * miss[:, 1] - miss[:, 0] * across[:, 1]) / det], axis=1)
-        length = np.maximum(np.hypot(*step.T), 1e-6)
-        x = x + step * np.minimum(1.0, LANDED_STEP * iod / length)[:, None]
-    here, _, _, det = slope(x)
-    found = ((np.hypot(*(here - wanted).T) <= LANDED_MISS) & (det > 0)
-             & (np.hypot(*(x - guesses).T) <= LANDED_REACH * iod))
-    return x.astype(np.float64) if found.all() else guesses
+    found = np.empty((len(sources), 2))
+    if kernels.landed_points(maps, np.array(part, np.float64), np.ascontiguousarray(sources, np.float64),
+                             np.ascontiguousarray(guesses, np.float64), found, LANDED_STEPS, LANDED_STEP * iod,
+                             LANDED_MISS, LANDED_REACH * iod):
+        return found
+    return guesses
 
 
 def close_lips(image: np.ndarray, frame: geo.FaceFrame, upper_outer: np.ndarray, upper_inner: np.ndarray,

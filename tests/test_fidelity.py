@@ -116,6 +116,21 @@ def test_the_creases_shading_fades_out_beside_them(dev_faces, landmarker, monkey
     assert len(ends) > 30 and np.percentile(ends, 95) < 2.5, np.percentile(ends, 95)
 
 
+def _crease_shade(landmarker, monkeypatch, image, face, **params):
+    """A frown's creases in the edit with `params`: the edited face's frame (its landmarks found again, without the
+    creases), that face, and where the creases darken the picture (face units) and by how much (grey levels)."""
+    from plugins.landmark_warp import warp
+
+    creased = edited(image, face, **params).astype(np.float32)
+    monkeypatch.setattr(warp, "frown_lines", lambda *args, **kwargs: None)
+    plain = edited(image, face, **params)
+    shade = np.maximum(plain.astype(np.float32) - creased, 0.0).mean(axis=2)
+    moved = seen_again(landmarker, plain, face)
+    frame = geo.face_frame(moved.landmarks.astype(np.float64))
+    ys, xs = np.nonzero(shade > 0.5)
+    return frame, moved, frame.local(np.stack([xs, ys], axis=1).astype(np.float64)), shade[ys, xs]
+
+
 @pytest.mark.parametrize("photo", ["interfaces_081.jpg", "interfaces_089.jpg", "interfaces_047.jpg",
                                    "facerec_obama.jpg"])
 def test_the_creases_run_between_the_lowered_brows(dev_faces, landmarker, monkeypatch, photo):
@@ -124,19 +139,10 @@ def test_the_creases_run_between_the_lowered_brows(dev_faces, landmarker, monkey
     # short strokes apart from anything. Where their shade lies (its centre, in face units, on the edited face
     # found again), from the brows' inner tops (0) to their inner lower edges (1): -0.22 to -0.62 before, 0.58
     # to 0.89 now.
-    from plugins.landmark_warp import warp
-
     image, face = largest_face(dev_faces / photo, landmarker)
-    creased = edited(image, face, eyebrow=-10).astype(np.float32)
-    monkeypatch.setattr(warp, "frown_lines", lambda *args, **kwargs: None)
-    plain = edited(image, face, eyebrow=-10)
-    shade = np.maximum(plain.astype(np.float32) - creased, 0.0).mean(axis=2)
-    moved = seen_again(landmarker, plain, face)
-    frame = geo.face_frame(moved.landmarks.astype(np.float64))
-    ys, xs = np.nonzero(shade > 0.5)
-    assert len(ys) > 50  # (there are creases)
-    heights = frame.local(np.stack([xs, ys], axis=1).astype(np.float64))[:, 1]
-    centre = float((shade[ys, xs] * heights).sum() / shade[ys, xs].sum())
+    frame, moved, places, weights = _crease_shade(landmarker, monkeypatch, image, face, eyebrow=-10)
+    assert len(weights) > 50  # (there are creases)
+    centre = float((weights * places[:, 1]).sum() / weights.sum())
     top, lower = (float(frame.local(moved.landmarks[list(ids), :2].astype(np.float64))[:, 1].mean())
                   for ids in ((107, 336), (55, 285)))
     assert 0.3 < (centre - top) / (lower - top) < 1.3, (centre, top, lower)
@@ -148,19 +154,10 @@ def test_the_creases_turn_with_the_head(dev_faces, landmarker, monkeypatch, turn
     # A frown on a turned head: the creases stay either side of the face's midline as the edit shows it. Placed from
     # the unturned landmarks, both lay on one side of it, one on a brow (the shade's centre on each side of the
     # midline found again, face units: one side had none before; now 0.04-0.09 either side of it).
-    from plugins.landmark_warp import warp
-
     image, face = largest_face(dev_faces / "facerec_obama.jpg", landmarker)
-    creased = edited(image, face, eyebrow=-10, **turn).astype(np.float32)
-    monkeypatch.setattr(warp, "frown_lines", lambda *args, **kwargs: None)
-    plain = edited(image, face, eyebrow=-10, **turn)
-    shade = np.maximum(plain.astype(np.float32) - creased, 0.0).mean(axis=2)
-    moved = seen_again(landmarker, plain, face)
-    frame = geo.face_frame(moved.landmarks.astype(np.float64))
+    frame, moved, places, weights = _crease_shade(landmarker, monkeypatch, image, face, eyebrow=-10, **turn)
     middle = float(frame.local(moved.landmarks[list(GLABELLA), :2].astype(np.float64))[:, 0].mean())
-    ys, xs = np.nonzero(shade > 0.5)
-    across = frame.local(np.stack([xs, ys], axis=1).astype(np.float64))[:, 0] - middle
-    weights = shade[ys, xs]
+    across = places[:, 0] - middle
     for side in (across < 0, across >= 0):
         assert weights[side].sum() > 0.3 * weights.sum(), turn  # (a crease on each side)
         centre = float((weights[side] * across[side]).sum() / weights[side].sum())

@@ -746,12 +746,12 @@ def landed_points(maps, corner, sources, guesses, out, steps, step_cap, miss_cap
         x, y = guesses[i, 0], guesses[i, 1]
         for step in range(steps + 1):
             px, py = x - corner[0], y - corner[1]
-            hx = x + _map_at(maps, 0, px, py) - corner[0]
-            hy = y + _map_at(maps, 1, px, py) - corner[1]
-            ax = 1.0 + _map_at(maps, 0, px + 1.0, py) - _map_at(maps, 0, px, py)  # the slope a pixel across ...
-            ay = _map_at(maps, 1, px + 1.0, py) - _map_at(maps, 1, px, py)
-            dx = _map_at(maps, 0, px, py + 1.0) - _map_at(maps, 0, px, py)  # ... and a pixel down
-            dy = 1.0 + _map_at(maps, 1, px, py + 1.0) - _map_at(maps, 1, px, py)
+            shift_x, shift_y = _map_at(maps, 0, px, py), _map_at(maps, 1, px, py)
+            hx, hy = x + shift_x - corner[0], y + shift_y - corner[1]
+            ax = 1.0 + _map_at(maps, 0, px + 1.0, py) - shift_x  # the slope a pixel across ...
+            ay = _map_at(maps, 1, px + 1.0, py) - shift_y
+            dx = _map_at(maps, 0, px, py + 1.0) - shift_x  # ... and a pixel down
+            dy = 1.0 + _map_at(maps, 1, px, py + 1.0) - shift_y
             det = ax * dy - dx * ay
             mx, my = sources[i, 0] - hx, sources[i, 1] - hy
             if step == steps:  # (the last pass only checks)

@@ -1224,18 +1224,18 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
     outlines = list(marks[EYE_LIDS, :2])
     crease_points, crease_frame = marks[CREASE_ANCHORS, :2], frame
     if params["rotate_pitch"] or params["rotate_yaw"] or params["rotate_roll"]:
-        roll = math.radians(params["rotate_roll"])
         turned = kernels.turn_points(np.concatenate([targets_all, eye_targets, *outlines, crease_points]),
                                      np.r_[marks[turn_ids, 2], marks[CREASE_ANCHORS, 2]],
                                      np.r_[turn_follow, np.ones(len(CREASE_ANCHORS))], marks[FACE_OVAL_IDS, :3],
-                                     geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], 0.0)[:2], roll)
+                                     geo.rotation_matrix(params["rotate_pitch"], params["rotate_yaw"], 0.0)[:2],
+                                     math.radians(params["rotate_roll"]))
         turned, crease_points = turned[:-len(CREASE_ANCHORS)], turned[-len(CREASE_ANCHORS):]
         count, eyes = len(targets_all), len(eye_targets)
         targets_all, eye_targets = turned[:count], turned[count:count + eyes]
         half = (len(turned) - count - eyes) // 2
         turned_outlines = (turned[count + eyes:count + eyes + half], turned[count + eyes + half:])
         outlines = [np.concatenate([before, after]) for before, after in zip(outlines, turned_outlines)]
-        rolled = np.array([[math.cos(roll), -math.sin(roll)], [math.sin(roll), math.cos(roll)]])
+        rolled = geo.rotation_matrix(0.0, 0.0, params["rotate_roll"])[:2, :2]
         crease_frame = geo.FaceFrame(frame.origin, rolled @ frame.ex, rolled @ frame.ey, frame.iod)
     mouth_13, mouth_14 = targets_all[_ROW[13]], targets_all[_ROW[14]]
     inner_gap_dst = float(np.dot(mouth_14 - mouth_13, frame.ey)) / frame.iod
@@ -1349,14 +1349,13 @@ def edit_face(image: np.ndarray, landmarks: np.ndarray, params: dict[str, float]
             close_lid(warped[by0:by1, bx0:bx1], cover, lash, weight, place, lid)
 
     if press and inner_gap_dst > 0.01:  # pressed lips close an open mouth over its teeth
-        lips = np.r_[UPPER_OUTER_ROWS, UPPER_INNER_ROWS, LOWER_INNER_ROWS, LOWER_OUTER_ROWS]
-        placed = dict(zip(lips.tolist(), landed(maps, (ax0, ay0), controls[lips], targets_all[lips], frame.iod)))
-        upper_outer, upper_inner, lower_inner, lower_outer = (np.array([placed[row] for row in rows]) for rows in (
-            UPPER_OUTER_ROWS, UPPER_INNER_ROWS, LOWER_INNER_ROWS, LOWER_OUTER_ROWS))
-        lower_inner = np.concatenate([upper_inner[:1], lower_inner, upper_inner[-1:]])
-        close_lips(warped, frame, upper_outer, upper_inner, lower_inner, lower_outer, press)
+        placed = targets_all.copy()  # (the lips where the warp put them)
+        placed[LIP_ROWS] = landed(maps, (ax0, ay0), controls[LIP_ROWS], targets_all[LIP_ROWS], frame.iod)
+        upper_inner = placed[UPPER_INNER_ROWS]
+        lower_inner = np.concatenate([upper_inner[:1], placed[LOWER_INNER_ROWS], upper_inner[-1:]])
+        close_lips(warped, frame, placed[UPPER_OUTER_ROWS], upper_inner, lower_inner, placed[LOWER_OUTER_ROWS], press)
         if inner_gap_src > 0.04 and press >= 1.0:
-            clear_corners(warped, np.array([placed[row] for row in MOUTH_CORNER_ROWS]), frame.iod)
+            clear_corners(warped, placed[MOUTH_CORNER_ROWS], frame.iod)
     if frown > 0:
         frown_lines(warped, crease_frame, crease_points[:len(GLABELLA)], crease_points[len(GLABELLA):], frown,
                     targets_all[INNER_BROW_ENDS.ravel()])

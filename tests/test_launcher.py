@@ -274,7 +274,9 @@ def test_clicks_to_a_stored_surprised_capture_of_a_video(display, tmp_path):
         assert left.astype(int).std() > 30 and np.abs(left.astype(int) - right).mean() > 1.0
         panel.click("capture")
         try:
-            stored = wait_for(lambda: [m for m in captures(out) if m["status"] == "ok"], 30)
+            # (done when the panel has also written what it finds in the output: meta.json is written again
+            # then, and a listing taken between the two writes caught its temporary file)
+            stored = wait_for(lambda: [m for m in captures(out) if m["status"] == "ok" and "output_faces" in m], 30)
         except AssertionError:
             cv2.imwrite("/tmp/after_capture.png", panel.frame_buffer())
             raise AssertionError(f"no capture stored in {out}: {captures(out)}")
